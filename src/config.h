@@ -1,0 +1,60 @@
+/* config.h: guestnetd.conf ([Daemon]) and guest drop-ins (guests.d/NAME.conf), parsed with inih. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "trust.h"
+
+#define CONFIG_FILE_DEFAULT   "/etc/guestnetd/guestnetd.conf"
+#define GUESTS_DIR_DEFAULT    "/etc/guestnetd/guests.d"
+#define QMP_DIR_DEFAULT       "/run/guestnetd/qmp"
+
+typedef struct NicConfig {
+        char *id;             /* [Nic ID] */
+        char *host_interface; /* HostInterface= or NULL */
+        int trust;            /* Trust= mask, or -1 when not set (inherit the guest's) */
+} NicConfig;
+
+typedef struct GuestConfig {
+        char *name;       /* Name= (defaults to the drop-in's file name without .conf) */
+        char *qmp_socket; /* QmpSocket= (required) */
+        int trust;        /* Trust= mask, or -1 when not set (inherit DefaultTrust=) */
+        char *source;     /* file it came from, for messages */
+        NicConfig *nics;
+        size_t n_nics;
+} GuestConfig;
+
+typedef struct DaemonConfig {
+        char *qmp_directory;          /* QmpDirectory=, default QMP_DIR_DEFAULT */
+        unsigned workers;             /* Workers=, 0 = number of CPUs */
+        unsigned default_trust;       /* DefaultTrust=, default none */
+        VlanPolicy vlan_policy;       /* VlanPolicy=, default improved */
+        UnicastPolicy unicast_policy; /* UnicastPolicy=, default ignore */
+        uint64_t reconcile_interval_usec; /* ReconcileIntervalSec=, default 60 s, 0 = off */
+        bool emit_signals;            /* EmitSignals=, default yes */
+        unsigned max_queries_per_second; /* MaxQueriesPerSecond=, default 20, 0 = unlimited */
+} DaemonConfig;
+
+/* Fills in the defaults. */
+void daemon_config_init(DaemonConfig *c);
+void daemon_config_done(DaemonConfig *c);
+
+/* Parses the main file into c (keeping defaults for unset keys). A missing file is fine (0) unless
+ * `required`. An invalid value or syntax error is logged naming file, line, key and what is allowed,
+ * and returns -EINVAL. Unknown sections/keys are warned about with file and line. */
+int daemon_config_load(DaemonConfig *c, const char *path, bool required);
+
+/* Parses one drop-in. Returns 0 and a new GuestConfig, or -EINVAL after logging why. */
+int guest_config_load(const char *path, GuestConfig **ret);
+GuestConfig *guest_config_free(GuestConfig *g);
+
+/* Loads every *.conf in dir in lexical order; bad files are logged and skipped. A missing dir
+ * gives 0 guests. Returns the count loaded (>= 0) or a negative errno for a dir that can't be read. */
+int guest_configs_load_dir(const char *dir, GuestConfig ***ret, size_t *ret_n);
+
+const NicConfig *guest_config_find_nic(const GuestConfig *g, const char *id);
+
+/* Parses a boolean the systemd way: yes/no, true/false, on/off, 1/0. Returns 0/1 or -EINVAL. */
+int parse_boolean(const char *s);

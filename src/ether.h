@@ -1,0 +1,35 @@
+/* ether.h: Ethernet addresses: parse, format, classify, order. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#define ETHER_ADDR_STRLEN 18 /* "52:54:00:12:34:56" + NUL */
+
+typedef struct EtherAddr {
+        uint8_t bytes[6];
+} EtherAddr;
+
+/* Accepts exactly "xx:xx:xx:xx:xx:xx" (hex, either case). Returns 0 or -EINVAL. */
+int ether_addr_parse(const char *s, EtherAddr *ret);
+/* Writes lower-case "xx:xx:..." into buf (ETHER_ADDR_STRLEN bytes) and returns buf. */
+char *ether_addr_format(const EtherAddr *a, char buf[static ETHER_ADDR_STRLEN]);
+
+static inline bool ether_addr_is_multicast(const EtherAddr *a) {
+        return a->bytes[0] & 0x01; /* includes broadcast */
+}
+static inline bool ether_addr_is_zero(const EtherAddr *a) {
+        static const EtherAddr zero = { { 0 } };
+        return memcmp(a, &zero, sizeof(zero)) == 0;
+}
+static inline bool ether_addr_equal(const EtherAddr *a, const EtherAddr *b) {
+        return memcmp(a, b, sizeof(*a)) == 0;
+}
+static inline int ether_addr_compare(const void *a, const void *b) {
+        return memcmp(a, b, sizeof(EtherAddr));
+}
+/* A link address must be a unicast, non-zero address. */
+static inline bool ether_addr_is_valid_unicast(const EtherAddr *a) {
+        return !ether_addr_is_multicast(a) && !ether_addr_is_zero(a);
+}

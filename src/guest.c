@@ -1,0 +1,1 @@
+/* guest.c: placeholder until written. */

@@ -1,0 +1,1 @@
+/* hostdev.c: placeholder until written. */

@@ -1,0 +1,1 @@
+/* manager.c: placeholder until written. */

@@ -1,0 +1,1 @@
+/* nic.c: placeholder until written. */

@@ -1,0 +1,1 @@
+/* qmp-events.c: placeholder until written. */

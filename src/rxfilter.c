@@ -1,0 +1,1 @@
+/* rxfilter.c: placeholder until written. */

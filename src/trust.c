@@ -1,0 +1,1 @@
+/* trust.c: placeholder until written. */

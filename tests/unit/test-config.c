@@ -1,0 +1,2 @@
+/* test-config.c: placeholder. */
+#include "tests.h"

@@ -1,0 +1,2 @@
+/* test-ether.c: placeholder. */
+#include "tests.h"

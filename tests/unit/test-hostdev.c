@@ -1,0 +1,2 @@
+/* test-hostdev.c: placeholder. */
+#include "tests.h"

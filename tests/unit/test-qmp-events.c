@@ -1,0 +1,2 @@
+/* test-qmp-events.c: placeholder. */
+#include "tests.h"

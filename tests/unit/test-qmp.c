@@ -1,0 +1,2 @@
+/* test-qmp.c: placeholder. */
+#include "tests.h"

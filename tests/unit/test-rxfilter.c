@@ -1,0 +1,2 @@
+/* test-rxfilter.c: placeholder. */
+#include "tests.h"

@@ -1,0 +1,2 @@
+/* test-trust.c: placeholder. */
+#include "tests.h"

@@ -1,0 +1,2 @@
+/* test-worker.c: placeholder. */
+#include "tests.h"
