@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cleanup.h"
 #include "trust.h"
 
 #define CONFIG_FILE_DEFAULT   "/etc/guestnetd/guestnetd.conf"
@@ -41,20 +42,37 @@ typedef struct DaemonConfig {
 void daemon_config_init(DaemonConfig *c);
 void daemon_config_done(DaemonConfig *c);
 
-/* Parses the main file into c (keeping defaults for unset keys). A missing file is fine (0) unless
+/* Parses the main file into c (keeping defaults for unset keys; an empty value, "Key=", resets the key to
+ * its default, as in systemd). ReconcileIntervalSec= takes whole seconds without a unit. Leading
+ * whitespace is ignored and values never continue on the next line. On error c is left unchanged; after
+ * success c->qmp_directory is never NULL. A missing file is fine (0) unless
  * `required`. An invalid value or syntax error is logged naming file, line, key and what is allowed,
  * and returns -EINVAL. Unknown sections/keys are warned about with file and line. */
 int daemon_config_load(DaemonConfig *c, const char *path, bool required);
 
-/* Parses one drop-in. Returns 0 and a new GuestConfig, or -EINVAL after logging why. */
+/* Parses one drop-in. Returns 0 and a new GuestConfig, or -EINVAL after logging why (another negative
+ * errno if the file can't be read). Repeated [Nic ID] sections are merged, later keys winning. */
 int guest_config_load(const char *path, GuestConfig **ret);
 GuestConfig *guest_config_free(GuestConfig *g);
+DEFINE_POINTER_CLEANUP_FUNC(GuestConfig, guest_config_free)
 
 /* Loads every *.conf in dir in lexical order; bad files are logged and skipped. A missing dir
- * gives 0 guests. Returns the count loaded (>= 0) or a negative errno for a dir that can't be read. */
+ * gives 0 guests. Returns the count loaded (>= 0) or a negative errno for a dir that can't be read.
+ * Hidden files are skipped; a second drop-in with an already used Name= is skipped with an error.
+ * *ret is NULL-terminated (NULL when nothing was loaded); free it with guest_configs_free(). */
 int guest_configs_load_dir(const char *dir, GuestConfig ***ret, size_t *ret_n);
+/* Frees a NULL-terminated list from guest_configs_load_dir(). Accepts NULL, returns NULL. */
+GuestConfig **guest_configs_free(GuestConfig **list);
+DEFINE_POINTER_CLEANUP_FUNC(GuestConfig *, guest_configs_free)
 
 const NicConfig *guest_config_find_nic(const GuestConfig *g, const char *id);
+
+/* NULL when name is a valid guest name (1..200 bytes of UTF-8, no '/', no control characters), else a
+ * static string saying what is wrong with it. */
+const char *guest_name_invalid_reason(const char *name);
+/* NULL when name is a valid interface name (1..15 printable ASCII bytes, no '/', ':' or whitespace, not
+ * "." or ".."), else a static string saying what is wrong with it. */
+const char *ifname_invalid_reason(const char *name);
 
 /* Parses a boolean the systemd way: yes/no, true/false, on/off, 1/0. Returns 0/1 or -EINVAL. */
 int parse_boolean(const char *s);

@@ -1,1 +1,172 @@
-int main(void){return 0;}
+/* main.c: guestnetd: arguments, configuration, the sd-event loop, signals, sd_notify and the watchdog. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+
+#include "config.h"
+#include "log.h"
+#include "manager.h"
+#include "version.h"
+
+typedef struct Arguments {
+        const char *config_file;
+        bool config_file_explicit;
+        const char *guests_dir;
+        const char *qmp_dir;
+        int workers; /* -1: from the configuration */
+        int log_level;
+} Arguments;
+
+static void help(void) {
+        printf("guestnetd [OPTIONS...]\n\n"
+               "Watches QEMU guests over QMP and keeps each NIC's RX filter in view and in sync with its host device.\n\n"
+               "  -h --help               Show this help and exit\n"
+               "     --version            Print the version and exit\n"
+               "     --config=FILE        Configuration file (default: " CONFIG_FILE_DEFAULT ")\n"
+               "     --guests-dir=DIR     Guest drop-in directory (default: " GUESTS_DIR_DEFAULT ")\n"
+               "     --qmp-dir=DIR        Watched QMP socket directory (default: " QMP_DIR_DEFAULT ")\n"
+               "     --workers=N          Worker threads (default: Workers= or the number of CPUs)\n"
+               "     --log-level=LEVEL    err, warning, notice, info or debug (default: info)\n");
+}
+
+/* Returns 1 to run, 0 to exit successfully, negative on bad usage. */
+static int parse_argv(int argc, char **argv, Arguments *args) {
+        enum { ARG_VERSION = 0x100, ARG_CONFIG, ARG_GUESTS_DIR, ARG_QMP_DIR, ARG_WORKERS, ARG_LOG_LEVEL };
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, ARG_VERSION },
+                { "config", required_argument, NULL, ARG_CONFIG },
+                { "guests-dir", required_argument, NULL, ARG_GUESTS_DIR },
+                { "qmp-dir", required_argument, NULL, ARG_QMP_DIR },
+                { "workers", required_argument, NULL, ARG_WORKERS },
+                { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
+                {},
+        };
+        int c;
+
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+                switch (c) {
+                case 'h':
+                        help();
+                        return 0;
+                case ARG_VERSION:
+                        printf("guestnetd " GUESTNETD_VERSION "\n");
+                        return 0;
+                case ARG_CONFIG:
+                        args->config_file = optarg;
+                        args->config_file_explicit = true;
+                        break;
+                case ARG_GUESTS_DIR:
+                        args->guests_dir = optarg;
+                        break;
+                case ARG_QMP_DIR:
+                        if (optarg[0] != '/')
+                                return log_error_errno(EINVAL, "--qmp-dir= must be an absolute path: %s", optarg);
+                        args->qmp_dir = optarg;
+                        break;
+                case ARG_WORKERS: {
+                        char *end;
+                        long n = strtol(optarg, &end, 10);
+                        if (*optarg == '\0' || *end != '\0' || n < 0 || n > 1024)
+                                return log_error_errno(EINVAL, "--workers= must be 0..1024 (0 = CPU count): %s",
+                                        optarg);
+                        args->workers = (int) n;
+                        break;
+                }
+                case ARG_LOG_LEVEL:
+                        args->log_level = log_level_from_string(optarg);
+                        if (args->log_level < 0)
+                                return log_error_errno(EINVAL,
+                                        "--log-level= must be one of err, warning, notice, info, debug: %s", optarg);
+                        log_max_level = args->log_level;
+                        break;
+                case '?':
+                        return -EINVAL;
+                default:
+                        return -EINVAL;
+                }
+        }
+        if (optind < argc)
+                return log_error_errno(EINVAL, "Unexpected argument: %s", argv[optind]);
+        return 1;
+}
+
+static int on_exit_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        log_info("Received %s, shutting down.", strsignal((int) si->ssi_signo));
+        (void) sd_notify(false, "STOPPING=1\nSTATUS=Shutting down...");
+        return sd_event_exit(sd_event_source_get_event(s), 0);
+}
+
+static int run(int argc, char **argv) {
+        Arguments args = {
+                .config_file = CONFIG_FILE_DEFAULT,
+                .guests_dir = GUESTS_DIR_DEFAULT,
+                .workers = -1,
+                .log_level = -1,
+        };
+        _cleanup_(daemon_config_done) DaemonConfig config;
+        _cleanup_(sd_event_unrefp) sd_event *event = NULL;
+        _cleanup_(manager_freep) Manager *m = NULL;
+        int r;
+
+        daemon_config_init(&config);
+        r = parse_argv(argc, argv, &args);
+        if (r <= 0)
+                return r;
+
+        r = daemon_config_load(&config, args.config_file, args.config_file_explicit);
+        if (r < 0)
+                return r;
+        if (args.qmp_dir) {
+                free(config.qmp_directory);
+                config.qmp_directory = strdup(args.qmp_dir);
+                if (!config.qmp_directory)
+                        return log_oom();
+        }
+        if (args.workers >= 0)
+                config.workers = (unsigned) args.workers;
+
+        /* Signals arrive through sd-event; block them first so worker threads inherit the mask. */
+        sigset_t mask;
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        signal(SIGPIPE, SIG_IGN);
+
+        r = sd_event_default(&event);
+        if (r < 0)
+                return log_error_errno(r, "Failed to allocate the event loop: %m");
+        r = sd_event_add_signal(event, NULL, SIGTERM, on_exit_signal, NULL);
+        if (r >= 0)
+                r = sd_event_add_signal(event, NULL, SIGINT, on_exit_signal, NULL);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch signals: %m");
+        r = sd_event_set_watchdog(event, true);
+        if (r < 0)
+                return log_error_errno(r, "Failed to enable the watchdog: %m");
+
+        r = manager_new(event, &config, args.guests_dir, &m);
+        if (r < 0)
+                return r;
+        r = manager_start(m);
+        if (r < 0)
+                return r;
+
+        log_info("guestnetd " GUESTNETD_VERSION " running: %zu guest(s), %u worker(s), QMP directory %s",
+                m->n_guests, worker_pool_threads(m->workers), m->config.qmp_directory);
+        (void) sd_notifyf(false, "READY=1\nSTATUS=Watching %zu guest(s)", m->n_guests);
+
+        r = sd_event_loop(event);
+        if (r < 0)
+                return log_error_errno(r, "Event loop failed: %m");
+        return 0;
+}
+
+int main(int argc, char **argv) {
+        int r = run(argc, argv);
+        return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}

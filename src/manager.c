@@ -1,1 +1,206 @@
-/* manager.c: placeholder until written. */
+/* manager.c: the guest registry: drop-ins, the watched QMP directory, attach and detach. */
+#include "manager.h"
+
+#include <dirent.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+
+#include "guest.h"
+#include "log.h"
+
+#define QMP_SOCKET_SUFFIX ".sock"
+
+int manager_new(sd_event *event, DaemonConfig *config, const char *guests_dir, Manager **ret) {
+        _cleanup_(manager_freep) Manager *m = calloc(1, sizeof(Manager));
+        int r;
+
+        if (!m)
+                return -ENOMEM;
+        m->event = sd_event_ref(event);
+        m->config = *config;
+        daemon_config_init(config); /* ownership of the strings moved to us */
+        config->qmp_directory = NULL;
+        m->guests_dir = strdup(guests_dir);
+        if (!m->guests_dir)
+                return -ENOMEM;
+
+        r = worker_pool_new(event, m->config.workers, &m->workers);
+        if (r < 0)
+                return log_error_errno(r, "Failed to start the worker pool: %m");
+        r = host_context_new(NULL, &m->host);
+        if (r < 0)
+                return log_error_errno(r, "Failed to open the host's netlink and ioctl sockets: %m");
+
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+Manager *manager_free(Manager *m) {
+        if (!m)
+                return NULL;
+        m->qmp_dir_watch = sd_event_source_disable_unref(m->qmp_dir_watch);
+        while (m->guests)
+                manager_detach_guest(m, m->guests);
+        /* After the guests: cancelled jobs complete here and drop the last references. */
+        m->workers = worker_pool_free(m->workers);
+        host_context_free(m->host);
+        daemon_config_done(&m->config);
+        free(m->guests_dir);
+        sd_event_unref(m->event);
+        free(m);
+        return NULL;
+}
+
+Guest *manager_find_guest(Manager *m, const char *name) {
+        for (Guest *g = m->guests; g; g = g->next)
+                if (strcmp(g->name, name) == 0)
+                        return g;
+        return NULL;
+}
+
+int manager_attach_guest(Manager *m, const char *name, const char *qmp_socket, GuestSource source,
+        const GuestConfig *cfg, Guest **ret) {
+        Guest *g;
+        int r;
+
+        if (manager_find_guest(m, name))
+                return -EEXIST;
+        r = guest_new(m, name, qmp_socket, source, cfg, &g);
+        if (r < 0)
+                return r;
+
+        g->next = m->guests;
+        if (m->guests)
+                m->guests->prev = g;
+        m->guests = g;
+        m->n_guests++;
+
+        r = guest_start(g);
+        if (r < 0) {
+                manager_detach_guest(m, g);
+                return r;
+        }
+        if (ret)
+                *ret = g;
+        return 0;
+}
+
+void manager_detach_guest(Manager *m, Guest *g) {
+        if (g->prev)
+                g->prev->next = g->next;
+        else
+                m->guests = g->next;
+        if (g->next)
+                g->next->prev = g->prev;
+        g->prev = g->next = NULL;
+        m->n_guests--;
+
+        guest_stop(g);
+        guest_unref(g);
+}
+
+static int manager_load_dropins(Manager *m) {
+        GuestConfig **configs = NULL;
+        size_t n = 0;
+        int r;
+
+        r = guest_configs_load_dir(m->guests_dir, &configs, &n);
+        if (r < 0)
+                return log_error_errno(r, "Failed to read guest drop-ins from %s: %m", m->guests_dir);
+
+        for (size_t i = 0; i < n; i++) {
+                r = manager_attach_guest(m, configs[i]->name, configs[i]->qmp_socket, GUEST_SOURCE_CONFIG, configs[i],
+                        NULL);
+                if (r < 0)
+                        log_error_errno(r, "Failed to attach guest %s from %s: %m", configs[i]->name,
+                                configs[i]->source ? configs[i]->source : m->guests_dir);
+                guest_config_free(configs[i]);
+        }
+        free(configs);
+        return 0;
+}
+
+/* "NAME.sock" → NAME, or NULL when the file name is not a guest socket. */
+static char *guest_name_from_socket(const char *filename) {
+        size_t len = strlen(filename), suffix = strlen(QMP_SOCKET_SUFFIX);
+
+        if (len <= suffix || strcmp(filename + len - suffix, QMP_SOCKET_SUFFIX) != 0 || filename[0] == '.')
+                return NULL;
+        return strndup(filename, len - suffix);
+}
+
+static void manager_socket_appeared(Manager *m, const char *filename) {
+        _cleanup_free_ char *name = guest_name_from_socket(filename), *path = NULL;
+        struct stat st;
+
+        if (!name || asprintf(&path, "%s/%s", m->config.qmp_directory, filename) < 0)
+                return;
+        if (stat(path, &st) < 0 || !S_ISSOCK(st.st_mode))
+                return;
+
+        Guest *g = manager_find_guest(m, name);
+        if (g) {
+                if (g->source != GUEST_SOURCE_DIRECTORY || strcmp(g->qmp_socket, path) != 0)
+                        log_guest(g, LOG_NOTICE, "ignoring %s: a guest of that name is already attached", path);
+                return;
+        }
+        int r = manager_attach_guest(m, name, path, GUEST_SOURCE_DIRECTORY, NULL, NULL);
+        if (r < 0)
+                log_error_errno(r, "Failed to attach guest %s from %s: %m", name, path);
+}
+
+static void manager_socket_vanished(Manager *m, const char *filename) {
+        _cleanup_free_ char *name = guest_name_from_socket(filename);
+        if (!name)
+                return;
+        Guest *g = manager_find_guest(m, name);
+        if (g && g->source == GUEST_SOURCE_DIRECTORY)
+                manager_detach_guest(m, g);
+}
+
+static int on_qmp_dir_event(sd_event_source *s, const struct inotify_event *event, void *userdata) {
+        Manager *m = userdata;
+
+        if (event->mask & IN_Q_OVERFLOW) {
+                log_warning("inotify queue overflow on %s, rescanning", m->config.qmp_directory);
+                return 0;
+        }
+        if (event->len == 0)
+                return 0;
+        if (event->mask & (IN_CREATE | IN_MOVED_TO))
+                manager_socket_appeared(m, event->name);
+        else if (event->mask & (IN_DELETE | IN_MOVED_FROM))
+                manager_socket_vanished(m, event->name);
+        return 0;
+}
+
+static int manager_watch_qmp_dir(Manager *m) {
+        const char *dir = m->config.qmp_directory;
+        int r;
+
+        if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+                return log_error_errno(errno, "Failed to create the QMP directory %s: %m", dir);
+
+        r = sd_event_add_inotify(m->event, &m->qmp_dir_watch, dir,
+                IN_CREATE | IN_DELETE | IN_MOVED_TO | IN_MOVED_FROM | IN_ONLYDIR, on_qmp_dir_event, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch the QMP directory %s: %m", dir);
+
+        /* Sockets that exist before the watch started. */
+        _cleanup_(closedirp) DIR *d = opendir(dir);
+        if (!d)
+                return log_error_errno(errno, "Failed to read the QMP directory %s: %m", dir);
+        for (struct dirent *de; (de = readdir(d));)
+                manager_socket_appeared(m, de->d_name);
+        return 0;
+}
+
+int manager_start(Manager *m) {
+        int r;
+
+        r = manager_load_dropins(m);
+        if (r < 0)
+                return r;
+        return manager_watch_qmp_dir(m);
+}

@@ -1,1 +1,86 @@
-/* qmp-events.c: placeholder until written. */
+/* qmp-events.c: the QMP events guestnetd handles, in a table sorted by name for bsearch. */
+#include <string.h>
+
+#include "guest.h"
+#include "nic.h"
+
+/* NIC_RX_FILTER_CHANGED {name?, path}: the handler only finds the NIC and schedules its query. */
+static void on_nic_rx_filter_changed(Guest *g, json_object *data, uint64_t timestamp_usec) {
+        json_object *name = NULL, *path = NULL;
+        Nic *n = NULL;
+
+        if (json_object_object_get_ex(data, "name", &name) && json_object_is_type(name, json_type_string))
+                n = guest_find_nic(g, json_object_get_string(name));
+        if (!n && json_object_object_get_ex(data, "path", &path) && json_object_is_type(path, json_type_string)) {
+                /* A NIC without id= is named only by its path: ".../virtio-backend" of the device. */
+                char qom[512];
+                const char *p = json_object_get_string(path), *suffix = strstr(p, "/virtio-backend");
+                size_t len = suffix && suffix[strlen("/virtio-backend")] == '\0' ? (size_t) (suffix - p) : strlen(p);
+                if (len < sizeof(qom)) {
+                        memcpy(qom, p, len);
+                        qom[len] = '\0';
+                        n = guest_find_nic_by_qom_path(g, qom);
+                }
+        }
+
+        if (n) {
+                nic_filter_changed(n);
+                return;
+        }
+        /* A NIC we don't know yet (hotplugged): a query without a name finds it and re-arms it. */
+        log_guest(g, LOG_DEBUG, "filter event for unknown NIC %s, querying all NICs",
+                name ? json_object_get_string(name) : path ? json_object_get_string(path) : "(unnamed)");
+        (void) guest_query_all_nics(g);
+}
+
+/* DEVICE_DELETED {device?, path}: a virtio NIC sends two, the backend path first, then the device id. */
+static void on_device_deleted(Guest *g, json_object *data, uint64_t timestamp_usec) {
+        json_object *device, *path;
+        Nic *n = NULL;
+
+        if (json_object_object_get_ex(data, "device", &device) && json_object_is_type(device, json_type_string))
+                n = guest_find_nic(g, json_object_get_string(device));
+        if (!n && json_object_object_get_ex(data, "path", &path) && json_object_is_type(path, json_type_string))
+                n = guest_find_nic_by_qom_path(g, json_object_get_string(path));
+        if (n)
+                guest_remove_nic(g, n);
+}
+
+/* RESET: QEMU silently returns every filter to its reset state without an event; resync them all. */
+static void on_reset(Guest *g, json_object *data, uint64_t timestamp_usec) {
+        log_guest(g, LOG_INFO, "guest reset, resyncing all NICs");
+        (void) guest_query_all_nics(g);
+}
+
+/* Events about guest networking that we relay without acting on them. */
+static void on_relayed_event(Guest *g, json_object *data, uint64_t timestamp_usec) {
+        log_guest(g, LOG_DEBUG, "network event %s", data ? json_object_to_json_string(data) : "{}");
+}
+
+/* Sorted by name (strcmp order): test-qmp-events fails otherwise. */
+static const QmpEventHandler event_table[] = {
+        { "DEVICE_DELETED", on_device_deleted },
+        { "DEVICE_UNPLUG_GUEST_ERROR", on_relayed_event },
+        { "FAILOVER_NEGOTIATED", on_relayed_event },
+        { "NETDEV_STREAM_CONNECTED", on_relayed_event },
+        { "NETDEV_STREAM_DISCONNECTED", on_relayed_event },
+        { "NIC_RX_FILTER_CHANGED", on_nic_rx_filter_changed },
+        { "RESET", on_reset },
+        { "UNPLUG_PRIMARY", on_relayed_event },
+};
+
+const QmpEventHandler *qmp_event_table(size_t *ret_n) {
+        *ret_n = ELEMENTSOF(event_table);
+        return event_table;
+}
+
+static int compare_event_name(const void *key, const void *element) {
+        return strcmp(key, ((const QmpEventHandler *) element)->name);
+}
+
+void qmp_event_dispatch(Guest *g, const char *event, json_object *data, uint64_t timestamp_usec) {
+        const QmpEventHandler *h =
+                bsearch(event, event_table, ELEMENTSOF(event_table), sizeof(event_table[0]), compare_event_name);
+        if (h)
+                h->func(g, data, timestamp_usec);
+}

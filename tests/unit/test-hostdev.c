@@ -1,2 +1,683 @@
-/* test-hostdev.c: placeholder. */
+/* test-hostdev.c: hostdev against real veth/macvtap/tap devices in a private network namespace. */
+#include <fcntl.h>
+#include <net/if.h>
+#include <netlink/socket.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "hostdev.h"
 #include "tests.h"
+
+DEFINE_POINTER_CLEANUP_FUNC(HostContext, host_context_free);
+
+static const char *netns_skip_reason;
+
+/* Enters a private network namespace once per process: every device dies with the process.
+ * Returns 0, 1 (skip, reason in netns_skip_reason) or a negative errno. */
+static int netns_enter(void) {
+        static int state = 2; /* not tried yet */
+
+        if (state != 2)
+                return state;
+        if (geteuid() != 0) {
+                netns_skip_reason = "needs root (CAP_NET_ADMIN) for a private network namespace";
+                return (state = 1);
+        }
+        if (unshare(CLONE_NEWNET) < 0) {
+                netns_skip_reason = "unshare(CLONE_NEWNET) not permitted here";
+                return (state = errno == EPERM ? 1 : -errno);
+        }
+        return (state = 0);
+}
+
+/* Fresh devices for every test: a macvtap (passthru) on a veth, a tap and a tun. */
+static int devices_reset(void) {
+        return system(
+                "ip link del lo0 2>/dev/null; ip link del tap0 2>/dev/null; ip link del tun0 2>/dev/null; "
+                "ip link add lo0 type veth peer name lo1 && "
+                "ip link add link lo0 name mvt0 type macvtap mode passthru && "
+                "ip tuntap add tap0 mode tap && ip tuntap add tun0 mode tun && "
+                "ip link set lo0 up && ip link set lo1 up && ip link set mvt0 up && ip link set tap0 up");
+}
+
+#define NETNS_SETUP()                                                          \
+        do {                                                                   \
+                int _r = netns_enter();                                        \
+                if (_r > 0)                                                    \
+                        TEST_SKIP(netns_skip_reason);                          \
+                if (_r < 0)                                                    \
+                        TEST_FAIL("unshare(CLONE_NEWNET): %s", strerror(-_r)); \
+                if (devices_reset() != 0)                                      \
+                        TEST_FAIL("creating test devices failed");             \
+        } while (0)
+
+/* Runs a shell command and returns its whole stdout (static buffer). */
+static const char *run(const char *fmt, ...) _printf_(1, 2);
+static const char *run(const char *fmt, ...) {
+        static char out[16384];
+        char cmd[512];
+        va_list ap;
+        FILE *p;
+        size_t n;
+
+        va_start(ap, fmt);
+        vsnprintf(cmd, sizeof(cmd), fmt, ap);
+        va_end(ap);
+        out[0] = '\0';
+        p = popen(cmd, "re");
+        if (!p)
+                return out;
+        n = fread(out, 1, sizeof(out) - 1, p);
+        out[n] = '\0';
+        pclose(p);
+        return out;
+}
+
+/* The kernel's promiscuity/allmulti counter as `ip -d link` prints it, or -1. */
+static int ip_counter(const char *ifname, const char *what) {
+        const char *out = run("ip -d link show dev %s", ifname), *p;
+        char key[64];
+
+        snprintf(key, sizeof(key), "%s ", what);
+        p = strstr(out, key);
+        return p ? atoi(p + strlen(key)) : -1;
+}
+
+static bool ip_has_flag(const char *ifname, const char *flag) {
+        char key[64];
+
+        snprintf(key, sizeof(key), "\"%s\"", flag);
+        return strstr(run("ip -j link show dev %s", ifname), key) != NULL;
+}
+
+static bool ip_has_address(const char *ifname, const char *mac) {
+        char key[64];
+
+        snprintf(key, sizeof(key), "\"address\":\"%s\"", mac);
+        return strstr(run("ip -j link show dev %s", ifname), key) != NULL;
+}
+
+/* 1: listed by `ip maddr` as user-added ("static"), 0: listed as the kernel's, -1: absent. */
+static int ip_maddr(const char *ifname, const char *mac) {
+        const char *out = run("ip maddr show dev %s", ifname), *p, *eol;
+
+        p = strstr(out, mac);
+        if (!p)
+                return -1;
+        eol = strchr(p, '\n');
+        p = strstr(p, "static");
+        return p && (!eol || p < eol) ? 1 : 0;
+}
+
+static EtherAddr mac(const char *s) {
+        EtherAddr a = {};
+
+        (void)ether_addr_parse(s, &a);
+        return a;
+}
+
+/* The filter that would leave the device exactly as it is. */
+static void desired_from_state(const HostLinkState *s, HostFilter *ret) {
+        *ret = (HostFilter){
+                .mac = s->mac,
+                .promisc = s->flags & IFF_PROMISC,
+                .allmulti = s->flags & IFF_ALLMULTI,
+                .multicast = s->flags & IFF_MULTICAST,
+                .multicast_list_valid = true,
+        };
+        for (size_t i = 0; i < s->n_multicast && i < RXFILTER_TABLE_MAX; i++)
+                ret->multicast_table[ret->n_multicast++] = s->multicast_table[i];
+}
+
+/* read → plan → apply; the result of apply. */
+static int sync_once(HostContext *c, const char *ifname, const HostFilter *want, unsigned trust,
+        HostApplyResult *ret_res) {
+        HostLinkState s;
+        HostChange ch;
+        HostApplyResult res;
+        int r;
+
+        r = hostdev_read(c, ifname, &s);
+        if (r < 0)
+                return r;
+        hostdev_plan(&s, want, trust, &ch);
+        r = hostdev_apply(c, &s, &ch, &res);
+        if (ret_res)
+                *ret_res = res;
+        return r;
+}
+
+static bool plan_is_empty(HostContext *c, const char *ifname, const HostFilter *want, unsigned trust) {
+        HostLinkState s;
+        HostChange ch;
+
+        if (hostdev_read(c, ifname, &s) < 0)
+                return false;
+        hostdev_plan(&s, want, trust, &ch);
+        return host_change_is_empty(&ch);
+}
+
+static double now_ms(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+TEST(kind_to_string) {
+        ASSERT_STR_EQ(hostdev_kind_to_string(HOSTDEV_KIND_UNKNOWN), "unknown");
+        ASSERT_STR_EQ(hostdev_kind_to_string(HOSTDEV_KIND_MACVTAP), "macvtap");
+        ASSERT_STR_EQ(hostdev_kind_to_string(HOSTDEV_KIND_TAP), "tap");
+        ASSERT_TRUE(hostdev_kind_to_string(_HOSTDEV_KIND_MAX) == NULL);
+        ASSERT_TRUE(hostdev_kind_to_string((HostDevKind)-1) == NULL);
+}
+
+TEST(context_sockets_cloexec) {
+        _cleanup_(host_context_freep) HostContext *c = NULL;
+        int fl;
+
+        ASSERT_OK(host_context_new(NULL, &c));
+        ASSERT_STR_EQ(c->dev_mcast_path, "/proc/self/net/dev_mcast");
+        fl = fcntl(nl_socket_get_fd(c->nl), F_GETFD);
+        ASSERT_TRUE(fl >= 0 && (fl & FD_CLOEXEC));
+        fl = fcntl(c->ioctl_fd, F_GETFD);
+        ASSERT_TRUE(fl >= 0 && (fl & FD_CLOEXEC));
+        ASSERT_TRUE(host_context_free(NULL) == NULL);
+        ASSERT_TRUE(host_context_free(TAKE_PTR(c)) == NULL);
+
+        ASSERT_OK(host_context_new("/tmp/elsewhere", &c));
+        ASSERT_STR_EQ(c->dev_mcast_path, "/tmp/elsewhere");
+}
+
+TEST(read_macvtap) {
+        _cleanup_(host_context_freep) HostContext *c = NULL;
+        char buf[ETHER_ADDR_STRLEN];
+        HostLinkState s;
+
+        NETNS_SETUP();
+        ASSERT_OK(host_context_new(NULL, &c));
+        ASSERT_OK(hostdev_read(c, "mvt0", &s));
+        ASSERT_INT_EQ(s.kind, HOSTDEV_KIND_MACVTAP);
+        ASSERT_INT_EQ(s.ifindex, if_nametoindex("mvt0"));
+        ASSERT_STR_EQ(s.ifname, "mvt0");
+        ASSERT_TRUE(ether_addr_is_valid_unicast(&s.mac));
+        ASSERT_TRUE(ip_has_address("mvt0", ether_addr_format(&s.mac, buf)));
+        ASSERT_TRUE(s.flags & IFF_UP);
+        ASSERT_TRUE(s.flags & IFF_MULTICAST);
+        ASSERT_FALSE(s.flags & IFF_PROMISC);
+        ASSERT_FALSE(s.flags & IFF_ALLMULTI);
+        /* The kernel's own entries (33:33:00:00:00:01, 01:00:5e:00:00:01) are not ours. */
+        ASSERT_INT_EQ(ip_maddr("mvt0", "33:33:00:00:00:01"), 0);
+        ASSERT_INT_EQ(s.n_multicast, 0);
+}
+
+TEST(read_tap_tun_veth) {
+        _cleanup_(host_context_freep) HostContext *c = NULL;
+        HostLinkState s;
+
+        NETNS_SETUP();
+        ASSERT_OK(host_context_new(NULL, &c));
+        ASSERT_OK(hostdev_read(c, "tap0", &s));
+        ASSERT_INT_EQ(s.kind, HOSTDEV_KIND_TAP);
+        ASSERT_TRUE(ether_addr_is_valid_unicast(&s.mac));
+        /* Same link kind "tun", but no Ethernet: not a tap. */
+        ASSERT_OK(hostdev_read(c, "tun0", &s));
+        ASSERT_INT_EQ(s.kind, HOSTDEV_KIND_UNKNOWN);
+        ASSERT_TRUE(ether_addr_is_zero(&s.mac));
+        ASSERT_OK(hostdev_read(c, "lo1", &s));
+        ASSERT_INT_EQ(s.kind, HOSTDEV_KIND_UNKNOWN);
+}
+
+TEST(read_missing) {
+        _cleanup_(host_context_freep) HostContext *c = NULL;
+        HostLinkState s;
+
+        NETNS_SETUP();
+        ASSERT_OK(host_context_new(NULL, &c));
+        ASSERT_ERROR(hostdev_read(c, "nosuchdev0", &s), ENODEV);
+        ASSERT_ERROR(hostdev_read(c, "", &s), EINVAL);
+        ASSERT_ERROR(hostdev_read(c, "a-name-too-long-for-ifnamsiz", &s), EINVAL);
+}
+
+TEST(read_dev_mcast_filtering) {
+        _cleanup_(host_context_freep) HostContext *c = NULL;
+        char path[] = "/tmp/test-hostdev-mcast-XXXXXX";
+        _cleanup_fclose_ FILE *f = NULL;
+        HostLinkState s;
+        int fd;
+
+        NETNS_SETUP();
+        fd = mkostemp(path, O_CLOEXEC);
+        ASSERT_TRUE(fd >= 0);
+        f = fdopen(fd, "w");
+        ASSERT_TRUE(f);
+        /* lo is ifindex 1 in every namespace. */
+        fputs("1    lo              1     1     01005e0000fb\n"
+              "1    lo              2     0     333300000001\n"
+              "1    lo              1     1     01005e000002\n"
+              "1    lo              1     1     01005e0000fb\n"
+              "2    other           1     1     01005e0000aa\n"
+              "1    lo              1     1     0102030405060708\n",
+                f);
+        fflush(f);
+        ASSERT_OK(host_context_new(path, &c));
+        ASSERT_OK(hostdev_read(c, "lo", &s));
+        ASSERT_INT_EQ(s.n_multicast, 2);
+        ASSERT_TRUE(ether_addr_equal(&s.multicast_table[0], &(EtherAddr){ { 0x01, 0, 0x5e, 0, 0, 0x02 } }));
+        ASSERT_TRUE(ether_addr_equal(&s.multicast_table[1], &(EtherAddr){ { 0x01, 0, 0x5e, 0, 0, 0xfb } }));
+
+        /* More global entries than we can track: refused rather than silently truncated. */
+        for (unsigned i = 0; i <= HOSTDEV_MULTICAST_MAX; i++)
+                fprintf(f, "1    lo              1     1     01005e01%04x\n", i);
+        fflush(f);
+        ASSERT_ERROR(hostdev_read(c, "lo", &s), E2BIG);
+        unlink(path);
+
+        ASSERT_ERROR(hostdev_read(c, "lo", &s), ENOENT);
+}
+
+TEST(plan_never_installs_group_or_zero_mac) {
+        HostLinkState s = { .kind = HOSTDEV_KIND_MACVTAP, .mac = mac("52:54:00:00:00:01"), .flags = IFF_UP };
+        const char *bad[] = { "01:00:5e:00:00:01", "33:33:00:00:00:01", "ff:ff:ff:ff:ff:ff",
+                "00:00:00:00:00:00", "53:54:00:00:00:01" };
+        HostFilter f = {};
+        HostChange ch;
+
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                f.mac = mac(bad[i]);
+                hostdev_plan(&s, &f, TRUST_ALL, &ch);
+                ASSERT_FALSE(ch.set_mac);
+        }
+        f.mac = mac("52:54:00:00:00:02");
+        hostdev_plan(&s, &f, TRUST_ALL, &ch);
+        ASSERT_TRUE(ch.set_mac);
+        ASSERT_TRUE(ether_addr_equal(&ch.mac, &f.mac));
+        hostdev_plan(&s, &f, TRUST_ALL & ~TRUST_MAC, &ch);
+        ASSERT_FALSE(ch.set_mac);
+}
+
+TEST(plan_pure_diff) {
+        HostLinkState s = {
+                .kind = HOSTDEV_KIND_MACVTAP,
+                .mac = mac("52:54:00:00:00:01"),
+                .flags = IFF_UP | IFF_BROADCAST | IFF_MULTICAST | IFF_PROMISC,
+                .n_multicast = 3,
+                .multicast_table = { mac("01:00:5e:00:00:01"), mac("01:00:5e:00:00:02"),
+                        mac("33:33:00:00:00:fb") },
+        };
+        HostFilter f = {
+                .mac = s.mac,
+                .promisc = false,
+                .allmulti = true,
+                .multicast = true,
+                .multicast_list_valid = true,
+                .n_multicast = 4,
+                /* unsorted, and with a unicast entry a guest has no business asking for */
+                .multicast_table = { mac("33:33:ff:00:00:01"), mac("01:00:5e:00:00:02"),
+                        mac("02:00:00:00:00:01"), mac("01:00:5e:00:00:01") },
+        };
+        HostChange ch;
+
+        hostdev_plan(&s, &f, TRUST_ALL, &ch);
+        ASSERT_FALSE(ch.set_mac);
+        ASSERT_INT_EQ(ch.flags_mask, IFF_PROMISC | IFF_ALLMULTI);
+        ASSERT_INT_EQ(ch.flags, IFF_ALLMULTI);
+        ASSERT_INT_EQ(ch.n_add, 1);
+        ASSERT_TRUE(ether_addr_equal(&ch.add[0], &(EtherAddr){ { 0x33, 0x33, 0xff, 0, 0, 1 } }));
+        ASSERT_INT_EQ(ch.n_del, 1);
+        ASSERT_TRUE(ether_addr_equal(&ch.del[0], &(EtherAddr){ { 0x33, 0x33, 0, 0, 0, 0xfb } }));
+
+        /* Overflow: the list is not valid, the programmed entries stay. */
+        f.multicast_list_valid = false;
+        hostdev_plan(&s, &f, TRUST_ALL, &ch);
+        ASSERT_INT_EQ(ch.n_add + ch.n_del, 0);
+
+        /* Each capability only moves its own bits. */
+        f.multicast = false;
+        hostdev_plan(&s, &f, TRUST_MULTICAST, &ch);
+        ASSERT_INT_EQ(ch.flags_mask, IFF_MULTICAST);
+        ASSERT_INT_EQ(ch.flags, 0);
+        hostdev_plan(&s, &f, TRUST_PROMISC, &ch);
+        ASSERT_INT_EQ(ch.flags_mask, IFF_PROMISC);
+        hostdev_plan(&s, &f, TRUST_NONE, &ch);
+        ASSERT_TRUE(host_change_is_empty(&ch));
+
+        /* A tap's MAC and flags are the host's: never planned, whatever the trust. */
+        s.kind = HOSTDEV_KIND_TAP;
+        f.mac = mac("52:54:00:00:00:09");
+        hostdev_plan(&s, &f, TRUST_ALL, &ch);
+        ASSERT_TRUE(host_change_is_empty(&ch));
+}
+
+TEST(apply_mac) {
+        _cleanup_(host_context_freep) HostContext *c = NULL;
+        const char *macs[] = { "52:54:00:12:34:56", "52:54:00:12:34:57" };
+        HostApplyResult res;
+        HostLinkState s;
+        HostFilter f;
+        HostChange ch;
+        double t0, total = 0;
+        const unsigned rounds = 20;
+
+        NETNS_SETUP();
+        ASSERT_OK(host_context_new(NULL, &c));
+        ASSERT_OK(hostdev_read(c, "mvt0", &s));
+        desired_from_state(&s, &f);
+        f.mac = mac(macs[0]);
+        hostdev_plan(&s, &f, TRUST_ALL, &ch);
+        ASSERT_TRUE(ch.set_mac);
+        ASSERT_INT_EQ(ch.flags_mask, 0);
+        ASSERT_INT_EQ(ch.n_add + ch.n_del, 0);
+        ASSERT_OK(hostdev_apply(c, &s, &ch, &res));
+        ASSERT_INT_EQ(res.mac, 0);
+
+        ASSERT_OK(hostdev_read(c, "mvt0", &s));
+        ASSERT_TRUE(ether_addr_equal(&s.mac, &f.mac));
+        ASSERT_TRUE(ip_has_address("mvt0", macs[0]));
+        ASSERT_TRUE(s.flags & IFF_UP); /* set while up, and it stays up */
+        ASSERT_TRUE(plan_is_empty(c, "mvt0", &f, TRUST_ALL));
+
+        /* What one MAC change costs on a macvtap that is up. */
+        for (unsigned i = 1; i <= rounds; i++) {
+                ASSERT_OK(hostdev_read(c, "mvt0", &s));
+                f.mac = mac(macs[i % 2]);
+                hostdev_plan(&s, &f, TRUST_ALL, &ch);
+                t0 = now_ms();
+                ASSERT_OK(hostdev_apply(c, &s, &ch, &res));
+                total += now_ms() - t0;
+        }
+        printf("# RTM_SETLINK IFLA_ADDRESS on an up macvtap (passthru): %.3f ms average\n", total / rounds);
+        ASSERT_TRUE(ip_has_address("mvt0", macs[rounds % 2]));
+}
+
+TEST(apply_kernel_errno_kept) {
+        _cleanup_(host_context_freep) HostContext *c = NULL;
+        HostChange ch = { .set_mac = true, .mac = mac("01:00:5e:00:00:01") };
+        HostApplyResult res;
+        HostLinkState s;
+
+        NETNS_SETUP();
+        ASSERT_OK(host_context_new(NULL, &c));
+        ASSERT_OK(hostdev_read(c, "mvt0", &s));
+        /* Bypassing the plan: the kernel refuses, and we get its errno, not libnl's NLE_NOADDR. */
+        ASSERT_ERROR(hostdev_apply(c, &s, &ch, &res), EADDRNOTAVAIL);
+        ASSERT_INT_EQ(res.mac, -EADDRNOTAVAIL);
+        ASSERT_INT_EQ(res.promisc, 0);
+        ASSERT_INT_EQ(res.multicast, 0);
+        /* Deleting what is not ours (a kernel entry) is refused by the kernel too. */
+        ch = (HostChange){ .n_del = 1, .del = { mac("33:33:00:00:00:01") } };
+        ASSERT_ERROR(hostdev_apply(c, &s, &ch, &res), ENOENT);
+        ASSERT_INT_EQ(res.multicast, -ENOENT);
+        ASSERT_INT_EQ(ip_maddr("mvt0", "33:33:00:00:00:01"), 0);
+}
+
+TEST(apply_promisc_allmulti) {
+        _cleanup_(host_context_freep) HostContext *c = NULL;
+        HostApplyResult res;
+        HostLinkState s;
+        HostFilter f;
+
+        NETNS_SETUP();
+        ASSERT_OK(host_context_new(NULL, &c));
+        ASSERT_OK(hostdev_read(c, "mvt0", &s));
+        desired_from_state(&s, &f);
+
+        f.promisc = true;
+        ASSERT_OK(sync_once(c, "mvt0", &f, TRUST_ALL, &res));
+        ASSERT_INT_EQ(res.promisc, 0);
+        ASSERT_TRUE(ip_has_flag("mvt0", "PROMISC"));
+        ASSERT_INT_EQ(ip_counter("mvt0", "promiscuity"), 1);
+        ASSERT_OK(hostdev_read(c, "mvt0", &s));
+        ASSERT_TRUE(s.flags & IFF_PROMISC);
+        ASSERT_TRUE(plan_is_empty(c, "mvt0", &f, TRUST_ALL));
+
+        f.allmulti = true;
+        ASSERT_OK(sync_once(c, "mvt0", &f, TRUST_ALL, &res));
+        ASSERT_INT_EQ(res.allmulti, 0);
+        ASSERT_TRUE(ip_has_flag("mvt0", "ALLMULTI"));
+        ASSERT_TRUE(ip_has_flag("mvt0", "PROMISC"));
+        ASSERT_INT_EQ(ip_counter("mvt0", "allmulti"), 1);
+
+        f.promisc = false;
+        ASSERT_OK(sync_once(c, "mvt0", &f, TRUST_ALL, &res));
+        ASSERT_FALSE(ip_has_flag("mvt0", "PROMISC"));
+        ASSERT_TRUE(ip_has_flag("mvt0", "ALLMULTI"));
+        ASSERT_INT_EQ(ip_counter("mvt0", "promiscuity"), 0);
+
+        f.allmulti = false;
+        ASSERT_OK(sync_once(c, "mvt0", &f, TRUST_ALL, &res));
+        ASSERT_FALSE(ip_has_flag("mvt0", "ALLMULTI"));
+        ASSERT_INT_EQ(ip_counter("mvt0", "allmulti"), 0);
+        ASSERT_OK(hostdev_read(c, "mvt0", &s));
+        ASSERT_FALSE(s.flags & (IFF_PROMISC | IFF_ALLMULTI));
+        ASSERT_TRUE(s.flags & IFF_UP);
+
+        /* IFF_MULTICAST off and on again, the other bits untouched. */
+        f.multicast = false;
+        ASSERT_OK(sync_once(c, "mvt0", &f, TRUST_MULTICAST, &res));
+        ASSERT_FALSE(ip_has_flag("mvt0", "MULTICAST"));
+        f.multicast = true;
+        ASSERT_OK(sync_once(c, "mvt0", &f, TRUST_MULTICAST, &res));
+        ASSERT_TRUE(ip_has_flag("mvt0", "MULTICAST"));
+        ASSERT_TRUE(ip_has_flag("mvt0", "UP"));
+}
+
+TEST(apply_multicast_list) {
+        _cleanup_(host_context_freep) HostContext *c = NULL;
+        HostApplyResult res;
+        HostLinkState s;
+        HostFilter f;
+
+        NETNS_SETUP();
+        ASSERT_OK(host_context_new(NULL, &c));
+        ASSERT_OK(hostdev_read(c, "mvt0", &s));
+        ASSERT_INT_EQ(ip_maddr("mvt0", "33:33:00:00:00:01"), 0);
+        desired_from_state(&s, &f);
+        f.n_multicast = 3;
+        f.multicast_table[0] = mac("01:00:5e:00:00:fb");
+        f.multicast_table[1] = mac("33:33:00:00:00:01"); /* also the kernel's: we add our own reference */
+        f.multicast_table[2] = mac("33:33:00:00:00:fb");
+
+        ASSERT_OK(sync_once(c, "mvt0", &f, TRUST_MULTICAST, &res));
+        ASSERT_INT_EQ(res.multicast, 0);
+        ASSERT_OK(hostdev_read(c, "mvt0", &s));
+        ASSERT_INT_EQ(s.n_multicast, 3);
+        ASSERT_TRUE(ether_addr_equal(&s.multicast_table[0], &f.multicast_table[0]));
+        ASSERT_TRUE(ether_addr_equal(&s.multicast_table[1], &f.multicast_table[1]));
+        ASSERT_TRUE(ether_addr_equal(&s.multicast_table[2], &f.multicast_table[2]));
+        ASSERT_INT_EQ(ip_maddr("mvt0", "01:00:5e:00:00:fb"), 1);
+        ASSERT_INT_EQ(ip_maddr("mvt0", "33:33:00:00:00:fb"), 1);
+        ASSERT_INT_EQ(ip_maddr("mvt0", "33:33:00:00:00:01"), 1);
+        ASSERT_TRUE(plan_is_empty(c, "mvt0", &f, TRUST_MULTICAST));
+
+        /* Drop one. */
+        f.n_multicast = 2;
+        f.multicast_table[1] = f.multicast_table[2];
+        ASSERT_OK(sync_once(c, "mvt0", &f, TRUST_MULTICAST, &res));
+        ASSERT_INT_EQ(ip_maddr("mvt0", "33:33:00:00:00:01"), 0); /* still there: the kernel's again */
+        ASSERT_INT_EQ(ip_maddr("mvt0", "01:00:5e:00:00:fb"), 1);
+
+        /* Drop all: only ours go, the kernel's entries stay. */
+        f.n_multicast = 0;
+        ASSERT_OK(sync_once(c, "mvt0", &f, TRUST_MULTICAST, &res));
+        ASSERT_OK(hostdev_read(c, "mvt0", &s));
+        ASSERT_INT_EQ(s.n_multicast, 0);
+        ASSERT_INT_EQ(ip_maddr("mvt0", "01:00:5e:00:00:fb"), -1);
+        ASSERT_INT_EQ(ip_maddr("mvt0", "33:33:00:00:00:fb"), -1);
+        ASSERT_INT_EQ(ip_maddr("mvt0", "33:33:00:00:00:01"), 0);
+        ASSERT_INT_EQ(ip_maddr("mvt0", "01:00:5e:00:00:01"), 0);
+        ASSERT_STR_CONTAINS(run("cat /proc/net/dev_mcast"), "333300000001");
+}
+
+TEST(apply_twice_is_idempotent) {
+        _cleanup_(host_context_freep) HostContext *c = NULL;
+        HostApplyResult res;
+        HostLinkState s;
+        HostFilter f;
+        HostChange ch;
+
+        NETNS_SETUP();
+        ASSERT_OK(host_context_new(NULL, &c));
+        ASSERT_OK(hostdev_read(c, "mvt0", &s));
+        f = (HostFilter){
+                .mac = mac("52:54:00:ab:cd:ef"),
+                .promisc = true,
+                .allmulti = true,
+                .multicast = true,
+                .multicast_list_valid = true,
+                .n_multicast = 2,
+                .multicast_table = { mac("01:00:5e:00:00:fb"), mac("33:33:ff:ab:cd:ef") },
+        };
+        ASSERT_OK(sync_once(c, "mvt0", &f, TRUST_ALL, &res));
+
+        ASSERT_OK(hostdev_read(c, "mvt0", &s));
+        hostdev_plan(&s, &f, TRUST_ALL, &ch);
+        ASSERT_TRUE(host_change_is_empty(&ch));
+        ASSERT_OK(hostdev_apply(c, &s, &ch, &res));
+        ASSERT_INT_EQ(ip_counter("mvt0", "promiscuity"), 1);
+        ASSERT_INT_EQ(ip_counter("mvt0", "allmulti"), 1);
+        ASSERT_TRUE(ip_has_address("mvt0", "52:54:00:ab:cd:ef"));
+}
+
+TEST(partial_trust_multicast_only) {
+        _cleanup_(host_context_freep) HostContext *c = NULL;
+        HostLinkState before, after;
+        HostApplyResult res;
+        HostFilter f;
+        HostChange ch;
+
+        NETNS_SETUP();
+        ASSERT_OK(host_context_new(NULL, &c));
+        ASSERT_OK(hostdev_read(c, "mvt0", &before));
+        f = (HostFilter){
+                .mac = mac("52:54:00:ab:cd:ef"),
+                .promisc = true,
+                .allmulti = true,
+                .multicast = true,
+                .multicast_list_valid = true,
+                .n_multicast = 1,
+                .multicast_table = { mac("01:00:5e:00:00:fb") },
+        };
+        hostdev_plan(&before, &f, TRUST_MULTICAST, &ch);
+        ASSERT_FALSE(ch.set_mac);
+        ASSERT_INT_EQ(ch.flags_mask, 0);
+        ASSERT_INT_EQ(ch.n_add, 1);
+        ASSERT_OK(hostdev_apply(c, &before, &ch, &res));
+
+        ASSERT_OK(hostdev_read(c, "mvt0", &after));
+        ASSERT_TRUE(ether_addr_equal(&before.mac, &after.mac));
+        ASSERT_INT_EQ(before.flags, after.flags);
+        ASSERT_INT_EQ(after.n_multicast, 1);
+        ASSERT_FALSE(ip_has_flag("mvt0", "PROMISC"));
+        ASSERT_FALSE(ip_has_flag("mvt0", "ALLMULTI"));
+        ASSERT_FALSE(ip_has_address("mvt0", "52:54:00:ab:cd:ef"));
+        ASSERT_INT_EQ(ip_maddr("mvt0", "01:00:5e:00:00:fb"), 1);
+}
+
+TEST(apply_to_deleted_device_reports_each_attribute) {
+        _cleanup_(host_context_freep) HostContext *c = NULL;
+        HostApplyResult res;
+        HostLinkState s;
+        HostFilter f;
+        HostChange ch;
+
+        NETNS_SETUP();
+        ASSERT_OK(host_context_new(NULL, &c));
+        ASSERT_OK(hostdev_read(c, "mvt0", &s));
+        f = (HostFilter){
+                .mac = mac("52:54:00:ab:cd:ef"),
+                .promisc = true,
+                .allmulti = true,
+                .multicast = false,
+                .multicast_list_valid = true,
+                .n_multicast = 1,
+                .multicast_table = { mac("01:00:5e:00:00:fb") },
+        };
+        hostdev_plan(&s, &f, TRUST_ALL, &ch);
+        ASSERT_TRUE(ch.set_mac);
+        ASSERT_INT_EQ(ch.flags_mask, IFF_PROMISC | IFF_ALLMULTI | IFF_MULTICAST);
+        ASSERT_INT_EQ(ch.n_add, 1);
+
+        ASSERT_INT_EQ(system("ip link del mvt0"), 0);
+        ASSERT_ERROR(hostdev_apply(c, &s, &ch, &res), ENODEV);
+        ASSERT_INT_EQ(res.mac, -ENODEV);
+        ASSERT_INT_EQ(res.promisc, -ENODEV);
+        ASSERT_INT_EQ(res.allmulti, -ENODEV);
+        ASSERT_INT_EQ(res.multicast, -ENODEV);
+        /* The multicast list alone: the ioctl path finds the device gone too. */
+        ch = (HostChange){ .n_add = 1, .add = { mac("01:00:5e:00:00:fb") } };
+        ASSERT_ERROR(hostdev_apply(c, &s, &ch, &res), ENODEV);
+        ASSERT_INT_EQ(res.mac, 0);
+        ASSERT_INT_EQ(res.promisc, 0);
+        ASSERT_INT_EQ(res.multicast, -ENODEV);
+        ASSERT_ERROR(hostdev_read(c, "mvt0", &s), ENODEV);
+}
+
+TEST(promisc_toggle_1000_is_balanced) {
+        _cleanup_(host_context_freep) HostContext *c = NULL;
+        int lower_before;
+        HostLinkState s;
+        HostFilter f;
+
+        NETNS_SETUP();
+        ASSERT_OK(host_context_new(NULL, &c));
+        ASSERT_INT_EQ(ip_counter("mvt0", "promiscuity"), 0);
+        lower_before = ip_counter("lo0", "promiscuity");
+        ASSERT_OK(hostdev_read(c, "mvt0", &s));
+        desired_from_state(&s, &f);
+        for (unsigned i = 0; i < 1000; i++) {
+                f.promisc = true;
+                ASSERT_OK(sync_once(c, "mvt0", &f, TRUST_PROMISC, NULL));
+                f.promisc = false;
+                ASSERT_OK(sync_once(c, "mvt0", &f, TRUST_PROMISC, NULL));
+        }
+        ASSERT_INT_EQ(ip_counter("mvt0", "promiscuity"), 0);
+        ASSERT_INT_EQ(ip_counter("lo0", "promiscuity"), lower_before);
+        ASSERT_FALSE(ip_has_flag("mvt0", "PROMISC"));
+}
+
+typedef struct Worker {
+        HostContext *c;
+        int r;
+} Worker;
+
+static void *worker_run(void *p) {
+        Worker *w = p;
+        HostFilter f = { .multicast = true, .multicast_list_valid = true };
+
+        for (unsigned i = 0; i < 200 && w->r >= 0; i++) {
+                HostLinkState s;
+
+                w->r = hostdev_read(w->c, "mvt0", &s);
+                if (w->r < 0)
+                        break;
+                f.mac = s.mac;
+                f.allmulti = i % 2;
+                w->r = sync_once(w->c, "mvt0", &f, TRUST_ALLMULTI, NULL);
+        }
+        return NULL;
+}
+
+TEST(shared_context_from_threads) {
+        _cleanup_(host_context_freep) HostContext *c = NULL;
+        pthread_t t[4];
+        Worker w[4];
+
+        NETNS_SETUP();
+        ASSERT_OK(host_context_new(NULL, &c));
+        for (size_t i = 0; i < ELEMENTSOF(t); i++) {
+                w[i] = (Worker){ .c = c };
+                ASSERT_INT_EQ(pthread_create(&t[i], NULL, worker_run, &w[i]), 0);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(t); i++) {
+                ASSERT_INT_EQ(pthread_join(t[i], NULL), 0);
+                ASSERT_OK(w[i].r);
+        }
+        /* Racing syncs may interleave, but each toggle is masked: the counter stays 0 or 1. */
+        ASSERT_TRUE(ip_counter("mvt0", "allmulti") <= 1);
+}

@@ -1,0 +1,40 @@
+/* manager.h: the guest registry and guest discovery (drop-ins, the watched QMP directory). */
+#pragma once
+
+#include <stddef.h>
+#include <systemd/sd-event.h>
+
+#include "config.h"
+#include "hostdev.h"
+#include "worker.h"
+
+typedef struct Guest Guest;
+typedef enum GuestSource GuestSource;
+
+typedef struct Manager {
+        sd_event *event;
+        DaemonConfig config;
+        char *guests_dir;
+        WorkerPool *workers;
+        HostContext *host; /* the daemon's own network namespace */
+
+        Guest *guests; /* list, attach order */
+        size_t n_guests;
+
+        sd_event_source *qmp_dir_watch;
+} Manager;
+
+/* Takes over config (the caller's copy is reset). */
+int manager_new(sd_event *event, DaemonConfig *config, const char *guests_dir, Manager **ret);
+/* Detaches every guest, cancels pending work, frees. Accepts NULL. */
+Manager *manager_free(Manager *m);
+DEFINE_POINTER_CLEANUP_FUNC(Manager, manager_free);
+
+/* Loads the drop-ins, starts watching the QMP directory, attaches what is there. */
+int manager_start(Manager *m);
+
+Guest *manager_find_guest(Manager *m, const char *name);
+/* Creates and connects a guest. -EEXIST if a guest of that name is attached. cfg may be NULL. */
+int manager_attach_guest(Manager *m, const char *name, const char *qmp_socket, GuestSource source,
+        const GuestConfig *cfg, Guest **ret);
+void manager_detach_guest(Manager *m, Guest *g);

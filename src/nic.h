@@ -1,0 +1,67 @@
+/* nic.h: one guest NIC: its filter, host interface, and the query → worker → apply pipeline. */
+#pragma once
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "guest.h"
+#include "hostdev.h"
+#include "rxfilter.h"
+
+typedef enum NicSyncState {
+        NIC_SYNC_OBSERVING,  /* no trust (or a tap): published, never applied */
+        NIC_SYNC_PENDING,    /* first query or sync not done yet */
+        NIC_SYNC_IN_SYNC,
+        NIC_SYNC_FAILED,
+        NIC_SYNC_UNSUPPORTED, /* not virtio-net: QEMU can't report its filter */
+        _NIC_SYNC_MAX,
+} NicSyncState;
+
+typedef struct Nic {
+        unsigned n_ref;
+        Guest *guest; /* strong reference; the guest drops its NICs explicitly */
+        bool removed;
+
+        char *id;
+        char *qom_path;
+        char *netdev;          /* QEMU backend id from qom-get, "hostnet0" */
+        char *host_interface;  /* configured or discovered, NULL if unknown */
+        bool host_interface_configured;
+        HostDevKind host_kind;
+        bool host_announced; /* logged since the last discovery */
+        char *configured_mac;
+
+        /* Pipeline state (loop thread only). busy: a query, a discovery or a job is outstanding, so
+         * new events only set rerun; that is how one NIC's work never overlaps or reorders. */
+        bool busy, rerun;
+        json_object *discovery_reply; /* filter reply held while discovery runs */
+        int backend_fd;               /* fd=N of an fd-passed backend, -1 if none */
+        sd_event_source *defer_timer; /* rate limit: the deferred query */
+        double tokens;
+        uint64_t tokens_usec;
+
+        RxFilter *filter; /* last processed filter, NULL before the first */
+        NicSyncState sync_state;
+        char *last_error;
+        uint64_t changes, last_change_usec;
+        uint64_t n_events, n_queries, n_jobs;
+} Nic;
+
+#define log_nic(n, level, fmt, ...)                                                                         \
+        log_full((level), "guest %s nic %s: " fmt, (n)->guest->name, (n)->id, ##__VA_ARGS__)
+
+int nic_new(Guest *g, const char *id, Nic **ret);
+Nic *nic_ref(Nic *n);
+Nic *nic_unref(Nic *n);
+DEFINE_POINTER_CLEANUP_FUNC(Nic, nic_unref);
+
+/* NIC_RX_FILTER_CHANGED: mark dirty and schedule a query (or fold into the outstanding one). */
+void nic_filter_changed(Nic *n);
+/* A full query's element for this NIC: takes ownership of info; discovers the host interface when
+ * needed, then syncs. */
+void nic_process_full_reply(Nic *n, json_object *info);
+/* Drops pending work when the NIC goes (the object may live on while references remain). */
+void nic_detach(Nic *n);
+
+const char *nic_sync_state_to_string(NicSyncState s);

@@ -1,0 +1,69 @@
+/* qmp.h: one QMP connection on sd-event: greeting, capabilities, commands with ids and timeouts, events. */
+#pragma once
+
+#include <json-c/json.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <systemd/sd-event.h>
+
+#include "cleanup.h"
+
+#define QMP_MESSAGE_MAX       (1024 * 1024) /* longest message we accept from a monitor */
+#define QMP_JSON_DEPTH_MAX    32            /* deeper nesting is not QMP */
+#define QMP_TIMEOUT_DEFAULT   (5 * 1000000ULL)
+
+typedef struct QmpClient QmpClient;
+
+typedef enum QmpState {
+        QMP_STATE_DISCONNECTED,
+        QMP_STATE_CONNECTING, /* socket connecting, or waiting for the greeting / capabilities reply */
+        QMP_STATE_READY,
+} QmpState;
+
+/* A failed command: error is a negative errno (-EIO for a QMP error reply, -ETIMEDOUT, -ECONNRESET
+ * when the connection went away, -ECANCELED when the client is freed); for QMP errors qmp_class and
+ * desc are QEMU's ("GenericError", "invalid net client name: net9"). */
+typedef struct QmpError {
+        int error;
+        const char *qmp_class;
+        const char *desc;
+} QmpError;
+
+/* Called exactly once per command: with result = the "return" value (borrowed; take a reference to
+ * keep it) and err = NULL, or with result = NULL and err set. */
+typedef void (*qmp_reply_handler_t)(QmpClient *c, json_object *result, const QmpError *err, void *userdata);
+/* An asynchronous event: data (borrowed, may be NULL), timestamp in µs since the epoch. */
+typedef void (*qmp_event_handler_t)(QmpClient *c, const char *event, json_object *data, uint64_t timestamp_usec,
+        void *userdata);
+/* READY after capabilities; DISCONNECTED with a negative errno and a sentence saying why. */
+typedef void (*qmp_state_handler_t)(QmpClient *c, QmpState state, int error, const char *reason, void *userdata);
+
+int qmp_client_new(sd_event *event, const char *socket_path, qmp_state_handler_t on_state,
+        qmp_event_handler_t on_event, void *userdata, QmpClient **ret);
+/* Fails every pending command with -ECANCELED (handlers run), closes the socket. Accepts NULL. */
+QmpClient *qmp_client_free(QmpClient *c);
+DEFINE_POINTER_CLEANUP_FUNC(QmpClient, qmp_client_free);
+
+/* Starts a non-blocking connect. Completion and failure are reported through on_state. */
+int qmp_client_connect(QmpClient *c);
+/* Closes the connection: pending commands fail with -ECONNRESET, on_state(DISCONNECTED) is called
+ * with error and reason. No-op when already disconnected. */
+void qmp_client_disconnect(QmpClient *c, int error, const char *reason);
+
+/* Queues a command; arguments (may be NULL) is consumed. timeout_usec 0 = QMP_TIMEOUT_DEFAULT. The
+ * handler may be NULL. Returns the command id (> 0): the handler will then run exactly once, possibly
+ * before this returns (a failed write disconnects). A negative errno (-ENOTCONN unless READY, or
+ * greeted for qmp_capabilities) means nothing was queued and the handler never runs. */
+int64_t qmp_client_send(QmpClient *c, const char *command, json_object *arguments, uint64_t timeout_usec,
+        qmp_reply_handler_t handler, void *userdata);
+
+QmpState qmp_client_get_state(const QmpClient *c);
+const char *qmp_client_get_path(const QmpClient *c);
+/* The peer's pid from SO_PEERCRED, or 0 when unknown/not connected. */
+pid_t qmp_client_get_peer_pid(const QmpClient *c);
+/* Number of commands awaiting a reply. */
+size_t qmp_client_pending(const QmpClient *c);
+
+/* Feeding raw bytes, for tests and fuzzers: runs the stream parser exactly as a socket read would.
+ * Returns 0, or a negative errno after disconnecting with the reason. */
+int qmp_client_feed(QmpClient *c, const char *data, size_t size);

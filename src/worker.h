@@ -1,0 +1,33 @@
+/* worker.h: thread pool for blocking work; results return to the loop thread via a queue + eventfd. */
+#pragma once
+
+#include <systemd/sd-event.h>
+
+#include "cleanup.h"
+
+typedef struct WorkerPool WorkerPool;
+typedef struct WorkerJob WorkerJob;
+
+/* Embed in a job struct. run() executes on a worker thread and must not touch loop-owned state;
+ * complete() executes on the loop thread, exactly once per submitted job, with error 0 after run(),
+ * or -ECANCELED if the pool shut down before the job ran; complete() owns and frees the job.
+ *
+ * Ordering: jobs start in submission order. Serializing jobs of one NIC is the submitter's business:
+ * a NIC has at most one job outstanding (see nic.c), so its jobs can neither overlap nor reorder. */
+struct WorkerJob {
+        void (*run)(WorkerJob *job);
+        void (*complete)(WorkerJob *job, int error);
+        WorkerJob *next;
+};
+
+/* n_threads 0 = number of online CPUs. */
+int worker_pool_new(sd_event *event, unsigned n_threads, WorkerPool **ret);
+/* Queued jobs are completed with -ECANCELED, running ones are waited for and completed normally,
+ * threads joined, the eventfd closed. Accepts NULL. */
+WorkerPool *worker_pool_free(WorkerPool *p);
+DEFINE_POINTER_CLEANUP_FUNC(WorkerPool, worker_pool_free);
+
+int worker_pool_submit(WorkerPool *p, WorkerJob *job);
+unsigned worker_pool_threads(const WorkerPool *p);
+/* Jobs submitted and not yet completed (queued, running or awaiting completion). */
+unsigned worker_pool_outstanding(const WorkerPool *p);
