@@ -55,6 +55,27 @@ struct ConfigParser {
         void *userdata;
 };
 
+static bool utf8_is_valid(const char *s);
+
+/* A config line holds at most INI_MAX_LINE bytes, each escaped to at most 4. */
+#define ESCAPED_MAX (4 * INI_MAX_LINE + 1)
+
+/* Control characters, and every non-ASCII byte of a string that is not UTF-8, become \xNN: the value
+ * complained about must show in the log as it is in the file. */
+static const char *escape(const char *s, char buf[static ESCAPED_MAX]) {
+        bool utf8 = utf8_is_valid(s);
+        size_t n = 0;
+
+        for (const unsigned char *c = (const unsigned char *)s; *c != '\0' && n + 5 < ESCAPED_MAX; c++) {
+                if (*c < ' ' || *c == 0x7f || (*c >= 0x80 && !utf8))
+                        n += (size_t)snprintf(buf + n, ESCAPED_MAX - n, "\\x%02x", *c);
+                else
+                        buf[n++] = (char)*c;
+        }
+        buf[n] = '\0';
+        return buf;
+}
+
 static void *mfree(void *p) {
         free(p);
         return NULL;
@@ -68,18 +89,19 @@ static void config_record_error(ConfigParser *p, int r) {
 static int config_invalid(ConfigParser *p, const char *key, const char *value, const char *format, ...)
         _printf_(4, 5);
 static int config_invalid(ConfigParser *p, const char *key, const char *value, const char *format, ...) {
-        char reason[512];
+        char reason[512], escaped[ESCAPED_MAX];
         va_list ap;
 
         va_start(ap, format);
         (void)vsnprintf(reason, sizeof(reason), format, ap);
         va_end(ap);
-        log_error("%s:%u: invalid %s=%s: %s", p->path, p->line, key, value, reason);
+        log_error("%s:%u: invalid %s=%s: %s", p->path, p->line, key, escape(value, escaped), reason);
         return -EINVAL;
 }
 
 static void config_warn_unknown_section(ConfigParser *p, const char *section) {
-        log_warning("%s:%u: unknown section [%s], ignoring", p->path, p->line, section);
+        char escaped[ESCAPED_MAX];
+        log_warning("%s:%u: unknown section [%s], ignoring", p->path, p->line, escape(section, escaped));
 }
 
 /* Keys of unknown sections were covered by the section's warning; keys before any section were not. */
@@ -563,8 +585,9 @@ static int guest_on_section(ConfigParser *p, const char *section) {
         if (!nic_id)
                 return -ENOMEM;
         if (has_control_chars(nic_id) || !utf8_is_valid(nic_id)) {
+                char escaped[ESCAPED_MAX];
                 log_error("%s:%u: invalid section [%s]: the NIC id must be UTF-8 without control characters",
-                        p->path, p->line, section);
+                        p->path, p->line, escape(section, escaped));
                 return -EINVAL;
         }
 
@@ -684,9 +707,10 @@ int guest_config_load(const char *path, GuestConfig **ret) {
                         return log_oom();
                 const char *reason = guest_name_invalid_reason(g->name);
                 if (reason) {
+                        char escaped[ESCAPED_MAX];
                         log_error("%s: invalid guest name \"%s\" taken from the file name: %s; %s, or set "
                                   "Name=",
-                                path, g->name, reason, GUEST_NAME_ALLOWED);
+                                path, escape(g->name, escaped), reason, GUEST_NAME_ALLOWED);
                         return -EINVAL;
                 }
         }

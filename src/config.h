@@ -8,33 +8,33 @@
 #include "cleanup.h"
 #include "trust.h"
 
-#define CONFIG_FILE_DEFAULT   "/etc/guestnetd/guestnetd.conf"
-#define GUESTS_DIR_DEFAULT    "/etc/guestnetd/guests.d"
-#define QMP_DIR_DEFAULT       "/run/guestnetd/qmp"
+#define CONFIG_FILE_DEFAULT "/etc/guestnetd/guestnetd.conf"
+#define GUESTS_DIR_DEFAULT  "/etc/guestnetd/guests.d"
+#define QMP_DIR_DEFAULT     "/run/guestnetd/qmp"
 
 typedef struct NicConfig {
-        char *id;             /* [Nic ID] */
+        char *id; /* [Nic ID] */
         char *host_interface; /* HostInterface= or NULL */
-        int trust;            /* Trust= mask, or -1 when not set (inherit the guest's) */
+        int trust; /* Trust= mask, or -1 when not set (inherit the guest's) */
 } NicConfig;
 
 typedef struct GuestConfig {
-        char *name;       /* Name= (defaults to the drop-in's file name without .conf) */
+        char *name; /* Name= (defaults to the drop-in's file name without .conf) */
         char *qmp_socket; /* QmpSocket= (required) */
-        int trust;        /* Trust= mask, or -1 when not set (inherit DefaultTrust=) */
-        char *source;     /* file it came from, for messages */
+        int trust; /* Trust= mask, or -1 when not set (inherit DefaultTrust=) */
+        char *source; /* file it came from, for messages */
         NicConfig *nics;
         size_t n_nics;
 } GuestConfig;
 
 typedef struct DaemonConfig {
-        char *qmp_directory;          /* QmpDirectory=, default QMP_DIR_DEFAULT */
-        unsigned workers;             /* Workers=, 0 = number of CPUs */
-        unsigned default_trust;       /* DefaultTrust=, default none */
-        VlanPolicy vlan_policy;       /* VlanPolicy=, default improved */
+        char *qmp_directory; /* QmpDirectory=, default QMP_DIR_DEFAULT */
+        unsigned workers; /* Workers=, 0 = number of CPUs */
+        unsigned default_trust; /* DefaultTrust=, default none */
+        VlanPolicy vlan_policy; /* VlanPolicy=, default improved */
         UnicastPolicy unicast_policy; /* UnicastPolicy=, default ignore */
         uint64_t reconcile_interval_usec; /* ReconcileIntervalSec=, default 60 s, 0 = off */
-        bool emit_signals;            /* EmitSignals=, default yes */
+        bool emit_signals; /* EmitSignals=, default yes */
         unsigned max_queries_per_second; /* MaxQueriesPerSecond=, default 20, 0 = unlimited */
 } DaemonConfig;
 

@@ -25,14 +25,14 @@ int ether_addr_parse(const char *s, EtherAddr *ret) {
                         return -EINVAL;
                 if (s[3 * i + 2] != (i == 5 ? '\0' : ':'))
                         return -EINVAL;
-                a.bytes[i] = (uint8_t) (hi << 4 | lo);
+                a.bytes[i] = (uint8_t)(hi << 4 | lo);
         }
         *ret = a;
         return 0;
 }
 
 char *ether_addr_format(const EtherAddr *a, char buf[static ETHER_ADDR_STRLEN]) {
-        snprintf(buf, ETHER_ADDR_STRLEN, "%02x:%02x:%02x:%02x:%02x:%02x", a->bytes[0], a->bytes[1], a->bytes[2],
-                a->bytes[3], a->bytes[4], a->bytes[5]);
+        snprintf(buf, ETHER_ADDR_STRLEN, "%02x:%02x:%02x:%02x:%02x:%02x", a->bytes[0], a->bytes[1],
+                a->bytes[2], a->bytes[3], a->bytes[4], a->bytes[5]);
         return buf;
 }

@@ -40,8 +40,8 @@ static GuestConfig *guest_config_copy(const GuestConfig *src) {
         return c;
 }
 
-int guest_new(Manager *m, const char *name, const char *qmp_socket, GuestSource source, const GuestConfig *cfg,
-        Guest **ret) {
+int guest_new(Manager *m, const char *name, const char *qmp_socket, GuestSource source,
+        const GuestConfig *cfg, Guest **ret) {
         _cleanup_(guest_unrefp) Guest *g = calloc(1, sizeof(Guest));
         if (!g)
                 return -ENOMEM;
@@ -86,9 +86,9 @@ unsigned guest_nic_trust(Guest *g, const char *nic_id) {
         if (g->config) {
                 const NicConfig *nc = guest_config_find_nic(g->config, nic_id);
                 if (nc && nc->trust >= 0)
-                        return (unsigned) nc->trust;
+                        return (unsigned)nc->trust;
                 if (g->config->trust >= 0)
-                        return (unsigned) g->config->trust;
+                        return (unsigned)g->config->trust;
         }
         return g->manager ? g->manager->config.default_trust : TRUST_NONE;
 }
@@ -155,7 +155,7 @@ static int guest_connect(Guest *g);
 static int on_reconnect_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Guest *g = userdata;
         g->reconnect_timer = sd_event_source_disable_unref(g->reconnect_timer);
-        (void) guest_connect(g);
+        (void)guest_connect(g);
         return 0;
 }
 
@@ -163,27 +163,28 @@ static void guest_schedule_reconnect(Guest *g, int error, const char *reason) {
         uint64_t delay = g->backoff_usec;
 
         g->backoff_usec = g->backoff_usec * 2 > GUEST_RECONNECT_MAX_USEC ? GUEST_RECONNECT_MAX_USEC
-                                                                           : g->backoff_usec * 2;
+                                                                         : g->backoff_usec * 2;
         g->state = GUEST_STATE_DISCONNECTED;
         if (!g->manager)
                 return;
 
-        int r = sd_event_add_time_relative(g->manager->event, &g->reconnect_timer, CLOCK_MONOTONIC, delay, 0,
-                on_reconnect_timer, g);
+        int r = sd_event_add_time_relative(
+                g->manager->event, &g->reconnect_timer, CLOCK_MONOTONIC, delay, 0, on_reconnect_timer, g);
         if (r < 0) {
                 log_guest_errno(g, LOG_ERR, r, "cannot schedule a reconnect: %m");
                 return;
         }
         /* A QEMU that is not up yet is normal: say it once per backoff cycle, loudly only when it hurts. */
-        log_guest(g, delay >= GUEST_RECONNECT_MAX_USEC ? LOG_WARNING : LOG_INFO, "%s: %s; reconnecting in %llu ms",
-                reason ? "disconnected" : "connect failed", reason ? reason : strerror(-error),
-                (unsigned long long) (delay / 1000));
+        log_guest(g, delay >= GUEST_RECONNECT_MAX_USEC ? LOG_WARNING : LOG_INFO,
+                "%s: %s; reconnecting in %llu ms", reason ? "disconnected" : "connect failed",
+                reason ? reason : strerror(-error), (unsigned long long)(delay / 1000));
 }
 
 static void on_query_name(QmpClient *c, json_object *result, const QmpError *err, void *userdata) {
         Guest *g = userdata;
         json_object *name;
-        if (!err && json_object_object_get_ex(result, "name", &name) && json_object_is_type(name, json_type_string)) {
+        if (!err && json_object_object_get_ex(result, "name", &name) &&
+                json_object_is_type(name, json_type_string)) {
                 free(g->qemu_name);
                 g->qemu_name = strdup(json_object_get_string(name));
         }
@@ -192,7 +193,8 @@ static void on_query_name(QmpClient *c, json_object *result, const QmpError *err
 static void on_query_uuid(QmpClient *c, json_object *result, const QmpError *err, void *userdata) {
         Guest *g = userdata;
         json_object *uuid;
-        if (!err && json_object_object_get_ex(result, "UUID", &uuid) && json_object_is_type(uuid, json_type_string)) {
+        if (!err && json_object_object_get_ex(result, "UUID", &uuid) &&
+                json_object_is_type(uuid, json_type_string)) {
                 free(g->uuid);
                 g->uuid = strdup(json_object_get_string(uuid));
         }
@@ -206,17 +208,18 @@ static void on_query_version(QmpClient *c, json_object *result, const QmpError *
                 log_guest(g, LOG_WARNING, "query-version failed: %s", err->desc ? err->desc : "");
                 return;
         }
-        if (json_object_object_get_ex(result, "qemu", &qemu) && json_object_object_get_ex(qemu, "major", &major) &&
+        if (json_object_object_get_ex(result, "qemu", &qemu) &&
+                json_object_object_get_ex(qemu, "major", &major) &&
                 json_object_object_get_ex(qemu, "minor", &minor) &&
                 json_object_object_get_ex(qemu, "micro", &micro)) {
                 free(g->qemu_version);
-                if (asprintf(&g->qemu_version, "%d.%d.%d", json_object_get_int(major), json_object_get_int(minor),
-                            json_object_get_int(micro)) < 0)
+                if (asprintf(&g->qemu_version, "%d.%d.%d", json_object_get_int(major),
+                            json_object_get_int(minor), json_object_get_int(micro)) < 0)
                         g->qemu_version = NULL;
         }
-        log_guest(g, LOG_INFO, "connected to QEMU %s%s%s%s%s", g->qemu_version ? g->qemu_version : "(unknown version)",
-                g->qemu_name ? ", name " : "", g->qemu_name ? g->qemu_name : "", g->uuid ? ", uuid " : "",
-                g->uuid ? g->uuid : "");
+        log_guest(g, LOG_INFO, "connected to QEMU %s%s%s%s%s",
+                g->qemu_version ? g->qemu_version : "(unknown version)", g->qemu_name ? ", name " : "",
+                g->qemu_name ? g->qemu_name : "", g->uuid ? ", uuid " : "", g->uuid ? g->uuid : "");
 }
 
 static void on_query_all_nics(QmpClient *c, json_object *result, const QmpError *err, void *userdata) {
@@ -244,10 +247,12 @@ static void on_query_all_nics(QmpClient *c, json_object *result, const QmpError 
 
         for (size_t i = 0; i < n_infos; i++) {
                 json_object *info = json_object_array_get_idx(result, i), *name;
-                if (!json_object_object_get_ex(info, "name", &name) || !json_object_is_type(name, json_type_string) ||
+                if (!json_object_object_get_ex(info, "name", &name) ||
+                        !json_object_is_type(name, json_type_string) ||
                         json_object_get_string_len(name) == 0 ||
                         json_object_get_string_len(name) > RXFILTER_NAME_MAX) {
-                        log_guest(g, LOG_WARNING, "query-rx-filter entry %zu has no valid name, ignoring it", i);
+                        log_guest(g, LOG_WARNING, "query-rx-filter entry %zu has no valid name, ignoring it",
+                                i);
                         continue;
                 }
                 Nic *n = guest_find_nic(g, json_object_get_string(name));
@@ -276,7 +281,7 @@ int guest_query_all_nics(Guest *g) {
         int64_t r = qmp_client_send(g->qmp, "query-rx-filter", NULL, 0, on_query_all_nics, guest_ref(g));
         if (r < 0) {
                 guest_unref(g);
-                return (int) r;
+                return (int)r;
         }
         return 0;
 }
@@ -287,9 +292,9 @@ static void on_qmp_state(QmpClient *c, QmpState state, int error, const char *re
         if (state == QMP_STATE_READY) {
                 g->state = GUEST_STATE_CONNECTED;
                 g->backoff_usec = GUEST_RECONNECT_MIN_USEC;
-                (void) qmp_client_send(c, "query-name", NULL, 0, on_query_name, g);
-                (void) qmp_client_send(c, "query-uuid", NULL, 0, on_query_uuid, g);
-                (void) qmp_client_send(c, "query-version", NULL, 0, on_query_version, g);
+                (void)qmp_client_send(c, "query-name", NULL, 0, on_query_name, g);
+                (void)qmp_client_send(c, "query-uuid", NULL, 0, on_query_uuid, g);
+                (void)qmp_client_send(c, "query-version", NULL, 0, on_query_version, g);
                 /* Without a name: discovers every NIC and re-arms each one's event. */
                 if (guest_query_all_nics(g) < 0)
                         log_guest(g, LOG_WARNING, "cannot send the initial query-rx-filter");
@@ -302,8 +307,8 @@ static void on_qmp_state(QmpClient *c, QmpState state, int error, const char *re
         }
 }
 
-static void on_qmp_event(QmpClient *c, const char *event, json_object *data, uint64_t timestamp_usec,
-        void *userdata) {
+static void on_qmp_event(
+        QmpClient *c, const char *event, json_object *data, uint64_t timestamp_usec, void *userdata) {
         qmp_event_dispatch(userdata, event, data, timestamp_usec);
 }
 

@@ -21,9 +21,9 @@ typedef enum GuestState {
 } GuestState;
 
 enum GuestSource {
-        GUEST_SOURCE_CONFIG,    /* guests.d drop-in */
+        GUEST_SOURCE_CONFIG, /* guests.d drop-in */
         GUEST_SOURCE_DIRECTORY, /* NAME.sock in the watched QMP directory */
-        GUEST_SOURCE_BUS,       /* Manager.AttachGuest */
+        GUEST_SOURCE_BUS, /* Manager.AttachGuest */
 };
 typedef enum GuestSource GuestSource;
 
@@ -56,11 +56,11 @@ typedef struct Guest {
 } Guest;
 
 #define log_guest(g, level, fmt, ...) log_full((level), "guest %s: " fmt, (g)->name, ##__VA_ARGS__)
-#define log_guest_errno(g, level, error, fmt, ...)                                                          \
+#define log_guest_errno(g, level, error, fmt, ...) \
         log_full_errno((level), (error), "guest %s: " fmt, (g)->name, ##__VA_ARGS__)
 
-int guest_new(Manager *m, const char *name, const char *qmp_socket, GuestSource source, const GuestConfig *cfg,
-        Guest **ret);
+int guest_new(Manager *m, const char *name, const char *qmp_socket, GuestSource source,
+        const GuestConfig *cfg, Guest **ret);
 Guest *guest_ref(Guest *g);
 Guest *guest_unref(Guest *g);
 DEFINE_POINTER_CLEANUP_FUNC(Guest, guest_unref);

@@ -1,4 +1,5 @@
-/* hostdev.h: pure host I/O on one network namespace: read and apply link state (libnl), multicast (ioctl). */
+/* hostdev.h: pure host I/O on one network namespace: read and apply link state (libnl), multicast (ioctl).
+ */
 #pragma once
 
 #include <net/if.h>
@@ -24,8 +25,8 @@ const char *hostdev_kind_to_string(HostDevKind k);
  * on the mutex (netlink requests are short; the namespace is per guest). */
 typedef struct HostContext {
         pthread_mutex_t lock;
-        struct nl_sock *nl;  /* NETLINK_ROUTE */
-        int ioctl_fd;        /* AF_UNIX datagram socket: SIOCADDMULTI/SIOCDELMULTI */
+        struct nl_sock *nl; /* NETLINK_ROUTE */
+        int ioctl_fd; /* AF_UNIX datagram socket: SIOCADDMULTI/SIOCDELMULTI */
         char *dev_mcast_path; /* "/proc/self/net/dev_mcast" or "/proc/PID/net/dev_mcast" */
 } HostContext;
 
@@ -39,8 +40,8 @@ typedef struct HostLinkState {
         char ifname[IF_NAMESIZE];
         HostDevKind kind;
         EtherAddr mac;
-        unsigned flags;                                   /* IFF_* as the kernel reports them */
-        size_t n_multicast;                               /* global (user-added) entries only */
+        unsigned flags; /* IFF_* as the kernel reports them */
+        size_t n_multicast; /* global (user-added) entries only */
         EtherAddr multicast_table[HOSTDEV_MULTICAST_MAX]; /* sorted, unique */
 } HostLinkState;
 
@@ -52,7 +53,7 @@ typedef struct HostChange {
         bool set_mac;
         EtherAddr mac;
         unsigned flags_mask; /* IFF_PROMISC / IFF_ALLMULTI / IFF_MULTICAST bits to change */
-        unsigned flags;      /* their new values */
+        unsigned flags; /* their new values */
         size_t n_add, n_del;
         EtherAddr add[RXFILTER_TABLE_MAX];
         EtherAddr del[HOSTDEV_MULTICAST_MAX];
@@ -73,4 +74,5 @@ static inline bool host_change_is_empty(const HostChange *c) {
 /* Applies a change to the link: MAC and flags with one RTM_SETLINK each (flags with ifi_change =
  * mask, so only our bits move), multicast with SIOCADDMULTI/SIOCDELMULTI. Every attribute is tried
  * even if an earlier one fails. Returns 0 if all succeeded, else the first error (details in ret). */
-int hostdev_apply(HostContext *c, const HostLinkState *current, const HostChange *change, HostApplyResult *ret);
+int hostdev_apply(
+        HostContext *c, const HostLinkState *current, const HostChange *change, HostApplyResult *ret);

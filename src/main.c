@@ -22,7 +22,8 @@ typedef struct Arguments {
 
 static void help(void) {
         printf("guestnetd [OPTIONS...]\n\n"
-               "Watches QEMU guests over QMP and keeps each NIC's RX filter in view and in sync with its host device.\n\n"
+               "Watches QEMU guests over QMP and keeps each NIC's RX filter in view and in sync with its "
+               "host device.\n\n"
                "  -h --help               Show this help and exit\n"
                "     --version            Print the version and exit\n"
                "     --config=FILE        Configuration file (default: " CONFIG_FILE_DEFAULT ")\n"
@@ -64,23 +65,25 @@ static int parse_argv(int argc, char **argv, Arguments *args) {
                         break;
                 case ARG_QMP_DIR:
                         if (optarg[0] != '/')
-                                return log_error_errno(EINVAL, "--qmp-dir= must be an absolute path: %s", optarg);
+                                return log_error_errno(
+                                        EINVAL, "--qmp-dir= must be an absolute path: %s", optarg);
                         args->qmp_dir = optarg;
                         break;
                 case ARG_WORKERS: {
                         char *end;
                         long n = strtol(optarg, &end, 10);
                         if (*optarg == '\0' || *end != '\0' || n < 0 || n > 1024)
-                                return log_error_errno(EINVAL, "--workers= must be 0..1024 (0 = CPU count): %s",
-                                        optarg);
-                        args->workers = (int) n;
+                                return log_error_errno(
+                                        EINVAL, "--workers= must be 0..1024 (0 = CPU count): %s", optarg);
+                        args->workers = (int)n;
                         break;
                 }
                 case ARG_LOG_LEVEL:
                         args->log_level = log_level_from_string(optarg);
                         if (args->log_level < 0)
                                 return log_error_errno(EINVAL,
-                                        "--log-level= must be one of err, warning, notice, info, debug: %s", optarg);
+                                        "--log-level= must be one of err, warning, notice, info, debug: %s",
+                                        optarg);
                         log_max_level = args->log_level;
                         break;
                 case '?':
@@ -95,8 +98,8 @@ static int parse_argv(int argc, char **argv, Arguments *args) {
 }
 
 static int on_exit_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
-        log_info("Received %s, shutting down.", strsignal((int) si->ssi_signo));
-        (void) sd_notify(false, "STOPPING=1\nSTATUS=Shutting down...");
+        log_info("Received %s, shutting down.", strsignal((int)si->ssi_signo));
+        (void)sd_notify(false, "STOPPING=1\nSTATUS=Shutting down...");
         return sd_event_exit(sd_event_source_get_event(s), 0);
 }
 
@@ -127,7 +130,7 @@ static int run(int argc, char **argv) {
                         return log_oom();
         }
         if (args.workers >= 0)
-                config.workers = (unsigned) args.workers;
+                config.workers = (unsigned)args.workers;
 
         /* Signals arrive through sd-event; block them first so worker threads inherit the mask. */
         sigset_t mask;
@@ -158,7 +161,7 @@ static int run(int argc, char **argv) {
 
         log_info("guestnetd " GUESTNETD_VERSION " running: %zu guest(s), %u worker(s), QMP directory %s",
                 m->n_guests, worker_pool_threads(m->workers), m->config.qmp_directory);
-        (void) sd_notifyf(false, "READY=1\nSTATUS=Watching %zu guest(s)", m->n_guests);
+        (void)sd_notifyf(false, "READY=1\nSTATUS=Watching %zu guest(s)", m->n_guests);
 
         r = sd_event_loop(event);
         if (r < 0)

@@ -110,8 +110,8 @@ static int manager_load_dropins(Manager *m) {
                 return log_error_errno(r, "Failed to read guest drop-ins from %s: %m", m->guests_dir);
 
         for (size_t i = 0; i < n; i++) {
-                r = manager_attach_guest(m, configs[i]->name, configs[i]->qmp_socket, GUEST_SOURCE_CONFIG, configs[i],
-                        NULL);
+                r = manager_attach_guest(
+                        m, configs[i]->name, configs[i]->qmp_socket, GUEST_SOURCE_CONFIG, configs[i], NULL);
                 if (r < 0)
                         log_error_errno(r, "Failed to attach guest %s from %s: %m", configs[i]->name,
                                 configs[i]->source ? configs[i]->source : m->guests_dir);
@@ -142,7 +142,8 @@ static void manager_socket_appeared(Manager *m, const char *filename) {
         Guest *g = manager_find_guest(m, name);
         if (g) {
                 if (g->source != GUEST_SOURCE_DIRECTORY || strcmp(g->qmp_socket, path) != 0)
-                        log_guest(g, LOG_NOTICE, "ignoring %s: a guest of that name is already attached", path);
+                        log_guest(g, LOG_NOTICE, "ignoring %s: a guest of that name is already attached",
+                                path);
                 return;
         }
         int r = manager_attach_guest(m, name, path, GUEST_SOURCE_DIRECTORY, NULL, NULL);

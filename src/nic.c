@@ -13,8 +13,11 @@
 #include "manager.h"
 
 static const char *const sync_state_names[_NIC_SYNC_MAX] = {
-        [NIC_SYNC_OBSERVING] = "observing", [NIC_SYNC_PENDING] = "pending", [NIC_SYNC_IN_SYNC] = "in-sync",
-        [NIC_SYNC_FAILED] = "failed",       [NIC_SYNC_UNSUPPORTED] = "unsupported",
+        [NIC_SYNC_OBSERVING] = "observing",
+        [NIC_SYNC_PENDING] = "pending",
+        [NIC_SYNC_IN_SYNC] = "in-sync",
+        [NIC_SYNC_FAILED] = "failed",
+        [NIC_SYNC_UNSUPPORTED] = "unsupported",
 };
 
 const char *nic_sync_state_to_string(NicSyncState s) {
@@ -24,7 +27,7 @@ const char *nic_sync_state_to_string(NicSyncState s) {
 static uint64_t now_usec(clockid_t clock) {
         struct timespec ts;
         clock_gettime(clock, &ts);
-        return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000ULL;
+        return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000ULL;
 }
 
 int nic_new(Guest *g, const char *id, Nic **ret) {
@@ -101,7 +104,9 @@ typedef enum SyncOutcome {
 } SyncOutcome;
 
 static const char *const sync_outcome_names[] = {
-        [SYNC_OBSERVED] = "observed", [SYNC_APPLIED] = "applied", [SYNC_PARTIAL] = "partial",
+        [SYNC_OBSERVED] = "observed",
+        [SYNC_APPLIED] = "applied",
+        [SYNC_PARTIAL] = "partial",
         [SYNC_FAILED] = "failed",
 };
 
@@ -140,7 +145,7 @@ typedef struct FilterJob {
 static int resolve_backend_fd(pid_t pid, int fd, char ifname[static IF_NAMESIZE]) {
         char path[64], target[PATH_MAX];
 
-        snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int) pid, fd);
+        snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)pid, fd);
         ssize_t len = readlink(path, target, sizeof(target) - 1);
         if (len < 0)
                 return -errno;
@@ -150,7 +155,7 @@ static int resolve_backend_fd(pid_t pid, int fd, char ifname[static IF_NAMESIZE]
         if (sscanf(target, "/dev/tap%u", &ifindex) == 1)
                 return if_indextoname(ifindex, ifname) ? 0 : -errno;
 
-        snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", (int) pid, fd);
+        snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", (int)pid, fd);
         _cleanup_fclose_ FILE *f = fopen(path, "re");
         if (!f)
                 return -errno;
@@ -176,7 +181,8 @@ static void job_fail(FilterJob *j, const char *fmt, ...) {
         va_end(ap);
 }
 
-static void record_attribute(FilterJob *j, const char *attribute, int r, unsigned *n_ok, unsigned *n_failed) {
+static void record_attribute(
+        FilterJob *j, const char *attribute, int r, unsigned *n_ok, unsigned *n_failed) {
         if (r == 0) {
                 (*n_ok)++;
                 return;
@@ -187,7 +193,7 @@ static void record_attribute(FilterJob *j, const char *attribute, int r, unsigne
 }
 
 static void filter_job_run(WorkerJob *job) {
-        FilterJob *j = (FilterJob *) job;
+        FilterJob *j = (FilterJob *)job;
         int r;
 
         r = rxfilter_from_json(j->info, &j->filter, &j->parse_error);
@@ -200,7 +206,7 @@ static void filter_job_run(WorkerJob *job) {
         j->outcome = SYNC_OBSERVED;
 
         if (!j->ifname[0] && j->backend_fd >= 0 && j->peer_pid > 0)
-                (void) resolve_backend_fd(j->peer_pid, j->backend_fd, j->ifname);
+                (void)resolve_backend_fd(j->peer_pid, j->backend_fd, j->ifname);
         if (!j->ifname[0])
                 return;
 
@@ -227,9 +233,9 @@ static void filter_job_run(WorkerJob *job) {
         }
 
         unsigned n_ok = 0, n_failed = 0;
-        j->apply = (HostApplyResult) { 0 };
+        j->apply = (HostApplyResult){ 0 };
         if (!host_change_is_empty(&change))
-                (void) hostdev_apply(j->host, &j->link, &change, &j->apply);
+                (void)hostdev_apply(j->host, &j->link, &change, &j->apply);
 
         if ((j->trust & TRUST_MAC) && !ether_addr_is_valid_unicast(&desired.mac)) {
                 char mac[ETHER_ADDR_STRLEN];
@@ -245,7 +251,7 @@ static void filter_job_run(WorkerJob *job) {
 
         /* Publish what the device became, not what it was. */
         if (!host_change_is_empty(&change))
-                (void) hostdev_read(j->host, j->ifname, &j->link);
+                (void)hostdev_read(j->host, j->ifname, &j->link);
 }
 
 static void format_fields(unsigned changed, char *buf, size_t size) {
@@ -253,14 +259,14 @@ static void format_fields(unsigned changed, char *buf, size_t size) {
         buf[0] = '\0';
         for (unsigned bit = 1; bit & _RXFILTER_FIELD_ALL; bit <<= 1)
                 if (changed & bit)
-                        len += (size_t) snprintf(buf + len, len < size ? size - len : 0, "%s%s", len ? " " : "",
-                                rxfilter_field_to_string(bit));
+                        len += (size_t)snprintf(buf + len, len < size ? size - len : 0, "%s%s",
+                                len ? " " : "", rxfilter_field_to_string(bit));
 }
 
 static void nic_query_done(Nic *n);
 
 static void filter_job_complete(WorkerJob *job, int error) {
-        FilterJob *j = (FilterJob *) job;
+        FilterJob *j = (FilterJob *)job;
         Nic *n = j->nic;
 
         if (error < 0 || n->removed || j->stale || atomic_load(&n->guest->generation) != j->generation) {
@@ -285,7 +291,8 @@ static void filter_job_complete(WorkerJob *job, int error) {
         if (!n->host_announced) {
                 n->host_announced = true;
                 if (j->have_link)
-                        log_nic(n, LOG_INFO, "host interface %s (%s)", j->ifname, hostdev_kind_to_string(n->host_kind));
+                        log_nic(n, LOG_INFO, "host interface %s (%s)", j->ifname,
+                                hostdev_kind_to_string(n->host_kind));
                 else if (j->ifname[0])
                         log_nic(n, LOG_INFO, "host interface %s (unavailable)", j->ifname);
                 else
@@ -305,7 +312,8 @@ static void filter_job_complete(WorkerJob *job, int error) {
         }
 
         if (j->outcome == SYNC_OBSERVED)
-                nic_set_error(n, j->error[0] ? NIC_SYNC_FAILED : NIC_SYNC_OBSERVING, j->error[0] ? j->error : NULL);
+                nic_set_error(n, j->error[0] ? NIC_SYNC_FAILED : NIC_SYNC_OBSERVING,
+                        j->error[0] ? j->error : NULL);
         else if (j->outcome == SYNC_APPLIED)
                 nic_set_error(n, NIC_SYNC_IN_SYNC, NULL);
         else
@@ -441,7 +449,7 @@ static void nic_send_query(Nic *n) {
                 nic_unref(n);
                 n->busy = n->rerun = false;
                 if (r != -ENOTCONN)
-                        log_nic(n, LOG_WARNING, "cannot send query-rx-filter: %s", strerror((int) -r));
+                        log_nic(n, LOG_WARNING, "cannot send query-rx-filter: %s", strerror((int)-r));
                 return;
         }
         n->n_queries++;
@@ -469,14 +477,14 @@ static uint64_t nic_rate_limit_delay(Nic *n) {
         if (n->tokens < 0)
                 n->tokens = burst;
         else
-                n->tokens = fmin(burst, n->tokens + (double) (now - n->tokens_usec) * rate / 1e6);
+                n->tokens = fmin(burst, n->tokens + (double)(now - n->tokens_usec) * rate / 1e6);
         n->tokens_usec = now;
 
         if (n->tokens >= 1.0) {
                 n->tokens -= 1.0;
                 return 0;
         }
-        uint64_t delay = (uint64_t) ((1.0 - n->tokens) * 1e6 / rate) + 1;
+        uint64_t delay = (uint64_t)((1.0 - n->tokens) * 1e6 / rate) + 1;
         n->tokens = 0; /* the deferred query spends the token that accrues meanwhile */
         n->tokens_usec = now + delay;
         return delay;
@@ -488,8 +496,8 @@ static void nic_start_query(Nic *n) {
                 nic_send_query(n);
                 return;
         }
-        int r = sd_event_add_time_relative(nic_manager(n)->event, &n->defer_timer, CLOCK_MONOTONIC, delay, 0,
-                on_defer_timer, n);
+        int r = sd_event_add_time_relative(
+                nic_manager(n)->event, &n->defer_timer, CLOCK_MONOTONIC, delay, 0, on_defer_timer, n);
         if (r < 0) {
                 log_nic(n, LOG_WARNING, "cannot defer query, sending now: %s", strerror(-r));
                 nic_send_query(n);
@@ -537,7 +545,8 @@ static void nic_finish_discovery(Nic *n) {
 static void nic_parse_info_network(Nic *n, const char *text) {
         size_t id_len = strlen(n->netdev);
 
-        for (const char *line = text; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
+        for (const char *line = text; line && *line;
+                line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
                 const char *p = line;
                 while (*p == ' ' || *p == '\\')
                         p++;
@@ -546,11 +555,12 @@ static void nic_parse_info_network(Nic *n, const char *text) {
                 p += id_len + 1;
                 size_t len = strcspn(p, "\r\n");
                 char params[512];
-                snprintf(params, sizeof(params), "%.*s", (int) len, p);
+                snprintf(params, sizeof(params), "%.*s", (int)len, p);
 
                 char *save = NULL;
                 for (char *kv = strtok_r(params, ", ", &save); kv; kv = strtok_r(NULL, ", ", &save)) {
-                        if (strncmp(kv, "ifname=", 7) == 0 && !n->host_interface && strlen(kv + 7) < IF_NAMESIZE) {
+                        if (strncmp(kv, "ifname=", 7) == 0 && !n->host_interface &&
+                                strlen(kv + 7) < IF_NAMESIZE) {
                                 n->host_interface = strdup(kv + 7);
                                 if (!n->host_interface)
                                         log_oom();
@@ -569,7 +579,8 @@ static void on_info_network(QmpClient *c, json_object *result, const QmpError *e
                 return;
         }
         if (err)
-                log_nic(n, LOG_DEBUG, "info network failed: %s", err->desc ? err->desc : strerror(-err->error));
+                log_nic(n, LOG_DEBUG, "info network failed: %s",
+                        err->desc ? err->desc : strerror(-err->error));
         else if (json_object_is_type(result, json_type_string))
                 nic_parse_info_network(n, json_object_get_string(result));
         nic_finish_discovery(n);
@@ -634,7 +645,7 @@ void nic_process_full_reply(Nic *n, json_object *info) {
         }
         n->busy = true;
 
-        (void) nic_qom_get(n, "mac", on_qom_mac);
+        (void)nic_qom_get(n, "mac", on_qom_mac);
 
         if (n->host_interface_configured) {
                 nic_submit_job(n, info);

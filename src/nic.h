@@ -10,8 +10,8 @@
 #include "rxfilter.h"
 
 typedef enum NicSyncState {
-        NIC_SYNC_OBSERVING,  /* no trust (or a tap): published, never applied */
-        NIC_SYNC_PENDING,    /* first query or sync not done yet */
+        NIC_SYNC_OBSERVING, /* no trust (or a tap): published, never applied */
+        NIC_SYNC_PENDING, /* first query or sync not done yet */
         NIC_SYNC_IN_SYNC,
         NIC_SYNC_FAILED,
         NIC_SYNC_UNSUPPORTED, /* not virtio-net: QEMU can't report its filter */
@@ -25,8 +25,8 @@ typedef struct Nic {
 
         char *id;
         char *qom_path;
-        char *netdev;          /* QEMU backend id from qom-get, "hostnet0" */
-        char *host_interface;  /* configured or discovered, NULL if unknown */
+        char *netdev; /* QEMU backend id from qom-get, "hostnet0" */
+        char *host_interface; /* configured or discovered, NULL if unknown */
         bool host_interface_configured;
         HostDevKind host_kind;
         bool host_announced; /* logged since the last discovery */
@@ -36,7 +36,7 @@ typedef struct Nic {
          * new events only set rerun; that is how one NIC's work never overlaps or reorders. */
         bool busy, rerun;
         json_object *discovery_reply; /* filter reply held while discovery runs */
-        int backend_fd;               /* fd=N of an fd-passed backend, -1 if none */
+        int backend_fd; /* fd=N of an fd-passed backend, -1 if none */
         sd_event_source *defer_timer; /* rate limit: the deferred query */
         double tokens;
         uint64_t tokens_usec;
@@ -48,7 +48,7 @@ typedef struct Nic {
         uint64_t n_events, n_queries, n_jobs;
 } Nic;
 
-#define log_nic(n, level, fmt, ...)                                                                         \
+#define log_nic(n, level, fmt, ...) \
         log_full((level), "guest %s nic %s: " fmt, (n)->guest->name, (n)->id, ##__VA_ARGS__)
 
 int nic_new(Guest *g, const char *id, Nic **ret);

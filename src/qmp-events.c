@@ -11,11 +11,13 @@ static void on_nic_rx_filter_changed(Guest *g, json_object *data, uint64_t times
 
         if (json_object_object_get_ex(data, "name", &name) && json_object_is_type(name, json_type_string))
                 n = guest_find_nic(g, json_object_get_string(name));
-        if (!n && json_object_object_get_ex(data, "path", &path) && json_object_is_type(path, json_type_string)) {
+        if (!n && json_object_object_get_ex(data, "path", &path) &&
+                json_object_is_type(path, json_type_string)) {
                 /* A NIC without id= is named only by its path: ".../virtio-backend" of the device. */
                 char qom[512];
                 const char *p = json_object_get_string(path), *suffix = strstr(p, "/virtio-backend");
-                size_t len = suffix && suffix[strlen("/virtio-backend")] == '\0' ? (size_t) (suffix - p) : strlen(p);
+                size_t len = suffix && suffix[strlen("/virtio-backend")] == '\0' ? (size_t)(suffix - p)
+                                                                                 : strlen(p);
                 if (len < sizeof(qom)) {
                         memcpy(qom, p, len);
                         qom[len] = '\0';
@@ -29,8 +31,10 @@ static void on_nic_rx_filter_changed(Guest *g, json_object *data, uint64_t times
         }
         /* A NIC we don't know yet (hotplugged): a query without a name finds it and re-arms it. */
         log_guest(g, LOG_DEBUG, "filter event for unknown NIC %s, querying all NICs",
-                name ? json_object_get_string(name) : path ? json_object_get_string(path) : "(unnamed)");
-        (void) guest_query_all_nics(g);
+                name           ? json_object_get_string(name)
+                        : path ? json_object_get_string(path)
+                               : "(unnamed)");
+        (void)guest_query_all_nics(g);
 }
 
 /* DEVICE_DELETED {device?, path}: a virtio NIC sends two, the backend path first, then the device id. */
@@ -38,9 +42,11 @@ static void on_device_deleted(Guest *g, json_object *data, uint64_t timestamp_us
         json_object *device, *path;
         Nic *n = NULL;
 
-        if (json_object_object_get_ex(data, "device", &device) && json_object_is_type(device, json_type_string))
+        if (json_object_object_get_ex(data, "device", &device) &&
+                json_object_is_type(device, json_type_string))
                 n = guest_find_nic(g, json_object_get_string(device));
-        if (!n && json_object_object_get_ex(data, "path", &path) && json_object_is_type(path, json_type_string))
+        if (!n && json_object_object_get_ex(data, "path", &path) &&
+                json_object_is_type(path, json_type_string))
                 n = guest_find_nic_by_qom_path(g, json_object_get_string(path));
         if (n)
                 guest_remove_nic(g, n);
@@ -49,7 +55,7 @@ static void on_device_deleted(Guest *g, json_object *data, uint64_t timestamp_us
 /* RESET: QEMU silently returns every filter to its reset state without an event; resync them all. */
 static void on_reset(Guest *g, json_object *data, uint64_t timestamp_usec) {
         log_guest(g, LOG_INFO, "guest reset, resyncing all NICs");
-        (void) guest_query_all_nics(g);
+        (void)guest_query_all_nics(g);
 }
 
 /* Events about guest networking that we relay without acting on them. */
@@ -75,12 +81,12 @@ const QmpEventHandler *qmp_event_table(size_t *ret_n) {
 }
 
 static int compare_event_name(const void *key, const void *element) {
-        return strcmp(key, ((const QmpEventHandler *) element)->name);
+        return strcmp(key, ((const QmpEventHandler *)element)->name);
 }
 
 void qmp_event_dispatch(Guest *g, const char *event, json_object *data, uint64_t timestamp_usec) {
-        const QmpEventHandler *h =
-                bsearch(event, event_table, ELEMENTSOF(event_table), sizeof(event_table[0]), compare_event_name);
+        const QmpEventHandler *h = bsearch(
+                event, event_table, ELEMENTSOF(event_table), sizeof(event_table[0]), compare_event_name);
         if (h)
                 h->func(g, data, timestamp_usec);
 }

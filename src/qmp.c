@@ -10,9 +10,9 @@
 
 #include "log.h"
 
-#define QMP_READ_CHUNK        (64 * 1024)
-#define QMP_READS_PER_WAKEUP  16 /* then yield to other sources: one chatty monitor can't starve the loop */
-#define QMP_GREETING_TIMEOUT  (5 * 1000000ULL)
+#define QMP_READ_CHUNK       (64 * 1024)
+#define QMP_READS_PER_WAKEUP 16 /* then yield to other sources: one chatty monitor can't starve the loop */
+#define QMP_GREETING_TIMEOUT (5 * 1000000ULL)
 
 typedef struct QmpCommand QmpCommand;
 struct QmpCommand {
@@ -121,7 +121,7 @@ _printf_(3, 4) static int client_fail(QmpClient *c, int error, const char *forma
         va_list ap;
 
         va_start(ap, format);
-        (void) vsnprintf(reason, sizeof(reason), format, ap);
+        (void)vsnprintf(reason, sizeof(reason), format, ap);
         va_end(ap);
         qmp_client_disconnect(c, error, reason);
         return error;
@@ -136,7 +136,7 @@ static int client_flush(QmpClient *c) {
                                 break;
                         return client_fail(c, -errno, "write to monitor failed: %s", strerror(errno));
                 }
-                c->out_offset += (size_t) n;
+                c->out_offset += (size_t)n;
         }
         if (c->out_offset == c->out_size)
                 c->out_offset = c->out_size = 0;
@@ -230,7 +230,7 @@ int64_t qmp_client_send(QmpClient *c, const char *command, json_object *argument
         /* From here on the handler owns the outcome: a write failure disconnects, which fails this
          * command like every other pending one. */
         int64_t id = cmd->id;
-        (void) client_flush(c);
+        (void)client_flush(c);
         return id;
 }
 
@@ -245,8 +245,9 @@ static QmpCommand *find_pending(QmpClient *c, int64_t id) {
 static void on_capabilities_reply(QmpClient *c, json_object *result, const QmpError *err, void *userdata) {
         if (err) {
                 if (err->error != -ECONNRESET && err->error != -ECANCELED)
-                        (void) client_fail(c, err->error < 0 ? err->error : -EPROTO,
-                                "qmp_capabilities failed: %s", err->desc ? err->desc : strerror(-err->error));
+                        (void)client_fail(c, err->error < 0 ? err->error : -EPROTO,
+                                "qmp_capabilities failed: %s",
+                                err->desc ? err->desc : strerror(-err->error));
                 return;
         }
         c->state = QMP_STATE_READY;
@@ -263,7 +264,7 @@ static int handle_greeting(QmpClient *c, json_object *msg) {
         c->greeted = true;
         c->greeting_timeout = sd_event_source_disable_unref(c->greeting_timeout);
         int64_t r = qmp_client_send(c, "qmp_capabilities", NULL, 0, on_capabilities_reply, NULL);
-        return r < 0 ? (int) r : 0;
+        return r < 0 ? (int)r : 0;
 }
 
 static int handle_reply(QmpClient *c, json_object *msg) {
@@ -287,7 +288,8 @@ static int handle_reply(QmpClient *c, json_object *msg) {
         }
 
         json_object *cls = NULL, *desc = NULL;
-        if (json_object_object_get_ex(msg, "error", &err_obj) && json_object_is_type(err_obj, json_type_object)) {
+        if (json_object_object_get_ex(msg, "error", &err_obj) &&
+                json_object_is_type(err_obj, json_type_object)) {
                 json_object_object_get_ex(err_obj, "class", &cls);
                 json_object_object_get_ex(err_obj, "desc", &desc);
         }
@@ -308,13 +310,14 @@ static int handle_event(QmpClient *c, json_object *msg, json_object *name) {
         if (!json_object_is_type(name, json_type_string))
                 return client_fail(c, -EBADMSG, "event name is not a string");
 
-        (void) json_object_object_get_ex(msg, "data", &data);
-        if (json_object_object_get_ex(msg, "timestamp", &ts) && json_object_object_get_ex(ts, "seconds", &sec) &&
-                json_object_object_get_ex(ts, "microseconds", &usec) && json_object_is_type(sec, json_type_int) &&
-                json_object_is_type(usec, json_type_int) && json_object_get_int64(sec) >= 0 &&
-                json_object_get_int64(usec) >= 0)
-                timestamp = (uint64_t) json_object_get_int64(sec) * 1000000ULL +
-                            (uint64_t) json_object_get_int64(usec);
+        (void)json_object_object_get_ex(msg, "data", &data);
+        if (json_object_object_get_ex(msg, "timestamp", &ts) &&
+                json_object_object_get_ex(ts, "seconds", &sec) &&
+                json_object_object_get_ex(ts, "microseconds", &usec) &&
+                json_object_is_type(sec, json_type_int) && json_object_is_type(usec, json_type_int) &&
+                json_object_get_int64(sec) >= 0 && json_object_get_int64(usec) >= 0)
+                timestamp = (uint64_t)json_object_get_int64(sec) * 1000000ULL +
+                        (uint64_t)json_object_get_int64(usec);
 
         if (c->on_event)
                 c->on_event(c, json_object_get_string(name), data, timestamp, c->userdata);
@@ -359,7 +362,7 @@ int qmp_client_feed(QmpClient *c, const char *data, size_t size) {
                 if (chunk > QMP_MESSAGE_MAX + 1 - c->message_bytes)
                         chunk = QMP_MESSAGE_MAX + 1 - c->message_bytes;
 
-                json_object *msg = json_tokener_parse_ex(c->tokener, data, (int) chunk);
+                json_object *msg = json_tokener_parse_ex(c->tokener, data, (int)chunk);
                 enum json_tokener_error jerr = json_tokener_get_error(c->tokener);
                 size_t used = msg ? json_tokener_get_parse_end(c->tokener) : chunk;
 
@@ -374,7 +377,7 @@ int qmp_client_feed(QmpClient *c, const char *data, size_t size) {
                 if (!msg) {
                         if (c->message_bytes > QMP_MESSAGE_MAX)
                                 return client_fail(c, -EMSGSIZE, "message from the monitor exceeds %u bytes",
-                                        (unsigned) QMP_MESSAGE_MAX);
+                                        (unsigned)QMP_MESSAGE_MAX);
                         continue;
                 }
 
@@ -395,14 +398,16 @@ static int client_read(QmpClient *c) {
                 if (n < 0) {
                         if (errno == EAGAIN || errno == EINTR)
                                 return 0;
+                        if (errno == ECONNRESET)
+                                return client_fail(c, -ECONNRESET, "monitor closed the connection (reset)");
                         return client_fail(c, -errno, "read from monitor failed: %s", strerror(errno));
                 }
                 if (n == 0)
                         return client_fail(c, -ECONNRESET, "monitor closed the connection");
-                int r = qmp_client_feed(c, buf, (size_t) n);
+                int r = qmp_client_feed(c, buf, (size_t)n);
                 if (r < 0)
                         return r;
-                if ((size_t) n < sizeof(buf))
+                if ((size_t)n < sizeof(buf))
                         return 0;
         }
         return 0;
@@ -410,7 +415,7 @@ static int client_read(QmpClient *c) {
 
 static int on_greeting_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         QmpClient *c = userdata;
-        (void) client_fail(c, -ETIMEDOUT, "no QMP greeting within %llu s", QMP_GREETING_TIMEOUT / 1000000ULL);
+        (void)client_fail(c, -ETIMEDOUT, "no QMP greeting within %llu s", QMP_GREETING_TIMEOUT / 1000000ULL);
         return 0;
 }
 
@@ -431,9 +436,10 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
                 if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len) < 0)
                         error = errno;
                 if (error != 0)
-                        return client_fail(c, -error, "connect to %s failed: %s", c->path, strerror(error)), 0;
+                        return client_fail(c, -error, "connect to %s failed: %s", c->path, strerror(error)),
+                               0;
                 record_peer(c);
-                (void) client_update_io_events(c);
+                (void)client_update_io_events(c);
                 return 0;
         }
 
@@ -441,11 +447,11 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
                 if (client_read(c) < 0)
                         return 0;
         } else if (revents & (EPOLLHUP | EPOLLERR)) {
-                (void) client_fail(c, -ECONNRESET, "monitor hung up");
+                (void)client_fail(c, -ECONNRESET, "monitor hung up");
                 return 0;
         }
         if (c->fd >= 0 && (revents & EPOLLOUT))
-                (void) client_flush(c);
+                (void)client_flush(c);
         return 0;
 }
 
@@ -464,7 +470,7 @@ int qmp_client_connect(QmpClient *c) {
                 return -errno;
 
         bool in_progress = false;
-        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
+        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
                 if (errno != EINPROGRESS && errno != EAGAIN)
                         return -errno;
                 in_progress = true;
@@ -473,8 +479,8 @@ int qmp_client_connect(QmpClient *c) {
         r = sd_event_add_io(c->event, &c->io, fd, in_progress ? EPOLLOUT : EPOLLIN, on_io, c);
         if (r < 0)
                 return r;
-        r = sd_event_add_time_relative(c->event, &c->greeting_timeout, CLOCK_MONOTONIC, QMP_GREETING_TIMEOUT, 0,
-                on_greeting_timeout, c);
+        r = sd_event_add_time_relative(c->event, &c->greeting_timeout, CLOCK_MONOTONIC, QMP_GREETING_TIMEOUT,
+                0, on_greeting_timeout, c);
         if (r < 0) {
                 c->io = sd_event_source_disable_unref(c->io);
                 return r;
@@ -485,7 +491,7 @@ int qmp_client_connect(QmpClient *c) {
         c->peer_pid = -1;
         if (!in_progress) {
                 record_peer(c);
-                (void) client_update_io_events(c);
+                (void)client_update_io_events(c);
         }
         return 0;
 }
@@ -505,7 +511,9 @@ int qmp_client_new(sd_event *event, const char *socket_path, qmp_state_handler_t
         c->tokener = json_tokener_new_ex(QMP_JSON_DEPTH_MAX);
         if (!c->path || !c->tokener)
                 return -ENOMEM;
-        json_tokener_set_flags(c->tokener, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+        /* Not JSON_TOKENER_STRICT: strict mode treats the input as a single JSON text and rejects the
+         * next message as trailing garbage. */
+        json_tokener_set_flags(c->tokener, JSON_TOKENER_VALIDATE_UTF8);
         c->on_state = on_state;
         c->on_event = on_event;
         c->userdata = userdata;

@@ -8,9 +8,9 @@
 
 #include "cleanup.h"
 
-#define QMP_MESSAGE_MAX       (1024 * 1024) /* longest message we accept from a monitor */
-#define QMP_JSON_DEPTH_MAX    32            /* deeper nesting is not QMP */
-#define QMP_TIMEOUT_DEFAULT   (5 * 1000000ULL)
+#define QMP_MESSAGE_MAX     (1024 * 1024) /* longest message we accept from a monitor */
+#define QMP_JSON_DEPTH_MAX  32 /* deeper nesting is not QMP */
+#define QMP_TIMEOUT_DEFAULT (5 * 1000000ULL)
 
 typedef struct QmpClient QmpClient;
 
@@ -33,10 +33,11 @@ typedef struct QmpError {
  * keep it) and err = NULL, or with result = NULL and err set. */
 typedef void (*qmp_reply_handler_t)(QmpClient *c, json_object *result, const QmpError *err, void *userdata);
 /* An asynchronous event: data (borrowed, may be NULL), timestamp in µs since the epoch. */
-typedef void (*qmp_event_handler_t)(QmpClient *c, const char *event, json_object *data, uint64_t timestamp_usec,
-        void *userdata);
+typedef void (*qmp_event_handler_t)(
+        QmpClient *c, const char *event, json_object *data, uint64_t timestamp_usec, void *userdata);
 /* READY after capabilities; DISCONNECTED with a negative errno and a sentence saying why. */
-typedef void (*qmp_state_handler_t)(QmpClient *c, QmpState state, int error, const char *reason, void *userdata);
+typedef void (*qmp_state_handler_t)(
+        QmpClient *c, QmpState state, int error, const char *reason, void *userdata);
 
 int qmp_client_new(sd_event *event, const char *socket_path, qmp_state_handler_t on_state,
         qmp_event_handler_t on_event, void *userdata, QmpClient **ret);

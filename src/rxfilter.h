@@ -9,9 +9,9 @@
 #include "ether.h"
 #include "trust.h"
 
-#define RXFILTER_TABLE_MAX   64   /* QEMU's shared MAC table (MAC_TABLE_ENTRIES) */
-#define RXFILTER_VLAN_MAX    4096 /* VIDs 0..4095 */
-#define RXFILTER_NAME_MAX    128  /* longest NIC id we accept, NUL excluded */
+#define RXFILTER_TABLE_MAX 64 /* QEMU's shared MAC table (MAC_TABLE_ENTRIES) */
+#define RXFILTER_VLAN_MAX  4096 /* VIDs 0..4095 */
+#define RXFILTER_NAME_MAX  128 /* longest NIC id we accept, NUL excluded */
 
 typedef enum RxMode {
         RX_MODE_NORMAL,
@@ -34,9 +34,9 @@ typedef struct RxFilter {
         RxMode unicast, multicast, vlan;
         bool unicast_overflow, multicast_overflow;
         size_t n_unicast, n_multicast;
-        EtherAddr unicast_table[RXFILTER_TABLE_MAX];   /* sorted, unique */
+        EtherAddr unicast_table[RXFILTER_TABLE_MAX]; /* sorted, unique */
         EtherAddr multicast_table[RXFILTER_TABLE_MAX]; /* sorted, unique */
-        size_t n_vlans;                                /* bits set in vlan_bitmap */
+        size_t n_vlans; /* bits set in vlan_bitmap */
         uint64_t vlan_bitmap[RXFILTER_VLAN_MAX / 64];
 } RxFilter;
 
@@ -86,4 +86,5 @@ typedef struct HostFilter {
  *  multicast mode all → allmulti+multicast; normal → multicast, allmulti = overflow; none → neither.
  *  The multicast list is the table; on overflow QEMU empties it, so the list is marked invalid and
  *  the host keeps what it has while allmulti covers the rest. */
-void rxfilter_to_host(const RxFilter *f, VlanPolicy vlan_policy, UnicastPolicy unicast_policy, HostFilter *ret);
+void rxfilter_to_host(
+        const RxFilter *f, VlanPolicy vlan_policy, UnicastPolicy unicast_policy, HostFilter *ret);

@@ -6,10 +6,10 @@
 #include <stddef.h>
 
 typedef enum Trust {
-        TRUST_MAC = 1 << 0,       /* the guest may set the host device's MAC */
+        TRUST_MAC = 1 << 0, /* the guest may set the host device's MAC */
         TRUST_MULTICAST = 1 << 1, /* ... its multicast list and IFF_MULTICAST */
-        TRUST_ALLMULTI = 1 << 2,  /* ... IFF_ALLMULTI */
-        TRUST_PROMISC = 1 << 3,   /* ... IFF_PROMISC */
+        TRUST_ALLMULTI = 1 << 2, /* ... IFF_ALLMULTI */
+        TRUST_PROMISC = 1 << 3, /* ... IFF_PROMISC */
         TRUST_NONE = 0,
         TRUST_ALL = TRUST_MAC | TRUST_MULTICAST | TRUST_ALLMULTI | TRUST_PROMISC,
 } Trust;
@@ -26,14 +26,14 @@ const char *trust_capability_to_string(unsigned bit);
 
 typedef enum VlanPolicy {
         VLAN_POLICY_IMPROVED, /* real VIDs ask for promisc; VID 0 and vlan "all" do not */
-        VLAN_POLICY_LIBVIRT,  /* any VLAN entry forces promisc, as libvirt does */
-        VLAN_POLICY_OFF,      /* VLANs never affect the host device */
+        VLAN_POLICY_LIBVIRT, /* any VLAN entry forces promisc, as libvirt does */
+        VLAN_POLICY_OFF, /* VLANs never affect the host device */
         _VLAN_POLICY_MAX,
         _VLAN_POLICY_INVALID = -EINVAL,
 } VlanPolicy;
 
 typedef enum UnicastPolicy {
-        UNICAST_POLICY_IGNORE,  /* as libvirt: unicast table and mode are not applied */
+        UNICAST_POLICY_IGNORE, /* as libvirt: unicast table and mode are not applied */
         UNICAST_POLICY_PROMISC, /* extra unicast addresses (guest bridge, macvlan) ask for promisc */
         _UNICAST_POLICY_MAX,
         _UNICAST_POLICY_INVALID = -EINVAL,

@@ -17,7 +17,7 @@ typedef struct JobQueue {
 struct WorkerPool {
         pthread_mutex_t lock;
         pthread_cond_t wakeup;
-        JobQueue queued;    /* waiting for a thread */
+        JobQueue queued; /* waiting for a thread */
         JobQueue completed; /* run, waiting for the loop thread */
         bool stopping;
 
@@ -70,7 +70,7 @@ static void *worker_main(void *userdata) {
                 /* One eventfd write per batch: the loop drains everything queued so far. */
                 if (was_empty) {
                         uint64_t one = 1;
-                        (void) !write(p->completion_fd, &one, sizeof(one));
+                        (void)!write(p->completion_fd, &one, sizeof(one));
                 }
         }
         pthread_mutex_unlock(&p->lock);
@@ -79,11 +79,11 @@ static void *worker_main(void *userdata) {
 
 static void drain_completions(WorkerPool *p) {
         uint64_t counter;
-        (void) !read(p->completion_fd, &counter, sizeof(counter));
+        (void)!read(p->completion_fd, &counter, sizeof(counter));
 
         pthread_mutex_lock(&p->lock);
         JobQueue done = p->completed;
-        p->completed = (JobQueue) { 0 };
+        p->completed = (JobQueue){ 0 };
         pthread_mutex_unlock(&p->lock);
 
         for (WorkerJob *job; (job = queue_pop(&done));) {
@@ -103,7 +103,7 @@ int worker_pool_new(sd_event *event, unsigned n_threads, WorkerPool **ret) {
 
         if (n_threads == 0) {
                 long n = sysconf(_SC_NPROCESSORS_ONLN);
-                n_threads = n > 0 ? (unsigned) n : 1;
+                n_threads = n > 0 ? (unsigned)n : 1;
         }
 
         p = calloc(1, sizeof(WorkerPool));
@@ -146,7 +146,7 @@ WorkerPool *worker_pool_free(WorkerPool *p) {
         pthread_mutex_lock(&p->lock);
         p->stopping = true;
         JobQueue cancelled = p->queued;
-        p->queued = (JobQueue) { 0 };
+        p->queued = (JobQueue){ 0 };
         pthread_cond_broadcast(&p->wakeup);
         pthread_mutex_unlock(&p->lock);
 

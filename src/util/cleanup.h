@@ -6,42 +6,42 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#define _cleanup_(f) __attribute__((cleanup(f)))
-#define _unused_     __attribute__((unused))
+#define _cleanup_(f)   __attribute__((cleanup(f)))
+#define _unused_       __attribute__((unused))
 #define _printf_(a, b) __attribute__((format(printf, a, b)))
-#define _noreturn_   __attribute__((noreturn))
+#define _noreturn_     __attribute__((noreturn))
 
 #define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
 
 /* Hands a pointer out of a cleanup-scoped variable: the variable becomes NULL. */
-#define TAKE_PTR(p)                                                                                         \
-        ({                                                                                                  \
-                __typeof__(p) _took = (p);                                                                  \
-                (p) = NULL;                                                                                 \
-                _took;                                                                                      \
+#define TAKE_PTR(p)                        \
+        ({                                 \
+                __typeof__(p) _took = (p); \
+                (p) = NULL;                \
+                _took;                     \
         })
-#define TAKE_FD(fd)                                                                                         \
-        ({                                                                                                  \
-                int _took = (fd);                                                                           \
-                (fd) = -EBADF;                                                                              \
-                _took;                                                                                      \
+#define TAKE_FD(fd)               \
+        ({                        \
+                int _took = (fd); \
+                (fd) = -EBADF;    \
+                _took;            \
         })
 
 /* Defines name##p(type *p) calling func(*p) when *p is set, for use with _cleanup_. */
-#define DEFINE_POINTER_CLEANUP_FUNC(type, func)                                                             \
-        static inline void func##p(type **p) {                                                              \
-                if (*p)                                                                                     \
-                        func(*p);                                                                           \
+#define DEFINE_POINTER_CLEANUP_FUNC(type, func) \
+        static inline void func##p(type **p) {  \
+                if (*p)                         \
+                        func(*p);               \
         }
 
 static inline void freep(void *p) {
-        free(*(void **) p);
+        free(*(void **)p);
 }
 #define _cleanup_free_ _cleanup_(freep)
 
 static inline int safe_close(int fd) {
         if (fd >= 0)
-                (void) close(fd);
+                (void)close(fd);
         return -EBADF;
 }
 static inline void closep(int *fd) {

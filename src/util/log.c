@@ -10,8 +10,14 @@
 int log_max_level = LOG_INFO;
 
 static const char *const level_names[] = {
-        [LOG_EMERG] = "emerg", [LOG_ALERT] = "alert", [LOG_CRIT] = "crit", [LOG_ERR] = "err",
-        [LOG_WARNING] = "warning", [LOG_NOTICE] = "notice", [LOG_INFO] = "info", [LOG_DEBUG] = "debug",
+        [LOG_EMERG] = "emerg",
+        [LOG_ALERT] = "alert",
+        [LOG_CRIT] = "crit",
+        [LOG_ERR] = "err",
+        [LOG_WARNING] = "warning",
+        [LOG_NOTICE] = "notice",
+        [LOG_INFO] = "info",
+        [LOG_DEBUG] = "debug",
 };
 
 int log_level_from_string(const char *s) {
@@ -19,7 +25,7 @@ int log_level_from_string(const char *s) {
                 return -EINVAL;
         for (size_t i = 0; i < ELEMENTSOF(level_names); i++)
                 if (strcasecmp(s, level_names[i]) == 0)
-                        return (int) i;
+                        return (int)i;
         if (strcasecmp(s, "error") == 0)
                 return LOG_ERR;
         if (s[0] >= '0' && s[0] <= '7' && s[1] == '\0')
@@ -48,7 +54,7 @@ int log_internal(int level, int error, const char *file, int line, const char *f
         va_list ap;
         errno = error; /* so that %m prints the right error */
         va_start(ap, format);
-        (void) vsnprintf(message, sizeof(message), format, ap);
+        (void)vsnprintf(message, sizeof(message), format, ap);
         va_end(ap);
 
         /* One fprintf per line: stdio locks the stream, so threads never interleave within a line. */

@@ -17,7 +17,7 @@ int log_level_from_string(const char *s);
 int log_internal(int level, int error, const char *file, int line, const char *format, ...) _printf_(5, 6);
 
 #define log_full_errno(level, error, ...) log_internal((level), (error), __FILE__, __LINE__, __VA_ARGS__)
-#define log_full(level, ...)              (void) log_full_errno((level), 0, __VA_ARGS__)
+#define log_full(level, ...)              (void)log_full_errno((level), 0, __VA_ARGS__)
 
 #define log_debug(...)   log_full(LOG_DEBUG, __VA_ARGS__)
 #define log_info(...)    log_full(LOG_INFO, __VA_ARGS__)

@@ -367,9 +367,10 @@ TEST(guest_defaults_from_file_name) {
         _cleanup_free_ char *path = NULL, *log = NULL;
 
         ASSERT_TRUE(dir);
-        path = write_file(dir, "vm1.conf", "[Guest]\nQmpSocket=/run/vm1.qmp\n");
+        path = write_file(dir, "vm1.conf", "[Guest]\nQmpSocket=/run/vm1.qmp\nFoo=1\n");
         ASSERT_TRUE(path);
         ASSERT_INT_EQ(load_guest(path, &g, &log), 0);
+        ASSERT_STR_CONTAINS(log, "vm1.conf:3: unknown key Foo= in section [Guest], ignoring");
         ASSERT_TRUE(g);
         ASSERT_STR_EQ(g->name, "vm1");
         ASSERT_STR_EQ(g->qmp_socket, "/run/vm1.qmp");
@@ -459,8 +460,14 @@ TEST(guest_invalid_values) {
                 { "[Nic  ]\n", ":2: invalid section [Nic  ]: a NIC id is required" },
                 { "Trust=sometimes\n", ":2: invalid Trust=sometimes: " },
                 { "Name=a/b\n", ":2: invalid Name=a/b: the name contains '/'" },
-                { "Name=a\x01z\n", ": the name contains control characters" },
-                { "Name=caf\xc3\n", ": the name is not valid UTF-8" },
+                { "Name=a\x01z\n", ":2: invalid Name=a\\x01z: the name contains control characters" },
+                { "Name=caf\xc3\n", ":2: invalid Name=caf\\xc3: the name is not valid UTF-8" },
+                { "Name=caf\xc3\xa9\x7f\n", ":2: invalid Name=caf\xc3\xa9\\x7f: the name contains control" },
+                { "[Nic net\x02]\n", ":2: invalid section [Nic net\\x02]: the NIC id must be UTF-8" },
+                { "QmpSocket=/run/"
+                  "01234567890123456789012345678901234567890123456789012345678901234567890123456789012345678"
+                  "9012345678901234567890123\n",
+                        ":2: invalid QmpSocket=/run/0123456789" },
                 { "Name=\n", ":2: invalid Name=: the name is empty" },
         };
         _cleanup_(tmpdir_removep) char *dir = make_tmpdir();

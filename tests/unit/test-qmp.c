@@ -1,2 +1,434 @@
-/* test-qmp.c: placeholder. */
+/* test-qmp.c: QMP framing, greeting, id-matched replies, timeouts, events and disconnects. */
+#include <json-c/json.h>
+#include <stdarg.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "qmp.h"
 #include "tests.h"
+
+typedef struct Peer {
+        char dir[64], path[128];
+        int listen_fd, fd;
+} Peer;
+
+typedef struct Recorder {
+        int ready, disconnected, last_error;
+        char reason[256];
+        int events;
+        char last_event[64];
+        uint64_t last_timestamp;
+        int replies, reply_errors, last_reply_error;
+        char last_result[256], last_desc[256];
+} Recorder;
+
+static void on_state(QmpClient *c, QmpState state, int error, const char *reason, void *userdata) {
+        Recorder *rec = userdata;
+        if (state == QMP_STATE_READY)
+                rec->ready++;
+        else if (state == QMP_STATE_DISCONNECTED) {
+                rec->disconnected++;
+                rec->last_error = error;
+                snprintf(rec->reason, sizeof(rec->reason), "%s", reason ? reason : "");
+        }
+}
+
+static void on_event(QmpClient *c, const char *event, json_object *data, uint64_t ts, void *userdata) {
+        Recorder *rec = userdata;
+        rec->events++;
+        rec->last_timestamp = ts;
+        snprintf(rec->last_event, sizeof(rec->last_event), "%s", event);
+}
+
+static void on_reply(QmpClient *c, json_object *result, const QmpError *err, void *userdata) {
+        Recorder *rec = userdata;
+        rec->replies++;
+        if (err) {
+                rec->reply_errors++;
+                rec->last_reply_error = err->error;
+                snprintf(rec->last_desc, sizeof(rec->last_desc), "%s", err->desc ? err->desc : "");
+        } else
+                snprintf(rec->last_result, sizeof(rec->last_result), "%s",
+                        json_object_to_json_string_ext(result, JSON_C_TO_STRING_PLAIN));
+}
+
+static int peer_listen(Peer *p) {
+        snprintf(p->dir, sizeof(p->dir), "/tmp/test-qmp-XXXXXX");
+        if (!mkdtemp(p->dir))
+                return -errno;
+        snprintf(p->path, sizeof(p->path), "%s/qmp.sock", p->dir);
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        strcpy(sa.sun_path, p->path);
+        p->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        p->fd = -1;
+        if (p->listen_fd < 0 || bind(p->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+                listen(p->listen_fd, 4) < 0)
+                return -errno;
+        return 0;
+}
+
+static void peer_close(Peer *p) {
+        if (p->fd >= 0)
+                close(p->fd);
+        if (p->listen_fd >= 0)
+                close(p->listen_fd);
+        unlink(p->path);
+        rmdir(p->dir);
+}
+
+static void peer_write(Peer *p, const char *s) {
+        size_t len = strlen(s);
+        while (len > 0) {
+                ssize_t n = write(p->fd, s, len);
+                if (n <= 0)
+                        return;
+                s += n;
+                len -= (size_t)n;
+        }
+}
+
+/* Reads one line the client sent (blocking, with a poll timeout via SO_RCVTIMEO). */
+static int peer_read_line(Peer *p, char *buf, size_t size) {
+        size_t len = 0;
+        while (len + 1 < size) {
+                ssize_t n = read(p->fd, buf + len, 1);
+                if (n <= 0)
+                        return -1;
+                if (buf[len] == '\n')
+                        break;
+                len++;
+        }
+        buf[len] = '\0';
+        return (int)len;
+}
+
+static void run_loop(sd_event *e, unsigned iterations) {
+        for (unsigned i = 0; i < iterations; i++)
+                (void)sd_event_run(e, 20 * 1000);
+}
+
+/* Connects a client, serves the greeting and the capabilities reply: the client is READY. */
+static int setup(sd_event **e, Peer *p, Recorder *rec, QmpClient **c) {
+        char line[512];
+        int r;
+
+        memset(rec, 0, sizeof(*rec));
+        if ((r = sd_event_new(e)) < 0 || (r = peer_listen(p)) < 0)
+                return r;
+        if ((r = qmp_client_new(*e, p->path, on_state, on_event, rec, c)) < 0)
+                return r;
+        if ((r = qmp_client_connect(*c)) < 0)
+                return r;
+        p->fd = accept4(p->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (p->fd < 0)
+                return -errno;
+        struct timeval tv = { .tv_sec = 2 };
+        setsockopt(p->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        peer_write(p,
+                "{\"QMP\": {\"version\": {\"qemu\": {\"major\": 7, \"minor\": 2, \"micro\": 0}, "
+                "\"package\": \"\"}, "
+                "\"capabilities\": [\"oob\"]}}\r\n");
+        run_loop(*e, 3);
+        if (peer_read_line(p, line, sizeof(line)) < 0 || !strstr(line, "qmp_capabilities"))
+                return -EPROTO;
+        peer_write(p, "{\"return\": {}, \"id\": 1}\r\n");
+        run_loop(*e, 3);
+        return rec->ready == 1 ? 0 : -EPROTO;
+}
+
+static void teardown(sd_event *e, Peer *p, QmpClient *c) {
+        qmp_client_free(c);
+        peer_close(p);
+        sd_event_unref(e);
+}
+
+TEST(greeting_and_capabilities) {
+        sd_event *e;
+        Peer p;
+        Recorder rec;
+        QmpClient *c;
+
+        ASSERT_OK(setup(&e, &p, &rec, &c));
+        ASSERT_INT_EQ(qmp_client_get_state(c), QMP_STATE_READY);
+        ASSERT_INT_EQ(qmp_client_get_peer_pid(c), getpid());
+        teardown(e, &p, c);
+}
+
+TEST(command_before_ready_is_refused) {
+        sd_event *e;
+        Recorder rec = { 0 };
+        QmpClient *c;
+
+        ASSERT_OK(sd_event_new(&e));
+        ASSERT_OK(qmp_client_new(e, "/nonexistent/qmp.sock", on_state, on_event, &rec, &c));
+        ASSERT_ERROR(qmp_client_send(c, "query-name", NULL, 0, on_reply, &rec), ENOTCONN);
+        ASSERT_ERROR(qmp_client_connect(c), ENOENT);
+        ASSERT_INT_EQ(rec.replies, 0);
+        qmp_client_free(c);
+        sd_event_unref(e);
+}
+
+TEST(replies_matched_by_id_out_of_order) {
+        sd_event *e;
+        Peer p;
+        Recorder rec;
+        QmpClient *c;
+        char line[512];
+        Recorder r1 = { 0 }, r2 = { 0 };
+
+        ASSERT_OK(setup(&e, &p, &rec, &c));
+        int64_t id1 = qmp_client_send(c, "query-name", NULL, 0, on_reply, &r1);
+        int64_t id2 = qmp_client_send(c, "query-uuid", NULL, 0, on_reply, &r2);
+        ASSERT_TRUE(id1 > 0 && id2 > id1);
+        ASSERT_TRUE(peer_read_line(&p, line, sizeof(line)) > 0);
+        ASSERT_STR_CONTAINS(line, "\"execute\":\"query-name\"");
+        ASSERT_TRUE(peer_read_line(&p, line, sizeof(line)) > 0);
+        ASSERT_STR_CONTAINS(line, "\"execute\":\"query-uuid\"");
+        ASSERT_INT_EQ(qmp_client_pending(c), 2);
+
+        char reply[256];
+        snprintf(reply, sizeof(reply), "{\"return\": {\"UUID\": \"u\"}, \"id\": %lld}\r\n", (long long)id2);
+        peer_write(&p, reply);
+        snprintf(reply, sizeof(reply), "{\"return\": {\"name\": \"n\"}, \"id\": %lld}\r\n", (long long)id1);
+        peer_write(&p, reply);
+        run_loop(e, 3);
+        ASSERT_INT_EQ(r1.replies, 1);
+        ASSERT_INT_EQ(r2.replies, 1);
+        ASSERT_STR_EQ(r1.last_result, "{\"name\":\"n\"}");
+        ASSERT_STR_EQ(r2.last_result, "{\"UUID\":\"u\"}");
+        ASSERT_INT_EQ(qmp_client_pending(c), 0);
+        teardown(e, &p, c);
+}
+
+TEST(error_reply_carries_class_and_desc) {
+        sd_event *e;
+        Peer p;
+        Recorder rec, r1 = { 0 };
+        QmpClient *c;
+
+        ASSERT_OK(setup(&e, &p, &rec, &c));
+        int64_t id = qmp_client_send(c, "query-rx-filter", NULL, 0, on_reply, &r1);
+        char reply[256];
+        snprintf(reply, sizeof(reply),
+                "{\"error\": {\"class\": \"GenericError\", \"desc\": \"invalid net client name: net9\"}, "
+                "\"id\": %lld}\r\n",
+                (long long)id);
+        peer_write(&p, reply);
+        run_loop(e, 3);
+        ASSERT_INT_EQ(r1.reply_errors, 1);
+        ASSERT_INT_EQ(r1.last_reply_error, -EIO);
+        ASSERT_STR_EQ(r1.last_desc, "invalid net client name: net9");
+        teardown(e, &p, c);
+}
+
+TEST(split_messages_and_many_per_read) {
+        sd_event *e;
+        Peer p;
+        Recorder rec;
+        QmpClient *c;
+        const char *ev =
+                "{\"event\": \"RESET\", \"data\": {\"guest\": true}, \"timestamp\": {\"seconds\": 12, "
+                "\"microseconds\": 345}}\r\n";
+
+        ASSERT_OK(setup(&e, &p, &rec, &c));
+        /* One byte at a time: the tokenizer must carry state across reads. */
+        for (const char *s = ev; *s; s++)
+                ASSERT_OK(qmp_client_feed(c, s, 1));
+        ASSERT_INT_EQ(rec.events, 1);
+        ASSERT_STR_EQ(rec.last_event, "RESET");
+        ASSERT_INT_EQ(rec.last_timestamp, 12000345);
+
+        /* Fifty messages in one buffer, no separators between some of them. */
+        char big[16384] = "";
+        for (int i = 0; i < 50; i++)
+                strcat(big, i % 2 ? "{\"event\":\"A\"}" : "{\"event\":\"B\"}\r\n");
+        ASSERT_OK(qmp_client_feed(c, big, strlen(big)));
+        ASSERT_INT_EQ(rec.events, 51);
+        ASSERT_STR_EQ(rec.last_event, "A");
+        ASSERT_INT_EQ(rec.disconnected, 0);
+
+        /* And across real socket reads. */
+        peer_write(&p, "{\"event\": \"SPL");
+        run_loop(e, 2);
+        ASSERT_INT_EQ(rec.events, 51);
+        peer_write(&p, "IT\"}\r\n{\"event\": \"TWO\"}\r\n");
+        run_loop(e, 2);
+        ASSERT_INT_EQ(rec.events, 53);
+        ASSERT_STR_EQ(rec.last_event, "TWO");
+        teardown(e, &p, c);
+}
+
+TEST(garbage_disconnects_and_fails_pending) {
+        sd_event *e;
+        Peer p;
+        Recorder rec, r1 = { 0 };
+        QmpClient *c;
+
+        ASSERT_OK(setup(&e, &p, &rec, &c));
+        ASSERT_TRUE(qmp_client_send(c, "query-name", NULL, 0, on_reply, &r1) > 0);
+        peer_write(&p, "{\"event\": nonsense}\r\n");
+        run_loop(e, 3);
+        ASSERT_INT_EQ(rec.disconnected, 1);
+        ASSERT_INT_EQ(rec.last_error, -EBADMSG);
+        ASSERT_STR_CONTAINS(rec.reason, "malformed JSON");
+        ASSERT_INT_EQ(r1.replies, 1);
+        ASSERT_INT_EQ(r1.last_reply_error, -ECONNRESET);
+        ASSERT_INT_EQ(qmp_client_get_state(c), QMP_STATE_DISCONNECTED);
+        teardown(e, &p, c);
+}
+
+TEST(non_object_message_disconnects) {
+        sd_event *e;
+        Peer p;
+        Recorder rec;
+        QmpClient *c;
+
+        ASSERT_OK(setup(&e, &p, &rec, &c));
+        ASSERT_ERROR(qmp_client_feed(c, "[1, 2]\r\n", 8), EBADMSG);
+        ASSERT_INT_EQ(rec.disconnected, 1);
+        ASSERT_STR_CONTAINS(rec.reason, "not an object");
+        teardown(e, &p, c);
+}
+
+TEST(oversize_message_rejected_without_buffering) {
+        sd_event *e;
+        Peer p;
+        Recorder rec;
+        QmpClient *c;
+
+        ASSERT_OK(setup(&e, &p, &rec, &c));
+        const char *head = "{\"event\": \"X\", \"data\": {\"s\": \"";
+        ASSERT_OK(qmp_client_feed(c, head, strlen(head)));
+        size_t chunk = 64 * 1024;
+        char *filler = malloc(chunk);
+        memset(filler, 'a', chunk);
+        int r = 0;
+        size_t fed = strlen(head);
+        while (r == 0 && fed < 3 * QMP_MESSAGE_MAX) {
+                r = qmp_client_feed(c, filler, chunk);
+                fed += chunk;
+        }
+        free(filler);
+        ASSERT_INT_EQ(r, -EMSGSIZE);
+        ASSERT_TRUE(fed <= QMP_MESSAGE_MAX + chunk + strlen(head));
+        ASSERT_INT_EQ(rec.events, 0);
+        ASSERT_STR_CONTAINS(rec.reason, "exceeds");
+        teardown(e, &p, c);
+}
+
+TEST(message_just_under_cap_accepted) {
+        sd_event *e;
+        Peer p;
+        Recorder rec;
+        QmpClient *c;
+
+        ASSERT_OK(setup(&e, &p, &rec, &c));
+        const char *head = "{\"event\": \"BIG\", \"data\": {\"s\": \"", *tail = "\"}}";
+        size_t n = QMP_MESSAGE_MAX - strlen(head) - strlen(tail);
+        char *msg = malloc(QMP_MESSAGE_MAX + 1);
+        strcpy(msg, head);
+        memset(msg + strlen(head), 'a', n);
+        strcpy(msg + strlen(head) + n, tail);
+        ASSERT_INT_EQ(strlen(msg), QMP_MESSAGE_MAX);
+        int r = qmp_client_feed(c, msg, QMP_MESSAGE_MAX);
+        free(msg);
+        ASSERT_OK(r);
+        ASSERT_INT_EQ(rec.events, 1);
+        ASSERT_STR_EQ(rec.last_event, "BIG");
+        teardown(e, &p, c);
+}
+
+TEST(deep_nesting_rejected) {
+        sd_event *e;
+        Peer p;
+        Recorder rec;
+        QmpClient *c;
+        char deep[256] = "{\"event\":\"D\",\"data\":";
+
+        ASSERT_OK(setup(&e, &p, &rec, &c));
+        for (int i = 0; i < 40; i++)
+                strcat(deep, "[");
+        ASSERT_ERROR(qmp_client_feed(c, deep, strlen(deep)), EBADMSG);
+        ASSERT_INT_EQ(rec.disconnected, 1);
+        teardown(e, &p, c);
+}
+
+TEST(timeout_fails_command_and_late_reply_is_ignored) {
+        sd_event *e;
+        Peer p;
+        Recorder rec, r1 = { 0 };
+        QmpClient *c;
+
+        ASSERT_OK(setup(&e, &p, &rec, &c));
+        int64_t id = qmp_client_send(c, "query-rx-filter", NULL, 50 * 1000, on_reply, &r1);
+        ASSERT_TRUE(id > 0);
+        for (int i = 0; i < 50 && r1.replies == 0; i++)
+                run_loop(e, 1);
+        ASSERT_INT_EQ(r1.replies, 1);
+        ASSERT_INT_EQ(r1.last_reply_error, -ETIMEDOUT);
+        ASSERT_STR_CONTAINS(r1.last_desc, "query-rx-filter");
+        char reply[128];
+        snprintf(reply, sizeof(reply), "{\"return\": [], \"id\": %lld}\r\n", (long long)id);
+        peer_write(&p, reply);
+        run_loop(e, 3);
+        ASSERT_INT_EQ(r1.replies, 1);
+        ASSERT_INT_EQ(rec.disconnected, 0);
+        teardown(e, &p, c);
+}
+
+TEST(peer_close_fails_pending_with_connreset) {
+        sd_event *e;
+        Peer p;
+        Recorder rec, r1 = { 0 }, r2 = { 0 };
+        QmpClient *c;
+
+        ASSERT_OK(setup(&e, &p, &rec, &c));
+        ASSERT_TRUE(qmp_client_send(c, "query-name", NULL, 0, on_reply, &r1) > 0);
+        ASSERT_TRUE(qmp_client_send(c, "query-uuid", NULL, 0, on_reply, &r2) > 0);
+        close(p.fd);
+        p.fd = -1;
+        run_loop(e, 3);
+        ASSERT_INT_EQ(rec.disconnected, 1);
+        ASSERT_STR_CONTAINS(rec.reason, "closed");
+        ASSERT_INT_EQ(r1.last_reply_error, -ECONNRESET);
+        ASSERT_INT_EQ(r2.last_reply_error, -ECONNRESET);
+        ASSERT_INT_EQ(qmp_client_pending(c), 0);
+        /* Reconnect works on the same client. */
+        ASSERT_OK(qmp_client_connect(c));
+        p.fd = accept4(p.listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        ASSERT_TRUE(p.fd >= 0);
+        teardown(e, &p, c);
+}
+
+TEST(free_cancels_pending) {
+        sd_event *e;
+        Peer p;
+        Recorder rec, r1 = { 0 };
+        QmpClient *c;
+
+        ASSERT_OK(setup(&e, &p, &rec, &c));
+        ASSERT_TRUE(qmp_client_send(c, "query-name", NULL, 0, on_reply, &r1) > 0);
+        c = qmp_client_free(c);
+        ASSERT_INT_EQ(r1.replies, 1);
+        ASSERT_INT_EQ(r1.last_reply_error, -ECANCELED);
+        ASSERT_INT_EQ(rec.disconnected, 0);
+        teardown(e, &p, c);
+}
+
+TEST(missing_greeting_times_out_differently_than_wrong_greeting) {
+        sd_event *e;
+        Peer p;
+        Recorder rec = { 0 };
+        QmpClient *c;
+
+        ASSERT_OK(sd_event_new(&e));
+        ASSERT_OK(peer_listen(&p));
+        ASSERT_OK(qmp_client_new(e, p.path, on_state, on_event, &rec, &c));
+        ASSERT_OK(qmp_client_connect(c));
+        p.fd = accept4(p.listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        peer_write(&p, "{\"return\": {}}\r\n");
+        run_loop(e, 3);
+        ASSERT_INT_EQ(rec.disconnected, 1);
+        ASSERT_STR_CONTAINS(rec.reason, "greeting");
+        teardown(e, &p, c);
+}
