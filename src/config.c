@@ -76,11 +76,6 @@ static const char *escape(const char *s, char buf[static ESCAPED_MAX]) {
         return buf;
 }
 
-static void *mfree(void *p) {
-        free(p);
-        return NULL;
-}
-
 static void config_record_error(ConfigParser *p, int r) {
         if (r < 0 && p->error == 0)
                 p->error = r;

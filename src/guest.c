@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "bus.h"
 #include "manager.h"
 #include "nic.h"
 
@@ -82,6 +83,13 @@ Guest *guest_unref(Guest *g) {
         return NULL;
 }
 
+static void guest_set_state(Guest *g, GuestState state) {
+        if (g->state == state)
+                return;
+        g->state = state;
+        bus_guest_emit_changed(g, "State", NULL);
+}
+
 unsigned guest_nic_trust(Guest *g, const char *nic_id) {
         if (g->config) {
                 const NicConfig *nc = guest_config_find_nic(g->config, nic_id);
@@ -131,6 +139,8 @@ static int guest_add_nic(Guest *g, const char *id, Nic **ret) {
         g->nics[g->n_nics++] = n;
         _cleanup_free_ char *trust = trust_to_string(guest_nic_trust(g, id));
         log_nic(n, LOG_INFO, "discovered (trust %s)", trust ? trust : "?");
+        bus_nic_emit_added(n);
+        bus_guest_emit_changed(g, "Nics", NULL);
         *ret = n;
         return 0;
 }
@@ -139,8 +149,10 @@ void guest_remove_nic(Guest *g, Nic *n) {
         for (size_t i = 0; i < g->n_nics; i++) {
                 if (g->nics[i] != n)
                         continue;
+                bus_nic_emit_removed(n);
                 memmove(g->nics + i, g->nics + i + 1, (g->n_nics - i - 1) * sizeof(Nic *));
                 g->n_nics--;
+                bus_guest_emit_changed(g, "Nics", NULL);
                 log_nic(n, LOG_INFO, "removed");
                 nic_detach(n);
                 nic_unref(n);
@@ -164,7 +176,7 @@ static void guest_schedule_reconnect(Guest *g, int error, const char *reason) {
 
         g->backoff_usec = g->backoff_usec * 2 > GUEST_RECONNECT_MAX_USEC ? GUEST_RECONNECT_MAX_USEC
                                                                          : g->backoff_usec * 2;
-        g->state = GUEST_STATE_DISCONNECTED;
+        guest_set_state(g, GUEST_STATE_DISCONNECTED);
         if (!g->manager)
                 return;
 
@@ -216,14 +228,21 @@ static void on_query_version(QmpClient *c, json_object *result, const QmpError *
                 if (asprintf(&g->qemu_version, "%d.%d.%d", json_object_get_int(major),
                             json_object_get_int(minor), json_object_get_int(micro)) < 0)
                         g->qemu_version = NULL;
+                bus_guest_emit_changed(g, "QemuVersion", NULL);
         }
         log_guest(g, LOG_INFO, "connected to QEMU %s%s%s%s%s",
                 g->qemu_version ? g->qemu_version : "(unknown version)", g->qemu_name ? ", name " : "",
                 g->qemu_name ? g->qemu_name : "", g->uuid ? ", uuid " : "", g->uuid ? g->uuid : "");
 }
 
+typedef struct FullQuery {
+        Guest *guest;
+        const char *reason;
+} FullQuery;
+
 static void on_query_all_nics(QmpClient *c, json_object *result, const QmpError *err, void *userdata) {
-        _cleanup_(guest_unrefp) Guest *g = userdata;
+        _cleanup_free_ FullQuery *q = userdata;
+        _cleanup_(guest_unrefp) Guest *g = q->guest;
 
         if (!g->manager || g->state != GUEST_STATE_CONNECTED)
                 return;
@@ -267,7 +286,7 @@ static void on_query_all_nics(QmpClient *c, json_object *result, const QmpError 
                 /* Exclusive ownership before a worker touches it: json-c refcounts are not atomic. */
                 json_object *owned = json_object_get(info);
                 json_object_array_put_idx(result, i, NULL);
-                nic_process_full_reply(n, owned);
+                nic_process_full_reply(n, owned, q->reason);
         }
 
         /* NICs QEMU no longer reports are gone (unplugged while we were away). */
@@ -277,10 +296,15 @@ static void on_query_all_nics(QmpClient *c, json_object *result, const QmpError 
         free(seen);
 }
 
-int guest_query_all_nics(Guest *g) {
-        int64_t r = qmp_client_send(g->qmp, "query-rx-filter", NULL, 0, on_query_all_nics, guest_ref(g));
+int guest_query_all_nics(Guest *g, const char *reason) {
+        FullQuery *q = malloc(sizeof(FullQuery));
+        if (!q)
+                return -ENOMEM;
+        *q = (FullQuery){ .guest = guest_ref(g), .reason = reason };
+        int64_t r = qmp_client_send(g->qmp, "query-rx-filter", NULL, 0, on_query_all_nics, q);
         if (r < 0) {
                 guest_unref(g);
+                free(q);
                 return (int)r;
         }
         return 0;
@@ -290,13 +314,13 @@ static void on_qmp_state(QmpClient *c, QmpState state, int error, const char *re
         Guest *g = userdata;
 
         if (state == QMP_STATE_READY) {
-                g->state = GUEST_STATE_CONNECTED;
                 g->backoff_usec = GUEST_RECONNECT_MIN_USEC;
+                guest_set_state(g, GUEST_STATE_CONNECTED);
                 (void)qmp_client_send(c, "query-name", NULL, 0, on_query_name, g);
                 (void)qmp_client_send(c, "query-uuid", NULL, 0, on_query_uuid, g);
                 (void)qmp_client_send(c, "query-version", NULL, 0, on_query_version, g);
                 /* Without a name: discovers every NIC and re-arms each one's event. */
-                if (guest_query_all_nics(g) < 0)
+                if (guest_query_all_nics(g, "resync") < 0)
                         log_guest(g, LOG_WARNING, "cannot send the initial query-rx-filter");
                 return;
         }
@@ -320,7 +344,7 @@ static int guest_connect(Guest *g) {
                 if (r < 0)
                         return log_guest_errno(g, LOG_ERR, r, "cannot create QMP client: %m");
         }
-        g->state = GUEST_STATE_CONNECTING;
+        guest_set_state(g, GUEST_STATE_CONNECTING);
         r = qmp_client_connect(g->qmp);
         if (r < 0)
                 guest_schedule_reconnect(g, r, NULL);
@@ -335,11 +359,10 @@ int guest_start(Guest *g) {
 void guest_stop(Guest *g) {
         g->reconnect_timer = sd_event_source_disable_unref(g->reconnect_timer);
         atomic_fetch_add(&g->generation, 1);
-        g->state = GUEST_STATE_DISCONNECTED;
+        guest_set_state(g, GUEST_STATE_DISCONNECTED);
         /* Freeing the client fails its pending commands: their handlers drop their references. */
         g->qmp = qmp_client_free(g->qmp);
         while (g->n_nics > 0)
                 guest_remove_nic(g, g->nics[g->n_nics - 1]);
         log_guest(g, LOG_INFO, "detached");
-        g->manager = NULL;
 }

@@ -74,15 +74,16 @@ Nic *guest_find_nic(Guest *g, const char *id);
 Nic *guest_find_nic_by_qom_path(Guest *g, const char *qom_path);
 void guest_remove_nic(Guest *g, Nic *n);
 
-/* A query-rx-filter without a name: (re)discovers every NIC and re-arms their events. */
-int guest_query_all_nics(Guest *g);
+/* A query-rx-filter without a name: (re)discovers every NIC, re-arms their events and syncs them;
+ * reason ("resync", "reset") is what MacChanged will say. */
+int guest_query_all_nics(Guest *g, const char *reason);
 /* Trust mask for a NIC of this guest: the NIC's Trust=, else the guest's, else DefaultTrust=. */
 unsigned guest_nic_trust(Guest *g, const char *nic_id);
 
 /* Dispatches a QMP event through the sorted table in qmp-events.c. */
 void qmp_event_dispatch(Guest *g, const char *event, json_object *data, uint64_t timestamp_usec);
 
-typedef void (*qmp_event_func_t)(Guest *g, json_object *data, uint64_t timestamp_usec);
+typedef void (*qmp_event_func_t)(Guest *g, const char *event, json_object *data, uint64_t timestamp_usec);
 typedef struct QmpEventHandler {
         const char *name;
         qmp_event_func_t func;

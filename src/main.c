@@ -6,6 +6,7 @@
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
+#include "bus.h"
 #include "config.h"
 #include "log.h"
 #include "manager.h"
@@ -155,6 +156,11 @@ static int run(int argc, char **argv) {
         r = manager_new(event, &config, args.guests_dir, &m);
         if (r < 0)
                 return r;
+        /* Without a bus the host sync still works; publishing is what is lost, so say it loudly. */
+        r = manager_bus_connect(m);
+        if (r < 0)
+                log_warning_errno(r, "Not publishing on the system bus (%s): %m",
+                        getenv("DBUS_SYSTEM_BUS_ADDRESS") ?: "default address");
         r = manager_start(m);
         if (r < 0)
                 return r;

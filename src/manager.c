@@ -6,6 +6,7 @@
 #include <sys/inotify.h>
 #include <sys/stat.h>
 
+#include "bus.h"
 #include "guest.h"
 #include "log.h"
 
@@ -42,6 +43,7 @@ Manager *manager_free(Manager *m) {
         m->qmp_dir_watch = sd_event_source_disable_unref(m->qmp_dir_watch);
         while (m->guests)
                 manager_detach_guest(m, m->guests);
+        manager_bus_disconnect(m);
         /* After the guests: cancelled jobs complete here and drop the last references. */
         m->workers = worker_pool_free(m->workers);
         host_context_free(m->host);
@@ -75,6 +77,8 @@ int manager_attach_guest(Manager *m, const char *name, const char *qmp_socket, G
                 m->guests->prev = g;
         m->guests = g;
         m->n_guests++;
+        bus_guest_emit_added(g);
+        bus_manager_emit_changed(m, "Guests", NULL);
 
         r = guest_start(g);
         if (r < 0) {
@@ -87,6 +91,10 @@ int manager_attach_guest(Manager *m, const char *name, const char *qmp_socket, G
 }
 
 void manager_detach_guest(Manager *m, Guest *g) {
+        /* NICs go first, then the guest: each InterfacesRemoved while its object still exists. */
+        guest_stop(g);
+        bus_guest_emit_removed(g);
+
         if (g->prev)
                 g->prev->next = g->next;
         else
@@ -95,8 +103,8 @@ void manager_detach_guest(Manager *m, Guest *g) {
                 g->next->prev = g->prev;
         g->prev = g->next = NULL;
         m->n_guests--;
-
-        guest_stop(g);
+        g->manager = NULL;
+        bus_manager_emit_changed(m, "Guests", NULL);
         guest_unref(g);
 }
 

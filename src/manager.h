@@ -11,8 +11,11 @@
 typedef struct Guest Guest;
 typedef enum GuestSource GuestSource;
 
+typedef struct sd_bus sd_bus;
+
 typedef struct Manager {
         sd_event *event;
+        sd_bus *bus; /* NULL when not connected */
         DaemonConfig config;
         char *guests_dir;
         WorkerPool *workers;

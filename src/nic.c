@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bus.h"
 #include "manager.h"
 
 static const char *const sync_state_names[_NIC_SYNC_MAX] = {
@@ -45,6 +46,8 @@ int nic_new(Guest *g, const char *id, Nic **ret) {
         }
         n->guest = guest_ref(g);
         n->tokens = -1; /* bucket starts full on first use */
+        n->trust_override = -1;
+        n->next_reason = "initial";
         *ret = n;
         return 0;
 }
@@ -80,10 +83,30 @@ Nic *nic_unref(Nic *n) {
         return NULL;
 }
 
-static void nic_set_error(Nic *n, NicSyncState state, const char *error) {
+static bool streq_ptr(const char *a, const char *b) {
+        return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* Updates SyncState/LastError; returns true if either changed (the caller publishes it). */
+static bool nic_update_sync_state(Nic *n, NicSyncState state, const char *error) {
+        bool changed = n->sync_state != state || !streq_ptr(n->last_error, error);
         n->sync_state = state;
-        free(n->last_error);
-        n->last_error = error ? strdup(error) : NULL;
+        if (!streq_ptr(n->last_error, error)) {
+                free(n->last_error);
+                n->last_error = error ? strdup(error) : NULL;
+        }
+        return changed;
+}
+
+static void nic_set_error(Nic *n, NicSyncState state, const char *error) {
+        if (nic_update_sync_state(n, state, error))
+                bus_nic_emit_changed(n, "SyncState", "LastError", NULL);
+}
+
+unsigned nic_trust(const Nic *n) {
+        if (n->trust_override >= 0)
+                return (unsigned)n->trust_override;
+        return guest_nic_trust(n->guest, n->id);
 }
 
 static Manager *nic_manager(Nic *n) {
@@ -127,6 +150,7 @@ typedef struct FilterJob {
         char ifname[IF_NAMESIZE]; /* empty: resolve from backend_fd/peer_pid, or unknown */
         int backend_fd;
         pid_t peer_pid;
+        const char *reason; /* MacChanged reason */
 
         /* Outputs. */
         char *parse_error;
@@ -281,13 +305,20 @@ static void filter_job_complete(WorkerJob *job, int error) {
                 goto done;
         }
 
+        bool host_changed = false;
         if (j->ifname[0] && !n->host_interface) {
                 n->host_interface = strdup(j->ifname);
                 if (!n->host_interface)
                         log_oom();
+                host_changed = true;
         }
-        if (j->have_link)
-                n->host_kind = j->link.kind;
+        HostDevKind kind = j->have_link ? j->link.kind : HOSTDEV_KIND_UNKNOWN;
+        if (kind != n->host_kind) {
+                n->host_kind = kind;
+                host_changed = true;
+        }
+        if (host_changed)
+                bus_nic_emit_changed(n, "HostInterface", "HostInterfaceKind", NULL);
         if (!n->host_announced) {
                 n->host_announced = true;
                 if (j->have_link)
@@ -299,9 +330,10 @@ static void filter_job_complete(WorkerJob *job, int error) {
                         log_nic(n, LOG_INFO, "host interface unknown");
         }
 
-        if (!n->filter)
-                n->filter = malloc(sizeof(RxFilter));
-        if (!n->filter) {
+        char old_mac[ETHER_ADDR_STRLEN] = "";
+        if (n->filter)
+                ether_addr_format(&n->filter->main_mac, old_mac);
+        else if (!(n->filter = malloc(sizeof(RxFilter)))) {
                 log_oom();
                 goto done;
         }
@@ -311,13 +343,10 @@ static void filter_job_complete(WorkerJob *job, int error) {
                 n->last_change_usec = now_usec(CLOCK_REALTIME);
         }
 
-        if (j->outcome == SYNC_OBSERVED)
-                nic_set_error(n, j->error[0] ? NIC_SYNC_FAILED : NIC_SYNC_OBSERVING,
-                        j->error[0] ? j->error : NULL);
-        else if (j->outcome == SYNC_APPLIED)
-                nic_set_error(n, NIC_SYNC_IN_SYNC, NULL);
-        else
-                nic_set_error(n, NIC_SYNC_FAILED, j->error);
+        NicSyncState state = j->outcome == SYNC_APPLIED ? NIC_SYNC_IN_SYNC
+                : j->outcome == SYNC_OBSERVED ? (j->error[0] ? NIC_SYNC_FAILED : NIC_SYNC_OBSERVING)
+                                              : NIC_SYNC_FAILED;
+        bool state_changed = nic_update_sync_state(n, state, j->error[0] ? j->error : NULL);
 
         char fields[256];
         format_fields(j->changed, fields, sizeof(fields));
@@ -328,6 +357,45 @@ static void filter_job_complete(WorkerJob *job, int error) {
         else
                 log_nic(n, j->error[0] ? level : LOG_DEBUG, "filter unchanged; host %s%s%s",
                         sync_outcome_names[j->outcome], j->error[0] ? ": " : "", j->error);
+
+        const char *extra[5] = { NULL };
+        size_t n_extra = 0;
+        if (j->changed) {
+                extra[n_extra++] = "Changes";
+                extra[n_extra++] = "LastChangeUSec";
+        }
+        if (state_changed) {
+                extra[n_extra++] = "SyncState";
+                extra[n_extra++] = "LastError";
+        }
+        bus_nic_emit_filter_processed(n, j->changed, sync_outcome_names[j->outcome], extra);
+
+        if (j->changed & RXFILTER_FIELD_MAC) {
+                char new_mac[ETHER_ADDR_STRLEN];
+                bus_nic_emit_mac_changed(
+                        n, old_mac, ether_addr_format(&n->filter->main_mac, new_mac), j->reason);
+        }
+        static const struct {
+                const char *name;
+                size_t offset;
+        } attributes[] = {
+                { "mac", offsetof(HostApplyResult, mac) },
+                { "promisc", offsetof(HostApplyResult, promisc) },
+                { "allmulti", offsetof(HostApplyResult, allmulti) },
+                { "multicast", offsetof(HostApplyResult, multicast) },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(attributes); i++) {
+                int r = *(const int *)((const char *)&j->apply + attributes[i].offset);
+                if (r >= 0)
+                        continue;
+                char message[300];
+                if (strcmp(attributes[i].name, "mac") == 0 && r == -EADDRNOTAVAIL &&
+                        strstr(j->error, "refused"))
+                        snprintf(message, sizeof(message), "%s", j->error);
+                else
+                        snprintf(message, sizeof(message), "%s: %s", j->ifname, strerror(-r));
+                bus_nic_emit_host_sync_failed(n, attributes[i].name, message);
+        }
 
 done:
         n->n_jobs++;
@@ -362,7 +430,9 @@ static void nic_submit_job(Nic *n, json_object *info) {
                 j->have_previous = true;
                 memcpy(&j->previous, n->filter, sizeof(RxFilter));
         }
-        j->trust = guest_nic_trust(g, n->id);
+        j->trust = nic_trust(n);
+        j->reason = n->next_reason;
+        n->next_reason = "guest";
         j->vlan_policy = m->config.vlan_policy;
         j->unicast_policy = m->config.unicast_policy;
         j->host = m->host;
@@ -520,6 +590,22 @@ void nic_filter_changed(Nic *n) {
         nic_request_query(n);
 }
 
+void nic_resync(Nic *n, const char *reason) {
+        n->next_reason = reason;
+        nic_request_query(n);
+}
+
+void nic_set_trust(Nic *n, unsigned trust) {
+        unsigned old = nic_trust(n);
+        n->trust_override = (int)trust;
+        if (trust == old)
+                return;
+        _cleanup_free_ char *s = trust_to_string(trust);
+        log_nic(n, LOG_INFO, "trust set to %s", s ? s : "?");
+        bus_nic_emit_changed(n, "Trust", NULL);
+        nic_resync(n, "resync");
+}
+
 /* The outstanding work finished: run once more if events arrived meanwhile. */
 static void nic_query_done(Nic *n) {
         n->busy = false;
@@ -620,8 +706,11 @@ static void on_qom_mac(QmpClient *c, json_object *result, const QmpError *err, v
 
         if (n->removed || err || !json_object_is_type(result, json_type_string))
                 return;
+        if (streq_ptr(n->configured_mac, json_object_get_string(result)))
+                return;
         free(n->configured_mac);
         n->configured_mac = strdup(json_object_get_string(result));
+        bus_nic_emit_changed(n, "ConfiguredMac", NULL);
 }
 
 static int64_t nic_qom_get(Nic *n, const char *property, qmp_reply_handler_t handler) {
@@ -636,7 +725,8 @@ static int64_t nic_qom_get(Nic *n, const char *property, qmp_reply_handler_t han
         return r;
 }
 
-void nic_process_full_reply(Nic *n, json_object *info) {
+void nic_process_full_reply(Nic *n, json_object *info, const char *reason) {
+        n->next_reason = n->filter ? reason : "initial";
         if (n->busy) {
                 /* A query or job is outstanding: fold this into one more round. */
                 json_object_put(info);
@@ -654,8 +744,7 @@ void nic_process_full_reply(Nic *n, json_object *info) {
 
         /* Discover the backend on every connect: a restarted QEMU may use another device. */
         n->host_announced = false;
-        free(n->host_interface);
-        n->host_interface = NULL;
+        n->host_interface = mfree(n->host_interface);
         n->backend_fd = -1;
         n->discovery_reply = info;
         if (nic_qom_get(n, "netdev", on_qom_netdev) < 0)

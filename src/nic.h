@@ -41,6 +41,9 @@ typedef struct Nic {
         double tokens;
         uint64_t tokens_usec;
 
+        int trust_override; /* SetTrust() at run time, -1 when not set */
+        const char *next_reason; /* MacChanged reason for the next processed filter */
+
         RxFilter *filter; /* last processed filter, NULL before the first */
         NicSyncState sync_state;
         char *last_error;
@@ -58,9 +61,15 @@ DEFINE_POINTER_CLEANUP_FUNC(Nic, nic_unref);
 
 /* NIC_RX_FILTER_CHANGED: mark dirty and schedule a query (or fold into the outstanding one). */
 void nic_filter_changed(Nic *n);
+/* Queries and syncs again (Resync(), trust granted); reason as for MacChanged. */
+void nic_resync(Nic *n, const char *reason);
 /* A full query's element for this NIC: takes ownership of info; discovers the host interface when
- * needed, then syncs. */
-void nic_process_full_reply(Nic *n, json_object *info);
+ * needed, then syncs. reason: "resync" or "reset" ("initial" is used for a NIC seen the first time). */
+void nic_process_full_reply(Nic *n, json_object *info, const char *reason);
+/* Effective trust: SetTrust(), else the NIC's Trust=, the guest's Trust=, DefaultTrust=. */
+unsigned nic_trust(const Nic *n);
+/* Run-time trust (Nic.SetTrust): publishes it and syncs at once. */
+void nic_set_trust(Nic *n, unsigned trust);
 /* Drops pending work when the NIC goes (the object may live on while references remain). */
 void nic_detach(Nic *n);
 

@@ -1,11 +1,13 @@
 /* qmp-events.c: the QMP events guestnetd handles, in a table sorted by name for bsearch. */
 #include <string.h>
 
+#include "bus.h"
 #include "guest.h"
 #include "nic.h"
 
 /* NIC_RX_FILTER_CHANGED {name?, path}: the handler only finds the NIC and schedules its query. */
-static void on_nic_rx_filter_changed(Guest *g, json_object *data, uint64_t timestamp_usec) {
+static void on_nic_rx_filter_changed(
+        Guest *g, const char *event, json_object *data, uint64_t timestamp_usec) {
         json_object *name = NULL, *path = NULL;
         Nic *n = NULL;
 
@@ -34,14 +36,15 @@ static void on_nic_rx_filter_changed(Guest *g, json_object *data, uint64_t times
                 name           ? json_object_get_string(name)
                         : path ? json_object_get_string(path)
                                : "(unnamed)");
-        (void)guest_query_all_nics(g);
+        (void)guest_query_all_nics(g, "guest");
 }
 
 /* DEVICE_DELETED {device?, path}: a virtio NIC sends two, the backend path first, then the device id. */
-static void on_device_deleted(Guest *g, json_object *data, uint64_t timestamp_usec) {
+static void on_device_deleted(Guest *g, const char *event, json_object *data, uint64_t timestamp_usec) {
         json_object *device, *path;
         Nic *n = NULL;
 
+        bus_guest_emit_net_event(g, event, data, timestamp_usec);
         if (json_object_object_get_ex(data, "device", &device) &&
                 json_object_is_type(device, json_type_string))
                 n = guest_find_nic(g, json_object_get_string(device));
@@ -53,14 +56,17 @@ static void on_device_deleted(Guest *g, json_object *data, uint64_t timestamp_us
 }
 
 /* RESET: QEMU silently returns every filter to its reset state without an event; resync them all. */
-static void on_reset(Guest *g, json_object *data, uint64_t timestamp_usec) {
+static void on_reset(Guest *g, const char *event, json_object *data, uint64_t timestamp_usec) {
         log_guest(g, LOG_INFO, "guest reset, resyncing all NICs");
-        (void)guest_query_all_nics(g);
+        bus_guest_emit_net_event(g, event, data, timestamp_usec);
+        (void)guest_query_all_nics(g, "reset");
 }
 
 /* Events about guest networking that we relay without acting on them. */
-static void on_relayed_event(Guest *g, json_object *data, uint64_t timestamp_usec) {
-        log_guest(g, LOG_DEBUG, "network event %s", data ? json_object_to_json_string(data) : "{}");
+static void on_relayed_event(Guest *g, const char *event, json_object *data, uint64_t timestamp_usec) {
+        log_guest(
+                g, LOG_DEBUG, "network event %s %s", event, data ? json_object_to_json_string(data) : "{}");
+        bus_guest_emit_net_event(g, event, data, timestamp_usec);
 }
 
 /* Sorted by name (strcmp order): test-qmp-events fails otherwise. */
@@ -88,5 +94,5 @@ void qmp_event_dispatch(Guest *g, const char *event, json_object *data, uint64_t
         const QmpEventHandler *h = bsearch(
                 event, event_table, ELEMENTSOF(event_table), sizeof(event_table[0]), compare_event_name);
         if (h)
-                h->func(g, data, timestamp_usec);
+                h->func(g, event, data, timestamp_usec);
 }
