@@ -2,7 +2,9 @@
 #pragma once
 
 #include <json-c/json.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <systemd/sd-bus.h>
 
 typedef struct Manager Manager;
 typedef struct Guest Guest;
@@ -10,6 +12,30 @@ typedef struct Nic Nic;
 
 #define BUS_NAME      "io.guestnetd.GuestNet1"
 #define BUS_ROOT_PATH "/io/guestnetd/GuestNet1"
+
+#define BUS_MANAGER_INTERFACE BUS_NAME ".Manager"
+#define BUS_GUEST_INTERFACE   BUS_NAME ".Guest"
+#define BUS_NIC_INTERFACE     BUS_NAME ".Nic"
+
+#define BUS_ERROR_NO_SUCH_GUEST        BUS_NAME ".NoSuchGuest"
+#define BUS_ERROR_NO_SUCH_NIC          BUS_NAME ".NoSuchNic"
+#define BUS_ERROR_GUEST_NOT_CONNECTED  BUS_NAME ".GuestNotConnected"
+#define BUS_ERROR_QMP_FAILED           BUS_NAME ".QmpFailed"
+#define BUS_ERROR_HOST_SYNC_FAILED     BUS_NAME ".HostSyncFailed"
+#define BUS_ERROR_INVALID_ARGUMENT     BUS_NAME ".InvalidArgument"
+
+/* polkit actions (polkit/io.guestnetd.GuestNet1.policy). */
+#define BUS_ACTION_MANAGE_GUESTS BUS_NAME ".manage-guests"
+#define BUS_ACTION_SET_TRUST     BUS_NAME ".set-trust"
+#define BUS_ACTION_RESYNC        BUS_NAME ".resync"
+
+/* The compiled interfaces: the source of truth for the bus and for --bus-introspect. */
+extern const sd_bus_vtable bus_manager_vtable[];
+extern const sd_bus_vtable bus_guest_vtable[];
+extern const sd_bus_vtable bus_nic_vtable[];
+
+/* Our error names with the errno each maps to, for sd_bus_error_add_map() in daemon and clients. */
+extern const sd_bus_error_map bus_error_map[];
 
 /* Connects to the system bus (DBUS_SYSTEM_BUS_ADDRESS honoured), registers the object tree and
  * requests BUS_NAME. A failure is returned; the caller decides whether to run without a bus. */
@@ -45,3 +71,27 @@ void bus_nic_emit_filter_processed(
 void bus_nic_emit_mac_changed(Nic *n, const char *old_mac, const char *new_mac, const char *reason);
 /* Nic.HostSyncFailed(s attribute, s error). */
 void bus_nic_emit_host_sync_failed(Nic *n, const char *attribute, const char *error);
+
+/* ---- shared by the bus-*.c files ------------------------------------------------------------------ */
+
+/* Registers the fallback vtable (with its object-find callback) for guests, resp. NICs. */
+int bus_guest_register(Manager *m);
+int bus_nic_register(Manager *m);
+
+/* The object an object path names: 1 and *ret when it exists, 0 when not (a path of another shape or
+ * a guest/NIC that is not there). */
+int bus_guest_find(Manager *m, const char *path, Guest **ret);
+int bus_nic_find(Manager *m, const char *path, Nic **ret);
+
+/* The userdata a method handler for this message's path expects (Manager, Guest or Nic), looked up
+ * again; NoSuchGuest / NoSuchNic when it went away meanwhile. For calls answered later (polkit). */
+int bus_object_resolve(Manager *m, sd_bus_message *message, void **ret, sd_bus_error *error);
+
+/* Reads an "as" of trust capabilities (mac multicast allmulti promisc, or "all" / "none" alone) into a
+ * Trust mask; InvalidArgument naming the bad word otherwise. */
+int bus_message_read_trust(sd_bus_message *message, unsigned *ret, sd_bus_error *error);
+/* Appends a Trust mask as "as" of capability names. */
+int bus_message_append_trust(sd_bus_message *message, unsigned trust);
+
+/* Whether RxFilterChanged, MacChanged, HostSyncFailed and NetEvent go out (EmitSignals=). */
+bool bus_signals_enabled(const Manager *m);

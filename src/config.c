@@ -377,12 +377,16 @@ void daemon_config_init(DaemonConfig *c) {
                 .reconcile_interval_usec = RECONCILE_INTERVAL_SEC_DEFAULT * USEC_PER_SEC,
                 .emit_signals = true,
                 .max_queries_per_second = MAX_QUERIES_PER_SECOND_DEFAULT,
+                .revert_on_stop = true,
+                .runtime_directory = strdup(RUNTIME_DIR_DEFAULT),
         };
 }
 
 void daemon_config_done(DaemonConfig *c) {
         free(c->qmp_directory);
         c->qmp_directory = NULL;
+        free(c->runtime_directory);
+        c->runtime_directory = NULL;
 }
 
 static int daemon_on_section(ConfigParser *p, const char *section) {
@@ -404,6 +408,18 @@ static int daemon_on_key(ConfigParser *p, const char *section, const char *key, 
                 if (isempty(value))
                         value = QMP_DIR_DEFAULT;
                 return config_parse_path(p, key, value, PATH_MAX - 1, &c->qmp_directory);
+        }
+        if (streq(key, "RuntimeDirectory")) {
+                if (isempty(value))
+                        value = RUNTIME_DIR_DEFAULT;
+                return config_parse_path(p, key, value, PATH_MAX - 64, &c->runtime_directory);
+        }
+        if (streq(key, "RevertOnStop")) {
+                r = isempty(value) ? 1 : parse_boolean(value);
+                if (r < 0)
+                        return config_invalid(p, key, value, BOOLEAN_ALLOWED);
+                c->revert_on_stop = r;
+                return 0;
         }
         if (streq(key, "Workers")) {
                 r = config_parse_unsigned(p, key, isempty(value) ? "0" : value, WORKERS_MAX,
@@ -474,7 +490,8 @@ int daemon_config_load(DaemonConfig *c, const char *path, bool required) {
         /* Parse into a copy, so that a file with errors leaves c as it was. */
         _cleanup_(daemon_config_done) DaemonConfig parsed = *c;
         parsed.qmp_directory = strdup(c->qmp_directory ? c->qmp_directory : QMP_DIR_DEFAULT);
-        if (!parsed.qmp_directory)
+        parsed.runtime_directory = strdup(c->runtime_directory ? c->runtime_directory : RUNTIME_DIR_DEFAULT);
+        if (!parsed.qmp_directory || !parsed.runtime_directory)
                 return log_oom();
 
         r = config_parse(path, f, daemon_on_section, daemon_on_key, &parsed);
@@ -484,6 +501,7 @@ int daemon_config_load(DaemonConfig *c, const char *path, bool required) {
         daemon_config_done(c);
         *c = parsed;
         parsed.qmp_directory = NULL;
+        parsed.runtime_directory = NULL;
         return 0;
 }
 

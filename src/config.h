@@ -11,6 +11,7 @@
 #define CONFIG_FILE_DEFAULT "/etc/guestnetd/guestnetd.conf"
 #define GUESTS_DIR_DEFAULT  "/etc/guestnetd/guests.d"
 #define QMP_DIR_DEFAULT     "/run/guestnetd/qmp"
+#define RUNTIME_DIR_DEFAULT "/run/guestnetd"
 
 typedef struct NicConfig {
         char *id; /* [Nic ID] */
@@ -36,6 +37,8 @@ typedef struct DaemonConfig {
         uint64_t reconcile_interval_usec; /* ReconcileIntervalSec=, default 60 s, 0 = off */
         bool emit_signals; /* EmitSignals=, default yes */
         unsigned max_queries_per_second; /* MaxQueriesPerSecond=, default 20, 0 = unlimited */
+        bool revert_on_stop; /* RevertOnStop=, default yes: undo our host changes when the guest goes */
+        char *runtime_directory; /* RuntimeDirectory=, default RUNTIME_DIR_DEFAULT: persisted baselines */
 } DaemonConfig;
 
 /* Fills in the defaults. */

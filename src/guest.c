@@ -145,7 +145,7 @@ static int guest_add_nic(Guest *g, const char *id, Nic **ret) {
         return 0;
 }
 
-void guest_remove_nic(Guest *g, Nic *n) {
+void guest_remove_nic(Guest *g, Nic *n, bool revert) {
         for (size_t i = 0; i < g->n_nics; i++) {
                 if (g->nics[i] != n)
                         continue;
@@ -155,6 +155,8 @@ void guest_remove_nic(Guest *g, Nic *n) {
                 bus_guest_emit_changed(g, "Nics", NULL);
                 log_nic(n, LOG_INFO, "removed");
                 nic_detach(n);
+                if (revert)
+                        nic_revert(n, TRUST_ALL);
                 nic_unref(n);
                 return;
         }
@@ -292,7 +294,7 @@ static void on_query_all_nics(QmpClient *c, json_object *result, const QmpError 
         /* NICs QEMU no longer reports are gone (unplugged while we were away). */
         for (size_t k = g->n_nics; k > 0; k--)
                 if (!seen[k - 1])
-                        guest_remove_nic(g, g->nics[k - 1]);
+                        guest_remove_nic(g, g->nics[k - 1], true);
         free(seen);
 }
 
@@ -327,6 +329,11 @@ static void on_qmp_state(QmpClient *c, QmpState state, int error, const char *re
 
         if (state == QMP_STATE_DISCONNECTED) {
                 atomic_fetch_add(&g->generation, 1);
+                /* The guest stopped (or we lost it): its host devices go back to their baselines; a
+                 * reconnect's full query syncs them again. */
+                if (g->manager && g->manager->config.revert_on_stop)
+                        for (size_t i = 0; i < g->n_nics; i++)
+                                nic_revert(g->nics[i], TRUST_ALL);
                 guest_schedule_reconnect(g, error, reason ? reason : "connection lost");
         }
 }
@@ -356,13 +363,13 @@ int guest_start(Guest *g) {
         return guest_connect(g);
 }
 
-void guest_stop(Guest *g) {
+void guest_stop(Guest *g, bool revert) {
         g->reconnect_timer = sd_event_source_disable_unref(g->reconnect_timer);
         atomic_fetch_add(&g->generation, 1);
         guest_set_state(g, GUEST_STATE_DISCONNECTED);
         /* Freeing the client fails its pending commands: their handlers drop their references. */
         g->qmp = qmp_client_free(g->qmp);
         while (g->n_nics > 0)
-                guest_remove_nic(g, g->nics[g->n_nics - 1]);
+                guest_remove_nic(g, g->nics[g->n_nics - 1], revert);
         log_guest(g, LOG_INFO, "detached");
 }

@@ -67,12 +67,14 @@ DEFINE_POINTER_CLEANUP_FUNC(Guest, guest_unref);
 
 /* Starts connecting (and reconnecting with backoff). */
 int guest_start(Guest *g);
-/* Closes the connection, drops the NICs and timers: the guest is detached. */
-void guest_stop(Guest *g);
+/* Closes the connection, drops the NICs and timers: the guest is detached. revert: undo our host
+ * changes on its devices (not at daemon shutdown: the guest keeps running without us). */
+void guest_stop(Guest *g, bool revert);
 
 Nic *guest_find_nic(Guest *g, const char *id);
 Nic *guest_find_nic_by_qom_path(Guest *g, const char *qom_path);
-void guest_remove_nic(Guest *g, Nic *n);
+/* Drops a NIC (unplugged, gone, guest detached); revert: undo our changes on its host device. */
+void guest_remove_nic(Guest *g, Nic *n, bool revert);
 
 /* A query-rx-filter without a name: (re)discovers every NIC, re-arms their events and syncs them;
  * reason ("resync", "reset") is what MacChanged will say. */

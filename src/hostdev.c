@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include "cleanup.h"
 
@@ -152,6 +153,12 @@ int host_context_new(const char *dev_mcast_path, HostContext **ret) {
         c->ioctl_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
         if (c->ioctl_fd < 0)
                 return -errno;
+
+        /* The namespace the sockets were opened in names the persisted baselines of its devices. */
+        struct stat st;
+        if (stat("/proc/thread-self/ns/net", &st) < 0)
+                return -errno;
+        c->netns_id = (unsigned long)st.st_ino;
 
         *ret = TAKE_PTR(c);
         return 0;

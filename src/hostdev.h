@@ -28,6 +28,7 @@ typedef struct HostContext {
         struct nl_sock *nl; /* NETLINK_ROUTE */
         int ioctl_fd; /* AF_UNIX datagram socket: SIOCADDMULTI/SIOCDELMULTI */
         char *dev_mcast_path; /* "/proc/self/net/dev_mcast" or "/proc/PID/net/dev_mcast" */
+        unsigned long netns_id; /* inode of the network namespace the sockets live in */
 } HostContext;
 
 /* Opens the sockets in the calling thread's current network namespace. */

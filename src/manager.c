@@ -9,6 +9,7 @@
 #include "bus.h"
 #include "guest.h"
 #include "log.h"
+#include "nic.h"
 
 #define QMP_SOCKET_SUFFIX ".sock"
 
@@ -23,8 +24,13 @@ int manager_new(sd_event *event, DaemonConfig *config, const char *guests_dir, M
         daemon_config_init(config); /* ownership of the strings moved to us */
         config->qmp_directory = NULL;
         m->guests_dir = strdup(guests_dir);
-        if (!m->guests_dir)
+        if (!m->guests_dir || asprintf(&m->baseline_dir, "%s/baselines", m->config.runtime_directory) < 0)
                 return -ENOMEM;
+
+        /* Where baselines survive a daemon restart (systemd creates RuntimeDirectory= for us). */
+        if ((mkdir(m->config.runtime_directory, 0755) < 0 && errno != EEXIST) ||
+                (mkdir(m->baseline_dir, 0700) < 0 && errno != EEXIST))
+                return log_error_errno(errno, "Failed to create %s: %m", m->baseline_dir);
 
         r = worker_pool_new(event, m->config.workers, &m->workers);
         if (r < 0)
@@ -40,7 +46,9 @@ int manager_new(sd_event *event, DaemonConfig *config, const char *guests_dir, M
 Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
+        m->shutting_down = true;
         m->qmp_dir_watch = sd_event_source_disable_unref(m->qmp_dir_watch);
+        m->reconcile_timer = sd_event_source_disable_unref(m->reconcile_timer);
         while (m->guests)
                 manager_detach_guest(m, m->guests);
         manager_bus_disconnect(m);
@@ -49,6 +57,7 @@ Manager *manager_free(Manager *m) {
         host_context_free(m->host);
         daemon_config_done(&m->config);
         free(m->guests_dir);
+        free(m->baseline_dir);
         sd_event_unref(m->event);
         free(m);
         return NULL;
@@ -90,9 +99,9 @@ int manager_attach_guest(Manager *m, const char *name, const char *qmp_socket, G
         return 0;
 }
 
-void manager_detach_guest(Manager *m, Guest *g) {
+static void manager_detach_guest_full(Manager *m, Guest *g, bool revert) {
         /* NICs go first, then the guest: each InterfacesRemoved while its object still exists. */
-        guest_stop(g);
+        guest_stop(g, revert && !m->shutting_down);
         bus_guest_emit_removed(g);
 
         if (g->prev)
@@ -106,6 +115,67 @@ void manager_detach_guest(Manager *m, Guest *g) {
         g->manager = NULL;
         bus_manager_emit_changed(m, "Guests", NULL);
         guest_unref(g);
+}
+
+void manager_detach_guest(Manager *m, Guest *g) {
+        manager_detach_guest_full(m, g, true);
+}
+
+/* ---- reconcile ------------------------------------------------------------------------------------ */
+
+static bool manager_has_trusted_nic(Manager *m) {
+        for (Guest *g = m->guests; g; g = g->next)
+                for (size_t i = 0; i < g->n_nics; i++)
+                        if (nic_trust(g->nics[i]) != TRUST_NONE &&
+                                g->nics[i]->host_kind == HOSTDEV_KIND_MACVTAP)
+                                return true;
+        return false;
+}
+
+/* ±10% jitter so that many daemons (or many reconciles) don't beat in step. */
+static uint64_t reconcile_delay(Manager *m) {
+        uint64_t base = m->config.reconcile_interval_usec;
+        return base - base / 10 + (uint64_t)random() % (base / 5 + 1);
+}
+
+static int on_reconcile_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+        unsigned n = 0;
+
+        for (Guest *g = m->guests; g; g = g->next)
+                for (size_t i = 0; i < g->n_nics; i++)
+                        n += nic_reconcile(g->nics[i]);
+        log_debug("reconcile: %u trusted NIC(s) checked against their host devices", n);
+
+        if (!manager_has_trusted_nic(m))
+                return sd_event_source_set_enabled(s, SD_EVENT_OFF);
+        return sd_event_source_set_time_relative(s, reconcile_delay(m));
+}
+
+void manager_reconcile_update(Manager *m) {
+        int r;
+
+        if (m->shutting_down || m->config.reconcile_interval_usec == 0)
+                return;
+        bool want = manager_has_trusted_nic(m);
+
+        if (!m->reconcile_timer) {
+                if (!want)
+                        return;
+                r = sd_event_add_time_relative(m->event, &m->reconcile_timer, CLOCK_MONOTONIC,
+                        reconcile_delay(m), m->config.reconcile_interval_usec / 20, on_reconcile_timer, m);
+                if (r < 0)
+                        log_warning_errno(r, "Failed to arm the reconcile timer: %m");
+                return;
+        }
+
+        int enabled = SD_EVENT_OFF;
+        (void)sd_event_source_get_enabled(m->reconcile_timer, &enabled);
+        if (want && enabled == SD_EVENT_OFF) {
+                (void)sd_event_source_set_time_relative(m->reconcile_timer, reconcile_delay(m));
+                (void)sd_event_source_set_enabled(m->reconcile_timer, SD_EVENT_ONESHOT);
+        } else if (!want && enabled != SD_EVENT_OFF)
+                (void)sd_event_source_set_enabled(m->reconcile_timer, SD_EVENT_OFF);
 }
 
 static int manager_load_dropins(Manager *m) {
@@ -165,7 +235,7 @@ static void manager_socket_vanished(Manager *m, const char *filename) {
                 return;
         Guest *g = manager_find_guest(m, name);
         if (g && g->source == GUEST_SOURCE_DIRECTORY)
-                manager_detach_guest(m, g);
+                manager_detach_guest_full(m, g, m->config.revert_on_stop); /* the guest stopped */
 }
 
 static int on_qmp_dir_event(sd_event_source *s, const struct inotify_event *event, void *userdata) {

@@ -25,6 +25,9 @@ typedef struct Manager {
         size_t n_guests;
 
         sd_event_source *qmp_dir_watch;
+        sd_event_source *reconcile_timer; /* armed only while some NIC is trusted */
+        char *baseline_dir; /* RuntimeDirectory=/baselines */
+        bool shutting_down; /* guests keep running without us: nothing is reverted */
 } Manager;
 
 /* Takes over config (the caller's copy is reset). */
@@ -40,4 +43,7 @@ Guest *manager_find_guest(Manager *m, const char *name);
 /* Creates and connects a guest. -EEXIST if a guest of that name is attached. cfg may be NULL. */
 int manager_attach_guest(Manager *m, const char *name, const char *qmp_socket, GuestSource source,
         const GuestConfig *cfg, Guest **ret);
+/* Detaches a guest and (unless the daemon is shutting down) reverts our changes on its devices. */
 void manager_detach_guest(Manager *m, Guest *g);
+/* Arms the reconcile timer when a NIC is trusted, disarms it when none is: no wakeups for nothing. */
+void manager_reconcile_update(Manager *m);

@@ -1,17 +1,15 @@
-/* nic.c: a NIC's pipeline: event → query-rx-filter (async) → worker (validate, diff, apply) → completion. */
+/* nic.c: a NIC's pipeline on the loop thread: event → query-rx-filter (async) → sync job → completion. */
 #include "nic.h"
 
-#include <fcntl.h>
-#include <limits.h>
 #include <math.h>
-#include <net/if.h>
-#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include "bus.h"
 #include "manager.h"
+#include "syncjob.h"
 
 static const char *const sync_state_names[_NIC_SYNC_MAX] = {
         [NIC_SYNC_OBSERVING] = "observing",
@@ -45,6 +43,7 @@ int nic_new(Guest *g, const char *id, Nic **ret) {
                 return -ENOMEM;
         }
         n->guest = guest_ref(g);
+        n->manager = g->manager;
         n->tokens = -1; /* bucket starts full on first use */
         n->trust_override = -1;
         n->next_reason = "initial";
@@ -60,7 +59,11 @@ Nic *nic_ref(Nic *n) {
 
 void nic_detach(Nic *n) {
         n->removed = true;
-        n->defer_timer = sd_event_source_disable_unref(n->defer_timer);
+        if (n->defer_timer) {
+                /* The deferred query will never be sent: that was our outstanding work. */
+                n->defer_timer = sd_event_source_disable_unref(n->defer_timer);
+                n->busy = false;
+        }
         if (n->discovery_reply) {
                 json_object_put(n->discovery_reply);
                 n->discovery_reply = NULL;
@@ -78,6 +81,7 @@ Nic *nic_unref(Nic *n) {
         free(n->host_interface);
         free(n->configured_mac);
         free(n->filter);
+        free(n->ownership);
         free(n->last_error);
         free(n);
         return NULL;
@@ -110,173 +114,97 @@ unsigned nic_trust(const Nic *n) {
 }
 
 static Manager *nic_manager(Nic *n) {
-        return n->guest->manager;
+        return n->manager;
 }
 
 static bool nic_is_live(Nic *n) {
         return !n->removed && n->guest->manager && n->guest->state == GUEST_STATE_CONNECTED;
 }
 
-/* ---- the worker job ---------------------------------------------------------------------------- */
+/* ---- the work queue of one ---------------------------------------------------------------------- *
+ * A NIC has at most one piece of work outstanding (a query, a discovery or a job: `busy`). What arrives
+ * meanwhile is folded into flags: `pending_revert` (capabilities to undo) and `rerun` (query again).
+ * When the work finishes, nic_kick() starts the next: reverts first, then the query. So one NIC's work
+ * never overlaps or reorders, and the final state always lands. */
 
-typedef enum SyncOutcome {
-        SYNC_OBSERVED,
-        SYNC_APPLIED,
-        SYNC_PARTIAL,
-        SYNC_FAILED,
-} SyncOutcome;
+static void nic_start_query(Nic *n);
+static void nic_submit_job(Nic *n, SyncJobMode mode, json_object *info, unsigned caps);
 
-static const char *const sync_outcome_names[] = {
-        [SYNC_OBSERVED] = "observed",
-        [SYNC_APPLIED] = "applied",
-        [SYNC_PARTIAL] = "partial",
-        [SYNC_FAILED] = "failed",
-};
-
-typedef struct FilterJob {
-        WorkerJob job;
-        Nic *nic; /* reference; touched only by the loop thread */
-        Guest *guest;
-        uint64_t generation;
-
-        /* Inputs, copied so the worker never reads loop-owned state. */
-        json_object *info; /* exclusively owned */
-        bool have_previous;
-        RxFilter previous;
-        unsigned trust;
-        VlanPolicy vlan_policy;
-        UnicastPolicy unicast_policy;
-        HostContext *host;
-        char ifname[IF_NAMESIZE]; /* empty: resolve from backend_fd/peer_pid, or unknown */
-        int backend_fd;
-        pid_t peer_pid;
-        const char *reason; /* MacChanged reason */
-
-        /* Outputs. */
-        char *parse_error;
-        RxFilter filter;
-        unsigned changed;
-        bool have_link;
-        HostLinkState link;
-        SyncOutcome outcome;
-        bool stale;
-        char error[256]; /* first failure, for LastError */
-        HostApplyResult apply;
-} FilterJob;
-
-/* Resolves an fd-passed backend on the host: a tap fd shows "iff:" in fdinfo, a macvtap fd is
- * /dev/tapIFINDEX. */
-static int resolve_backend_fd(pid_t pid, int fd, char ifname[static IF_NAMESIZE]) {
-        char path[64], target[PATH_MAX];
-
-        snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)pid, fd);
-        ssize_t len = readlink(path, target, sizeof(target) - 1);
-        if (len < 0)
-                return -errno;
-        target[len] = '\0';
-
-        unsigned ifindex;
-        if (sscanf(target, "/dev/tap%u", &ifindex) == 1)
-                return if_indextoname(ifindex, ifname) ? 0 : -errno;
-
-        snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", (int)pid, fd);
-        _cleanup_fclose_ FILE *f = fopen(path, "re");
-        if (!f)
-                return -errno;
-        char line[256];
-        while (fgets(line, sizeof(line), f)) {
-                char name[IF_NAMESIZE + 1];
-                if (sscanf(line, "iff: %16s", name) == 1 && strlen(name) < IF_NAMESIZE) {
-                        strcpy(ifname, name);
-                        return 0;
+static void nic_kick(Nic *n) {
+        if (n->busy)
+                return;
+        if (n->pending_revert) {
+                unsigned caps = n->pending_revert;
+                n->pending_revert = 0;
+                if (n->ownership && n->host_interface) {
+                        n->busy = true;
+                        nic_submit_job(n, SYNC_JOB_REVERT, NULL, caps);
+                        return;
                 }
         }
-        return -ENOENT;
+        if (!n->rerun)
+                return;
+        n->rerun = false;
+        if (n->sync_state == NIC_SYNC_UNSUPPORTED || !nic_is_live(n))
+                return;
+        n->busy = true;
+        nic_start_query(n);
 }
 
-static void job_fail(FilterJob *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void job_fail(FilterJob *j, const char *fmt, ...) {
-        va_list ap;
-        j->outcome = SYNC_FAILED;
-        if (j->error[0])
-                return;
-        va_start(ap, fmt);
-        vsnprintf(j->error, sizeof(j->error), fmt, ap);
-        va_end(ap);
+static void nic_work_done(Nic *n) {
+        n->busy = false;
+        nic_kick(n);
 }
 
-static void record_attribute(
-        FilterJob *j, const char *attribute, int r, unsigned *n_ok, unsigned *n_failed) {
-        if (r == 0) {
-                (*n_ok)++;
-                return;
-        }
-        (*n_failed)++;
-        if (!j->error[0])
-                snprintf(j->error, sizeof(j->error), "%s: %s", attribute, strerror(-r));
+static void nic_request_query(Nic *n) {
+        n->rerun = true;
+        nic_kick(n);
 }
 
-static void filter_job_run(WorkerJob *job) {
-        FilterJob *j = (FilterJob *)job;
-        int r;
-
-        r = rxfilter_from_json(j->info, &j->filter, &j->parse_error);
-        json_object_put(j->info);
-        j->info = NULL;
-        if (r < 0)
-                return;
-
-        j->changed = j->have_previous ? rxfilter_diff(&j->previous, &j->filter) : _RXFILTER_FIELD_ALL;
-        j->outcome = SYNC_OBSERVED;
-
-        if (!j->ifname[0] && j->backend_fd >= 0 && j->peer_pid > 0)
-                (void)resolve_backend_fd(j->peer_pid, j->backend_fd, j->ifname);
-        if (!j->ifname[0])
-                return;
-
-        r = hostdev_read(j->host, j->ifname, &j->link);
-        if (r < 0) {
-                job_fail(j, "host interface %s: %s", j->ifname, strerror(-r));
-                return;
-        }
-        j->have_link = true;
-
-        if (j->trust == TRUST_NONE || j->link.kind != HOSTDEV_KIND_MACVTAP)
-                return;
-
-        HostFilter desired;
-        HostChange change;
-        rxfilter_to_host(&j->filter, j->vlan_policy, j->unicast_policy, &desired);
-        hostdev_plan(&j->link, &desired, j->trust, &change);
-
-        /* The guest may have disconnected (or been detached) while we worked: never act for a
-         * connection that is gone. */
-        if (atomic_load(&j->guest->generation) != j->generation) {
-                j->stale = true;
-                return;
-        }
-
-        unsigned n_ok = 0, n_failed = 0;
-        j->apply = (HostApplyResult){ 0 };
-        if (!host_change_is_empty(&change))
-                (void)hostdev_apply(j->host, &j->link, &change, &j->apply);
-
-        if ((j->trust & TRUST_MAC) && !ether_addr_is_valid_unicast(&desired.mac)) {
-                char mac[ETHER_ADDR_STRLEN];
-                j->apply.mac = -EADDRNOTAVAIL;
-                snprintf(j->error, sizeof(j->error), "mac: refused guest MAC %s: not a unicast address",
-                        ether_addr_format(&desired.mac, mac));
-        }
-        record_attribute(j, "mac", j->apply.mac, &n_ok, &n_failed);
-        record_attribute(j, "promisc", j->apply.promisc, &n_ok, &n_failed);
-        record_attribute(j, "allmulti", j->apply.allmulti, &n_ok, &n_failed);
-        record_attribute(j, "multicast", j->apply.multicast, &n_ok, &n_failed);
-        j->outcome = n_failed == 0 ? SYNC_APPLIED : n_ok == 0 ? SYNC_FAILED : SYNC_PARTIAL;
-
-        /* Publish what the device became, not what it was. */
-        if (!host_change_is_empty(&change))
-                (void)hostdev_read(j->host, j->ifname, &j->link);
+void nic_filter_changed(Nic *n) {
+        n->n_events++;
+        nic_request_query(n);
 }
+
+void nic_resync(Nic *n, const char *reason) {
+        n->next_reason = reason;
+        nic_request_query(n);
+}
+
+void nic_revert(Nic *n, unsigned caps) {
+        if (caps == 0)
+                return;
+        n->pending_revert |= caps;
+        nic_kick(n);
+}
+
+void nic_set_trust(Nic *n, unsigned trust) {
+        unsigned old = nic_trust(n);
+        n->trust_override = (int)trust;
+        if (trust == old)
+                return;
+        _cleanup_free_ char *s = trust_to_string(trust);
+        log_nic(n, LOG_INFO, "trust set to %s", s ? s : "?");
+        bus_nic_emit_changed(n, "Trust", NULL);
+        /* Revoked capabilities go back to the baseline, granted ones sync: both at once, in order. */
+        nic_revert(n, old & ~trust);
+        if (trust & ~old)
+                nic_resync(n, "resync");
+        else if (trust == TRUST_NONE)
+                nic_set_error(n, NIC_SYNC_OBSERVING, NULL);
+        manager_reconcile_update(nic_manager(n));
+}
+
+bool nic_reconcile(Nic *n) {
+        if (n->busy || !n->filter || !nic_is_live(n) || nic_trust(n) == TRUST_NONE ||
+                n->host_kind != HOSTDEV_KIND_MACVTAP)
+                return false;
+        n->busy = true;
+        nic_submit_job(n, SYNC_JOB_RECONCILE, NULL, 0);
+        return true;
+}
+
+/* ---- sync jobs ----------------------------------------------------------------------------------- */
 
 static void format_fields(unsigned changed, char *buf, size_t size) {
         size_t len = 0;
@@ -287,94 +215,44 @@ static void format_fields(unsigned changed, char *buf, size_t size) {
                                 len ? " " : "", rxfilter_field_to_string(bit));
 }
 
-static void nic_query_done(Nic *n);
+/* The device the job saw: publish interface and kind when they change, announce them once. */
+static void nic_take_host(Nic *n, const SyncJob *j) {
+        bool changed = false;
 
-static void filter_job_complete(WorkerJob *job, int error) {
-        FilterJob *j = (FilterJob *)job;
-        Nic *n = j->nic;
-
-        if (error < 0 || n->removed || j->stale || atomic_load(&n->guest->generation) != j->generation) {
-                /* Cancelled at shutdown or overtaken by a disconnect: the reconnect's full query resyncs. */
-                n->busy = n->rerun = false;
-                goto finish;
-        }
-
-        if (j->parse_error) {
-                log_nic(n, LOG_WARNING, "invalid query-rx-filter reply: %s", j->parse_error);
-                nic_set_error(n, NIC_SYNC_FAILED, j->parse_error);
-                goto done;
-        }
-
-        bool host_changed = false;
         if (j->ifname[0] && !n->host_interface) {
                 n->host_interface = strdup(j->ifname);
                 if (!n->host_interface)
                         log_oom();
-                host_changed = true;
+                changed = true;
         }
         HostDevKind kind = j->have_link ? j->link.kind : HOSTDEV_KIND_UNKNOWN;
         if (kind != n->host_kind) {
                 n->host_kind = kind;
-                host_changed = true;
+                changed = true;
         }
-        if (host_changed)
+        if (changed)
                 bus_nic_emit_changed(n, "HostInterface", "HostInterfaceKind", NULL);
+
         if (!n->host_announced) {
                 n->host_announced = true;
                 if (j->have_link)
                         log_nic(n, LOG_INFO, "host interface %s (%s)", j->ifname,
-                                hostdev_kind_to_string(n->host_kind));
+                                hostdev_kind_to_string(kind));
                 else if (j->ifname[0])
                         log_nic(n, LOG_INFO, "host interface %s (unavailable)", j->ifname);
                 else
                         log_nic(n, LOG_INFO, "host interface unknown");
         }
 
-        char old_mac[ETHER_ADDR_STRLEN] = "";
-        if (n->filter)
-                ether_addr_format(&n->filter->main_mac, old_mac);
-        else if (!(n->filter = malloc(sizeof(RxFilter)))) {
-                log_oom();
-                goto done;
+        if (j->ownership_changed) {
+                if (!j->have_ownership)
+                        n->ownership = mfree(n->ownership);
+                else if (n->ownership || (n->ownership = malloc(sizeof(HostOwnership))))
+                        *n->ownership = j->ownership;
         }
-        memcpy(n->filter, &j->filter, sizeof(RxFilter));
-        if (j->changed) {
-                n->changes++;
-                n->last_change_usec = now_usec(CLOCK_REALTIME);
-        }
+}
 
-        NicSyncState state = j->outcome == SYNC_APPLIED ? NIC_SYNC_IN_SYNC
-                : j->outcome == SYNC_OBSERVED ? (j->error[0] ? NIC_SYNC_FAILED : NIC_SYNC_OBSERVING)
-                                              : NIC_SYNC_FAILED;
-        bool state_changed = nic_update_sync_state(n, state, j->error[0] ? j->error : NULL);
-
-        char fields[256];
-        format_fields(j->changed, fields, sizeof(fields));
-        int level = j->outcome == SYNC_FAILED || j->outcome == SYNC_PARTIAL ? LOG_WARNING : LOG_INFO;
-        if (j->changed)
-                log_nic(n, level, "filter changed [%s]; host %s%s%s", fields, sync_outcome_names[j->outcome],
-                        j->error[0] ? ": " : "", j->error);
-        else
-                log_nic(n, j->error[0] ? level : LOG_DEBUG, "filter unchanged; host %s%s%s",
-                        sync_outcome_names[j->outcome], j->error[0] ? ": " : "", j->error);
-
-        const char *extra[5] = { NULL };
-        size_t n_extra = 0;
-        if (j->changed) {
-                extra[n_extra++] = "Changes";
-                extra[n_extra++] = "LastChangeUSec";
-        }
-        if (state_changed) {
-                extra[n_extra++] = "SyncState";
-                extra[n_extra++] = "LastError";
-        }
-        bus_nic_emit_filter_processed(n, j->changed, sync_outcome_names[j->outcome], extra);
-
-        if (j->changed & RXFILTER_FIELD_MAC) {
-                char new_mac[ETHER_ADDR_STRLEN];
-                bus_nic_emit_mac_changed(
-                        n, old_mac, ether_addr_format(&n->filter->main_mac, new_mac), j->reason);
-        }
+static void nic_emit_failed_attributes(Nic *n, const SyncJob *j) {
         static const struct {
                 const char *name;
                 size_t offset;
@@ -389,62 +267,166 @@ static void filter_job_complete(WorkerJob *job, int error) {
                 if (r >= 0)
                         continue;
                 char message[300];
-                if (strcmp(attributes[i].name, "mac") == 0 && r == -EADDRNOTAVAIL &&
-                        strstr(j->error, "refused"))
+                if (i == 0 && r == -EADDRNOTAVAIL && strstr(j->error, "refused"))
                         snprintf(message, sizeof(message), "%s", j->error);
                 else
                         snprintf(message, sizeof(message), "%s: %s", j->ifname, strerror(-r));
+                log_nic(n, LOG_WARNING, "host sync of %s failed: %s", attributes[i].name, message);
                 bus_nic_emit_host_sync_failed(n, attributes[i].name, message);
         }
+}
 
-done:
+static void nic_complete_revert(Nic *n, const SyncJob *j) {
+        _cleanup_free_ char *caps = trust_to_string(j->trust);
+
+        if (j->outcome == SYNC_FAILED || j->outcome == SYNC_PARTIAL) {
+                log_nic(n, LOG_WARNING, "revert of %s on %s failed: %s", caps ? caps : "?", j->ifname,
+                        j->error);
+                nic_emit_failed_attributes(n, j);
+        } else if (j->have_link)
+                log_nic(n, LOG_INFO, "reverted %s on %s to the baseline", caps ? caps : "?", j->ifname);
+        if (!n->removed && nic_trust(n) == TRUST_NONE)
+                nic_set_error(n, j->error[0] ? NIC_SYNC_FAILED : NIC_SYNC_OBSERVING,
+                        j->error[0] ? j->error : NULL);
+}
+
+static void nic_complete_filter(Nic *n, const SyncJob *j) {
+        if (j->parse_error) {
+                log_nic(n, LOG_WARNING, "invalid query-rx-filter reply: %s", j->parse_error);
+                nic_set_error(n, NIC_SYNC_FAILED, j->parse_error);
+                return;
+        }
+
+        char old_mac[ETHER_ADDR_STRLEN] = "";
+        if (n->filter)
+                ether_addr_format(&n->filter->main_mac, old_mac);
+        else if (!(n->filter = malloc(sizeof(RxFilter)))) {
+                log_oom();
+                return;
+        }
+        *n->filter = j->filter;
+        if (j->changed) {
+                n->changes++;
+                n->last_change_usec = now_usec(CLOCK_REALTIME);
+        }
+
+        NicSyncState state = j->outcome == SYNC_APPLIED       ? NIC_SYNC_IN_SYNC
+                : j->outcome == SYNC_OBSERVED && !j->error[0] ? NIC_SYNC_OBSERVING
+                                                              : NIC_SYNC_FAILED;
+        bool state_changed = nic_update_sync_state(n, state, j->error[0] ? j->error : NULL);
+
+        const char *outcome = sync_outcome_to_string(j->outcome);
+        int level = j->outcome == SYNC_FAILED || j->outcome == SYNC_PARTIAL ? LOG_WARNING : LOG_INFO;
+        if (j->changed) {
+                char fields[256];
+                format_fields(j->changed, fields, sizeof(fields));
+                log_nic(n, level, "filter changed [%s]; host %s%s%s", fields, outcome,
+                        j->error[0] ? ": " : "", j->error);
+        } else
+                log_nic(n, j->error[0] ? level : LOG_DEBUG, "filter %s; host %s%s%s",
+                        j->mode == SYNC_JOB_RECONCILE ? "reconciled" : "unchanged", outcome,
+                        j->error[0] ? ": " : "", j->error);
+
+        const char *extra[5] = {};
+        size_t n_extra = 0;
+        if (j->changed) {
+                extra[n_extra++] = "Changes";
+                extra[n_extra++] = "LastChangeUSec";
+        }
+        if (state_changed) {
+                extra[n_extra++] = "SyncState";
+                extra[n_extra++] = "LastError";
+        }
+        if (j->mode == SYNC_JOB_FILTER)
+                bus_nic_emit_filter_processed(n, j->changed, outcome, extra);
+        else if (n_extra > 0)
+                bus_nic_emit_changed(n, "SyncState", "LastError", NULL);
+
+        if (j->changed & RXFILTER_FIELD_MAC) {
+                char new_mac[ETHER_ADDR_STRLEN];
+                bus_nic_emit_mac_changed(
+                        n, old_mac, ether_addr_format(&n->filter->main_mac, new_mac), j->reason);
+        }
+        nic_emit_failed_attributes(n, j);
+}
+
+static void sync_job_complete(WorkerJob *job, int error) {
+        SyncJob *j = (SyncJob *)job;
+        Nic *n = j->owner;
+
+        if (error == -ECANCELED) {
+                /* Shutdown: nothing more will run. */
+                n->busy = false;
+                goto finish;
+        }
+
+        /* Host facts (interface, kind, ownership) are true whatever happened to the guest meanwhile. */
+        nic_take_host(n, j);
+
+        if (j->mode == SYNC_JOB_REVERT)
+                nic_complete_revert(n, j);
+        else if (!n->removed && !j->stale && atomic_load(&n->guest->generation) == j->generation) {
+                nic_complete_filter(n, j);
+                if (nic_trust(n) != TRUST_NONE && n->host_kind == HOSTDEV_KIND_MACVTAP)
+                        manager_reconcile_update(nic_manager(n));
+        }
+        /* else: overtaken by a disconnect; the reconnect's full query resyncs. */
+
         n->n_jobs++;
-        nic_query_done(n);
+        nic_work_done(n);
 finish:
         free(j->parse_error);
         if (j->info)
                 json_object_put(j->info);
-        guest_unref(j->guest);
         nic_unref(n);
         free(j);
 }
 
-static void nic_submit_job(Nic *n, json_object *info) {
+static void nic_submit_job(Nic *n, SyncJobMode mode, json_object *info, unsigned caps) {
         Manager *m = nic_manager(n);
         Guest *g = n->guest;
 
-        FilterJob *j = calloc(1, sizeof(FilterJob));
+        SyncJob *j = calloc(1, sizeof(SyncJob));
         if (!j) {
                 json_object_put(info);
-                log_oom();
+                log_nic(n, LOG_ERR, "cannot queue a sync job: out of memory");
                 n->busy = false;
                 return;
         }
-        j->job.run = filter_job_run;
-        j->job.complete = filter_job_complete;
-        j->nic = nic_ref(n);
-        j->guest = guest_ref(g);
-        j->generation = atomic_load(&g->generation);
+        j->job.run = sync_job_run;
+        j->job.complete = sync_job_complete;
+        /* A revert must happen even when the daemon is stopping: it undoes what we did. */
+        j->job.run_at_shutdown = mode == SYNC_JOB_REVERT;
+        j->owner = nic_ref(n);
+        j->mode = mode;
         j->info = info;
+        j->generation_now = &g->generation;
+        j->generation = atomic_load(&g->generation);
         if (n->filter) {
                 j->have_previous = true;
-                memcpy(&j->previous, n->filter, sizeof(RxFilter));
+                j->previous = *n->filter;
         }
-        j->trust = nic_trust(n);
+        j->trust = mode == SYNC_JOB_REVERT ? caps : nic_trust(n);
         j->reason = n->next_reason;
-        n->next_reason = "guest";
+        if (mode == SYNC_JOB_FILTER)
+                n->next_reason = "guest";
         j->vlan_policy = m->config.vlan_policy;
         j->unicast_policy = m->config.unicast_policy;
         j->host = m->host;
+        j->state_dir = m->baseline_dir;
         if (n->host_interface)
                 snprintf(j->ifname, sizeof(j->ifname), "%s", n->host_interface);
         j->backend_fd = n->backend_fd;
-        j->peer_pid = qmp_client_get_peer_pid(g->qmp);
+        j->peer_pid = g->qmp ? qmp_client_get_peer_pid(g->qmp) : 0;
+        if (n->ownership) {
+                j->have_ownership = true;
+                j->ownership = *n->ownership;
+        }
 
         int r = worker_pool_submit(m->workers, &j->job);
         if (r < 0) {
-                log_nic(n, LOG_ERR, "cannot queue filter job: %s", strerror(-r));
-                j->job.complete(&j->job, r);
+                log_nic(n, LOG_ERR, "cannot queue a sync job: %s", strerror(-r));
+                j->job.complete(&j->job, -ECANCELED);
         }
 }
 
@@ -461,35 +443,35 @@ static json_object *steal_array_element(json_object *array, size_t index) {
 static void on_query_reply(QmpClient *c, json_object *result, const QmpError *err, void *userdata) {
         _cleanup_(nic_unrefp) Nic *n = userdata;
 
-        if (!nic_is_live(n)) {
-                n->busy = n->rerun = false;
+        if (!nic_is_live(n) || (err && (err->error == -ECONNRESET || err->error == -ECANCELED))) {
+                /* Gone or disconnected: the reconnect's full query resyncs. */
+                n->rerun = false;
+                nic_work_done(n);
                 return;
         }
 
         if (err) {
-                if (err->error == -ECONNRESET || err->error == -ECANCELED) {
-                        n->busy = n->rerun = false;
+                const char *desc = err->desc ? err->desc : strerror(-err->error);
+                if (strstr(desc, "invalid net client name")) {
+                        log_nic(n, LOG_INFO, "gone from QEMU (%s)", desc);
+                        n->busy = false;
+                        guest_remove_nic(n->guest, n, true);
                         return;
                 }
-                if (err->desc && strstr(err->desc, "invalid net client name")) {
-                        log_nic(n, LOG_INFO, "gone from QEMU (%s)", err->desc);
-                        guest_remove_nic(n->guest, n);
-                        return;
-                }
-                if (err->desc && strstr(err->desc, "doesn't support rx-filter querying")) {
+                if (strstr(desc, "doesn't support rx-filter querying")) {
                         log_nic(n, LOG_NOTICE, "not a virtio-net NIC, its filter can't be queried: %s",
-                                err->desc);
-                        nic_set_error(n, NIC_SYNC_UNSUPPORTED, err->desc);
-                        n->busy = n->rerun = false;
+                                desc);
+                        nic_set_error(n, NIC_SYNC_UNSUPPORTED, desc);
+                        n->rerun = false;
+                        nic_work_done(n);
                         return;
                 }
-                if (err->desc && strstr(err->desc, "isn't a NIC"))
-                        log_nic(n, LOG_ERR, "bug: queried a netdev instead of a NIC: %s", err->desc);
+                if (strstr(desc, "isn't a NIC"))
+                        log_nic(n, LOG_ERR, "bug: queried a netdev instead of a NIC: %s", desc);
                 else
-                        log_nic(n, LOG_WARNING, "query-rx-filter failed: %s",
-                                err->desc ? err->desc : strerror(-err->error));
-                nic_set_error(n, NIC_SYNC_FAILED, err->desc ? err->desc : strerror(-err->error));
-                nic_query_done(n);
+                        log_nic(n, LOG_WARNING, "query-rx-filter failed: %s", desc);
+                nic_set_error(n, NIC_SYNC_FAILED, desc);
+                nic_work_done(n);
                 return;
         }
 
@@ -498,28 +480,27 @@ static void on_query_reply(QmpClient *c, json_object *result, const QmpError *er
                         json_object_is_type(result, json_type_array) ? "a list of another length"
                                                                      : "something that is not a list");
                 nic_set_error(n, NIC_SYNC_FAILED, "malformed query-rx-filter reply");
-                nic_query_done(n);
+                nic_work_done(n);
                 return;
         }
-        nic_submit_job(n, steal_array_element(result, 0));
+        nic_submit_job(n, SYNC_JOB_FILTER, steal_array_element(result, 0), 0);
 }
 
 static void nic_send_query(Nic *n) {
-        Guest *g = n->guest;
-
         json_object *args = json_object_new_object();
         if (!args || json_object_object_add(args, "name", json_object_new_string(n->id)) < 0) {
                 json_object_put(args);
                 log_oom();
-                n->busy = false;
+                nic_work_done(n);
                 return;
         }
-        int64_t r = qmp_client_send(g->qmp, "query-rx-filter", args, 0, on_query_reply, nic_ref(n));
+        int64_t r = qmp_client_send(n->guest->qmp, "query-rx-filter", args, 0, on_query_reply, nic_ref(n));
         if (r < 0) {
                 nic_unref(n);
-                n->busy = n->rerun = false;
                 if (r != -ENOTCONN)
                         log_nic(n, LOG_WARNING, "cannot send query-rx-filter: %s", strerror((int)-r));
+                n->rerun = false;
+                nic_work_done(n);
                 return;
         }
         n->n_queries++;
@@ -531,7 +512,7 @@ static int on_defer_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         if (nic_is_live(n))
                 nic_send_query(n);
         else
-                n->busy = n->rerun = false;
+                nic_work_done(n);
         return 0;
 }
 
@@ -574,57 +555,15 @@ static void nic_start_query(Nic *n) {
         }
 }
 
-static void nic_request_query(Nic *n) {
-        if (n->sync_state == NIC_SYNC_UNSUPPORTED || !nic_is_live(n))
-                return;
-        if (n->busy) {
-                n->rerun = true;
-                return;
-        }
-        n->busy = true;
-        nic_start_query(n);
-}
-
-void nic_filter_changed(Nic *n) {
-        n->n_events++;
-        nic_request_query(n);
-}
-
-void nic_resync(Nic *n, const char *reason) {
-        n->next_reason = reason;
-        nic_request_query(n);
-}
-
-void nic_set_trust(Nic *n, unsigned trust) {
-        unsigned old = nic_trust(n);
-        n->trust_override = (int)trust;
-        if (trust == old)
-                return;
-        _cleanup_free_ char *s = trust_to_string(trust);
-        log_nic(n, LOG_INFO, "trust set to %s", s ? s : "?");
-        bus_nic_emit_changed(n, "Trust", NULL);
-        nic_resync(n, "resync");
-}
-
-/* The outstanding work finished: run once more if events arrived meanwhile. */
-static void nic_query_done(Nic *n) {
-        n->busy = false;
-        if (n->rerun) {
-                n->rerun = false;
-                nic_request_query(n);
-        }
-}
-
 /* ---- discovery of the host interface -------------------------------------------------------------- */
 
 static void nic_finish_discovery(Nic *n) {
-        json_object *info = n->discovery_reply;
-        n->discovery_reply = NULL;
+        json_object *info = TAKE_PTR(n->discovery_reply);
         if (!info) {
-                n->busy = false;
+                nic_work_done(n);
                 return;
         }
-        nic_submit_job(n, info);
+        nic_submit_job(n, SYNC_JOB_FILTER, info, 0);
 }
 
 /* Parses `info network` for our backend: " \ hostnet0: index=0,type=tap,ifname=tap0,..." or "...,fd=3". */
@@ -661,7 +600,8 @@ static void on_info_network(QmpClient *c, json_object *result, const QmpError *e
         _cleanup_(nic_unrefp) Nic *n = userdata;
 
         if (!nic_is_live(n)) {
-                n->busy = n->rerun = false;
+                n->rerun = false;
+                nic_work_done(n);
                 return;
         }
         if (err)
@@ -676,7 +616,8 @@ static void on_qom_netdev(QmpClient *c, json_object *result, const QmpError *err
         _cleanup_(nic_unrefp) Nic *n = userdata;
 
         if (!nic_is_live(n)) {
-                n->busy = n->rerun = false;
+                n->rerun = false;
+                nic_work_done(n);
                 return;
         }
         if (err || !json_object_is_type(result, json_type_string)) {
@@ -727,10 +668,10 @@ static int64_t nic_qom_get(Nic *n, const char *property, qmp_reply_handler_t han
 
 void nic_process_full_reply(Nic *n, json_object *info, const char *reason) {
         n->next_reason = n->filter ? reason : "initial";
-        if (n->busy) {
-                /* A query or job is outstanding: fold this into one more round. */
+        if (n->busy || n->pending_revert) {
+                /* Work is outstanding: fold this into one more round after it. */
                 json_object_put(info);
-                n->rerun = true;
+                nic_request_query(n);
                 return;
         }
         n->busy = true;
@@ -738,7 +679,7 @@ void nic_process_full_reply(Nic *n, json_object *info, const char *reason) {
         (void)nic_qom_get(n, "mac", on_qom_mac);
 
         if (n->host_interface_configured) {
-                nic_submit_job(n, info);
+                nic_submit_job(n, SYNC_JOB_FILTER, info, 0);
                 return;
         }
 

@@ -7,6 +7,7 @@
 
 #include "guest.h"
 #include "hostdev.h"
+#include "hostsync.h"
 #include "rxfilter.h"
 
 typedef enum NicSyncState {
@@ -21,6 +22,7 @@ typedef enum NicSyncState {
 typedef struct Nic {
         unsigned n_ref;
         Guest *guest; /* strong reference; the guest drops its NICs explicitly */
+        Manager *manager; /* outlives every NIC: jobs complete before the manager goes */
         bool removed;
 
         char *id;
@@ -35,6 +37,7 @@ typedef struct Nic {
         /* Pipeline state (loop thread only). busy: a query, a discovery or a job is outstanding, so
          * new events only set rerun; that is how one NIC's work never overlaps or reorders. */
         bool busy, rerun;
+        unsigned pending_revert; /* capabilities to revert before anything else */
         json_object *discovery_reply; /* filter reply held while discovery runs */
         int backend_fd; /* fd=N of an fd-passed backend, -1 if none */
         sd_event_source *defer_timer; /* rate limit: the deferred query */
@@ -45,6 +48,7 @@ typedef struct Nic {
         const char *next_reason; /* MacChanged reason for the next processed filter */
 
         RxFilter *filter; /* last processed filter, NULL before the first */
+        HostOwnership *ownership; /* baseline and our changes on the host device, NULL until seen */
         NicSyncState sync_state;
         char *last_error;
         uint64_t changes, last_change_usec;
@@ -68,8 +72,13 @@ void nic_resync(Nic *n, const char *reason);
 void nic_process_full_reply(Nic *n, json_object *info, const char *reason);
 /* Effective trust: SetTrust(), else the NIC's Trust=, the guest's Trust=, DefaultTrust=. */
 unsigned nic_trust(const Nic *n);
-/* Run-time trust (Nic.SetTrust): publishes it and syncs at once. */
+/* Run-time trust (Nic.SetTrust): publishes it; grants sync and revocations revert, at once. */
 void nic_set_trust(Nic *n, unsigned trust);
+/* Undoes our host changes for the capabilities in caps (runs even after the NIC is removed). */
+void nic_revert(Nic *n, unsigned caps);
+/* Re-applies the last filter to a trusted macvtap, repairing changes made behind our back. Returns
+ * false when there is nothing to do or work is already outstanding. */
+bool nic_reconcile(Nic *n);
 /* Drops pending work when the NIC goes (the object may live on while references remain). */
 void nic_detach(Nic *n);
 

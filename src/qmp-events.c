@@ -52,7 +52,7 @@ static void on_device_deleted(Guest *g, const char *event, json_object *data, ui
                 json_object_is_type(path, json_type_string))
                 n = guest_find_nic_by_qom_path(g, json_object_get_string(path));
         if (n)
-                guest_remove_nic(g, n);
+                guest_remove_nic(g, n, true);
 }
 
 /* RESET: QEMU silently returns every filter to its reset state without an event; resync them all. */

@@ -156,7 +156,11 @@ WorkerPool *worker_pool_free(WorkerPool *p) {
 
         for (WorkerJob *job; (job = queue_pop(&cancelled));) {
                 p->outstanding--;
-                job->complete(job, -ECANCELED);
+                if (job->run_at_shutdown) {
+                        job->run(job);
+                        job->complete(job, 0);
+                } else
+                        job->complete(job, -ECANCELED);
         }
         if (p->completion_fd >= 0)
                 drain_completions(p);

@@ -1,6 +1,7 @@
 /* worker.h: thread pool for blocking work; results return to the loop thread via a queue + eventfd. */
 #pragma once
 
+#include <stdbool.h>
 #include <systemd/sd-event.h>
 
 #include "cleanup.h"
@@ -17,13 +18,14 @@ typedef struct WorkerJob WorkerJob;
 struct WorkerJob {
         void (*run)(WorkerJob *job);
         void (*complete)(WorkerJob *job, int error);
+        bool run_at_shutdown; /* still queued at shutdown: run it (on the freeing thread), don't cancel */
         WorkerJob *next;
 };
 
 /* n_threads 0 = number of online CPUs. */
 int worker_pool_new(sd_event *event, unsigned n_threads, WorkerPool **ret);
-/* Queued jobs are completed with -ECANCELED, running ones are waited for and completed normally,
- * threads joined, the eventfd closed. Accepts NULL. */
+/* Queued jobs are completed with -ECANCELED (or run first if run_at_shutdown), running ones are waited
+ * for and completed normally, threads joined, the eventfd closed. Accepts NULL. */
 WorkerPool *worker_pool_free(WorkerPool *p);
 DEFINE_POINTER_CLEANUP_FUNC(WorkerPool, worker_pool_free);
 

@@ -1,0 +1,24 @@
+/* bus-polkit.h: asynchronous polkit authorization of privileged method calls. */
+#pragma once
+
+#include <systemd/sd-bus.h>
+
+typedef struct Manager Manager;
+
+/* Call from a method handler before it changes anything. Returns
+ *   1  authorized: go ahead (the caller is root, or polkit said yes and the handler is being run again);
+ *   0  a query is on its way: return 1 from the handler, the reply is sent when the query completes;
+ *   <0 error set in *error.
+ * On the first call the caller's uid is asked for (root is authorized without polkit, as in systemd),
+ * then polkit's CheckAuthorization with the caller's system-bus-name subject, the action, details
+ * (NULL-terminated key, value, ... list; may be NULL) and the message's allow-interactive flag.
+ * When authorized, the handler is called again with the same message and a freshly looked up userdata
+ * (bus_object_resolve()), so it re-validates its arguments and the object against the current state.
+ * A challenge becomes InteractiveAuthorizationRequired; a "no", an error or no polkit, AccessDenied.
+ * Nothing blocks: both calls are asynchronous. */
+int bus_polkit_verify_async(sd_bus_message *message, Manager *m, const char *action, const char *const *details,
+        sd_bus_message_handler_t handler, sd_bus_error *error);
+
+/* Answers every call still waiting for polkit on this bus (the daemon is going away) and frees them:
+ * the pending queries hold the messages, which hold the bus. */
+void bus_polkit_flush(sd_bus *bus);

@@ -1,0 +1,242 @@
+/* hostsync.c: ownership-aware planning on top of hostdev_plan, revert, and the persisted baseline. */
+#include "hostsync.h"
+
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cleanup.h"
+
+#define FLAGS_OURS (IFF_PROMISC | IFF_ALLMULTI | IFF_MULTICAST)
+
+static bool set_contains(const EtherAddr *set, size_t n, const EtherAddr *a) {
+        return bsearch(a, set, n, sizeof(EtherAddr), ether_addr_compare) != NULL;
+}
+
+void host_ownership_init(HostOwnership *o, const HostLinkState *current) {
+        *o = (HostOwnership){
+                .valid = true,
+                .ifindex = current->ifindex,
+                .baseline_mac = current->mac,
+                .baseline_flags = current->flags & FLAGS_OURS,
+        };
+        snprintf(o->ifname, sizeof(o->ifname), "%s", current->ifname);
+}
+
+bool host_ownership_is_clean(const HostOwnership *o) {
+        return !o->mac_set && o->flags_set == 0 && o->n_added == 0;
+}
+
+/* Removes from `change` every undo of something we did not do: a bit is cleared only if we set it, a
+ * multicast entry deleted only if we added it. */
+static void drop_foreign_undo(HostChange *change, const HostOwnership *o) {
+        unsigned foreign_clear = change->flags_mask & ~change->flags & ~o->flags_set;
+        change->flags_mask &= ~foreign_clear;
+        change->flags &= change->flags_mask;
+
+        size_t n = 0;
+        for (size_t i = 0; i < change->n_del; i++)
+                if (set_contains(o->added, o->n_added, &change->del[i]))
+                        change->del[n++] = change->del[i];
+        change->n_del = n;
+}
+
+void hostsync_plan(const HostLinkState *current, const HostFilter *desired, unsigned trust,
+        const HostOwnership *o, HostChange *ret) {
+        hostdev_plan(current, desired, trust, ret);
+        drop_foreign_undo(ret, o);
+}
+
+void hostsync_plan_revert(
+        const HostLinkState *current, const HostOwnership *o, unsigned caps, HostChange *ret) {
+        *ret = (HostChange){};
+        if (current->kind == HOSTDEV_KIND_TAP)
+                return;
+
+        if ((caps & TRUST_MAC) && o->mac_set && !ether_addr_equal(&current->mac, &o->baseline_mac) &&
+                ether_addr_is_valid_unicast(&o->baseline_mac)) {
+                ret->set_mac = true;
+                ret->mac = o->baseline_mac;
+        }
+
+        unsigned bits = (caps & TRUST_PROMISC ? IFF_PROMISC : 0) |
+                (caps & TRUST_ALLMULTI ? IFF_ALLMULTI : 0) | (caps & TRUST_MULTICAST ? IFF_MULTICAST : 0);
+        ret->flags_mask = o->flags_set & bits & current->flags;
+
+        if (caps & TRUST_MULTICAST)
+                for (size_t i = 0; i < o->n_added; i++)
+                        if (set_contains(current->multicast_table, current->n_multicast, &o->added[i]))
+                                ret->del[ret->n_del++] = o->added[i];
+}
+
+static void added_insert(HostOwnership *o, const EtherAddr *a) {
+        if (set_contains(o->added, o->n_added, a) || o->n_added >= RXFILTER_TABLE_MAX)
+                return;
+        o->added[o->n_added++] = *a;
+        qsort(o->added, o->n_added, sizeof(EtherAddr), ether_addr_compare);
+}
+
+static void added_remove(HostOwnership *o, const EtherAddr *a) {
+        for (size_t i = 0; i < o->n_added; i++)
+                if (ether_addr_equal(&o->added[i], a)) {
+                        memmove(o->added + i, o->added + i + 1, (o->n_added - i - 1) * sizeof(EtherAddr));
+                        o->n_added--;
+                        return;
+                }
+}
+
+void hostsync_record(HostOwnership *o, const HostChange *change, const HostApplyResult *result) {
+        if (change->set_mac && result->mac == 0)
+                o->mac_set = !ether_addr_equal(&change->mac, &o->baseline_mac);
+
+        static const struct {
+                unsigned flag;
+                size_t offset;
+        } flags[] = {
+                { IFF_PROMISC, offsetof(HostApplyResult, promisc) },
+                { IFF_ALLMULTI, offsetof(HostApplyResult, allmulti) },
+                { IFF_MULTICAST, offsetof(HostApplyResult, multicast) },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(flags); i++) {
+                unsigned f = flags[i].flag;
+                if (!(change->flags_mask & f) || *(const int *)((const char *)result + flags[i].offset) != 0)
+                        continue;
+                /* Setting a bit the baseline lacked makes it ours; clearing it makes it not ours. */
+                if (!(change->flags & f))
+                        o->flags_set &= ~f;
+                else if (!(o->baseline_flags & f))
+                        o->flags_set |= f;
+        }
+
+        /* Multicast entries: the list ioctls share one result; on failure re-read next time. */
+        if (result->multicast == 0) {
+                for (size_t i = 0; i < change->n_del; i++)
+                        added_remove(o, &change->del[i]);
+                for (size_t i = 0; i < change->n_add; i++)
+                        added_insert(o, &change->add[i]);
+        }
+}
+
+/* ---- persistence ---------------------------------------------------------------------------------- */
+
+static int ownership_path(const char *dir, unsigned long netns, int ifindex, char *buf, size_t size) {
+        int n = snprintf(buf, size, "%s/%lu-%d.json", dir, netns, ifindex);
+        return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
+
+static json_object *mac_to_json(const EtherAddr *a) {
+        char s[ETHER_ADDR_STRLEN];
+        return json_object_new_string(ether_addr_format(a, s));
+}
+
+int host_ownership_save(const char *dir, unsigned long netns, const HostOwnership *o) {
+        char path[4096], tmp[4200];
+        int r;
+
+        r = ownership_path(dir, netns, o->ifindex, path, sizeof(path));
+        if (r < 0)
+                return r;
+        if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+                return -errno;
+
+        json_object *root = json_object_new_object(), *added = json_object_new_array();
+        if (!root || !added) {
+                json_object_put(root);
+                json_object_put(added);
+                return -ENOMEM;
+        }
+        json_object_object_add(root, "ifindex", json_object_new_int(o->ifindex));
+        json_object_object_add(root, "ifname", json_object_new_string(o->ifname));
+        json_object_object_add(root, "baseline-mac", mac_to_json(&o->baseline_mac));
+        json_object_object_add(root, "baseline-flags", json_object_new_int((int)o->baseline_flags));
+        json_object_object_add(root, "mac-set", json_object_new_boolean(o->mac_set));
+        json_object_object_add(root, "flags-set", json_object_new_int((int)o->flags_set));
+        for (size_t i = 0; i < o->n_added; i++)
+                json_object_array_add(added, mac_to_json(&o->added[i]));
+        json_object_object_add(root, "multicast-added", added);
+
+        /* Write and rename: a crash never leaves a torn baseline. */
+        snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+        r = json_object_to_file_ext(tmp, root, JSON_C_TO_STRING_PLAIN) < 0 ? -EIO : 0;
+        json_object_put(root);
+        if (r == 0 && rename(tmp, path) < 0)
+                r = -errno;
+        if (r < 0)
+                (void)unlink(tmp);
+        return r;
+}
+
+static int json_get_int(json_object *root, const char *key, int *ret) {
+        json_object *v;
+        if (!json_object_object_get_ex(root, key, &v) || !json_object_is_type(v, json_type_int))
+                return -EBADMSG;
+        *ret = json_object_get_int(v);
+        return 0;
+}
+
+static int json_get_mac(json_object *v, EtherAddr *ret) {
+        if (!json_object_is_type(v, json_type_string))
+                return -EBADMSG;
+        return ether_addr_parse(json_object_get_string(v), ret) < 0 ? -EBADMSG : 0;
+}
+
+int host_ownership_load(const char *dir, unsigned long netns, int ifindex, HostOwnership *ret) {
+        char path[4096];
+        HostOwnership o = { .valid = true };
+        json_object *v;
+        int r, flags, set;
+
+        r = ownership_path(dir, netns, ifindex, path, sizeof(path));
+        if (r < 0)
+                return r;
+        if (access(path, F_OK) < 0)
+                return -errno;
+
+        json_object *root = json_object_from_file(path);
+        if (!root)
+                return -EBADMSG;
+
+        r = json_get_int(root, "ifindex", &o.ifindex);
+        if (r >= 0)
+                r = json_get_int(root, "baseline-flags", &flags);
+        if (r >= 0)
+                r = json_get_int(root, "flags-set", &set);
+        if (r >= 0)
+                r = json_object_object_get_ex(root, "baseline-mac", &v) ? json_get_mac(v, &o.baseline_mac)
+                                                                        : -EBADMSG;
+        if (r >= 0 && json_object_object_get_ex(root, "ifname", &v) &&
+                json_object_is_type(v, json_type_string))
+                snprintf(o.ifname, sizeof(o.ifname), "%s", json_object_get_string(v));
+        if (r >= 0 && json_object_object_get_ex(root, "mac-set", &v))
+                o.mac_set = json_object_get_boolean(v);
+        if (r >= 0 && json_object_object_get_ex(root, "multicast-added", &v) &&
+                json_object_is_type(v, json_type_array)) {
+                size_t n = json_object_array_length(v);
+                for (size_t i = 0; i < n && i < RXFILTER_TABLE_MAX && r >= 0; i++) {
+                        EtherAddr a;
+                        r = json_get_mac(json_object_array_get_idx(v, i), &a);
+                        if (r >= 0)
+                                added_insert(&o, &a);
+                }
+        }
+        json_object_put(root);
+        if (r < 0)
+                return r;
+        if (o.ifindex != ifindex)
+                return -ESTALE;
+
+        o.baseline_flags = (unsigned)flags & FLAGS_OURS;
+        o.flags_set = (unsigned)set & FLAGS_OURS;
+        *ret = o;
+        return 0;
+}
+
+int host_ownership_remove(const char *dir, unsigned long netns, int ifindex) {
+        char path[4096];
+        int r = ownership_path(dir, netns, ifindex, path, sizeof(path));
+        if (r < 0)
+                return r;
+        return unlink(path) < 0 && errno != ENOENT ? -errno : 0;
+}

@@ -1,0 +1,70 @@
+/* syncjob.h: one unit of blocking work for one NIC, run on a worker: parse + diff + apply, or revert. */
+#pragma once
+
+#include <json-c/json.h>
+#include <net/if.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "hostdev.h"
+#include "hostsync.h"
+#include "rxfilter.h"
+#include "worker.h"
+
+typedef enum SyncJobMode {
+        SYNC_JOB_FILTER, /* a query-rx-filter reply: validate, diff, apply */
+        SYNC_JOB_RECONCILE, /* the last known filter again: repair what changed behind our back */
+        SYNC_JOB_REVERT, /* undo our changes for some capabilities */
+} SyncJobMode;
+
+typedef enum SyncOutcome {
+        SYNC_OBSERVED, /* published, host not touched (untrusted, tap, unknown device) */
+        SYNC_APPLIED, /* the host device matches what trust allows */
+        SYNC_PARTIAL, /* some attributes failed */
+        SYNC_FAILED,
+        _SYNC_OUTCOME_MAX,
+} SyncOutcome;
+
+const char *sync_outcome_to_string(SyncOutcome o);
+
+/* Everything the worker reads is copied in here by the loop thread; everything it produces goes out
+ * here. The worker never touches a Nic or Guest. */
+typedef struct SyncJob {
+        WorkerJob job;
+        void *owner; /* the loop thread's reference (a Nic), untouched by the worker */
+        SyncJobMode mode;
+
+        /* Inputs. */
+        json_object *info; /* FILTER: the RxFilterInfo, exclusively owned */
+        bool have_previous;
+        RxFilter previous; /* FILTER: last processed filter; RECONCILE: the filter to apply */
+        unsigned trust; /* FILTER/RECONCILE: capabilities to apply; REVERT: to revert */
+        VlanPolicy vlan_policy;
+        UnicastPolicy unicast_policy;
+        HostContext *host;
+        const char *state_dir; /* persisted ownership, or NULL */
+        char ifname[IF_NAMESIZE]; /* empty: resolve from backend_fd + peer_pid, or unknown */
+        int backend_fd;
+        pid_t peer_pid;
+        const char *reason; /* FILTER: what MacChanged will say */
+        bool have_ownership;
+        HostOwnership ownership;
+        /* Guard: the job acts only while *generation_now == generation (the guest's connection). */
+        const _Atomic uint64_t *generation_now;
+        uint64_t generation;
+
+        /* Outputs. */
+        char *parse_error;
+        RxFilter filter;
+        unsigned changed; /* RxFilterField bits vs previous */
+        bool have_link;
+        HostLinkState link;
+        bool ownership_changed;
+        SyncOutcome outcome;
+        bool stale;
+        char error[256]; /* first failure, for LastError */
+        HostApplyResult apply;
+} SyncJob;
+
+void sync_job_run(WorkerJob *job);
