@@ -1,0 +1,200 @@
+/* test-hostsync.c: ownership-aware plans: only our changes are undone; revert; persistence. */
+#include <net/if.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "hostsync.h"
+#include "tests.h"
+
+static EtherAddr mac(const char *s) {
+        EtherAddr a = {};
+        (void)ether_addr_parse(s, &a);
+        return a;
+}
+
+static HostLinkState macvtap(unsigned flags) {
+        HostLinkState s = { .ifindex = 7, .kind = HOSTDEV_KIND_MACVTAP, .flags = flags };
+        snprintf(s.ifname, sizeof(s.ifname), "mvt0");
+        s.mac = mac("02:00:00:00:00:01");
+        return s;
+}
+
+static HostFilter guest_filter(bool promisc, bool allmulti) {
+        HostFilter f = {
+                .promisc = promisc, .allmulti = allmulti, .multicast = true, .multicast_list_valid = true
+        };
+        f.mac = mac("52:54:00:12:34:56");
+        return f;
+}
+
+static void apply_ok(HostLinkState *s, HostOwnership *o, const HostChange *ch) {
+        HostApplyResult ok = {};
+        if (ch->set_mac)
+                s->mac = ch->mac;
+        s->flags = (s->flags & ~ch->flags_mask) | ch->flags;
+        hostsync_record(o, ch, &ok);
+}
+
+TEST(we_never_clear_a_flag_we_did_not_set) {
+        /* The administrator turned promisc on before we came: a guest asking for it off can't undo it. */
+        HostLinkState s = macvtap(IFF_PROMISC | IFF_MULTICAST);
+        HostOwnership o;
+        HostChange ch;
+        host_ownership_init(&o, &s);
+
+        HostFilter want = guest_filter(false, false);
+        hostsync_plan(&s, &want, TRUST_ALL, &o, &ch);
+        ASSERT_FALSE(ch.flags_mask & IFF_PROMISC);
+        ASSERT_TRUE(ch.set_mac);
+}
+
+TEST(we_clear_what_we_set) {
+        HostLinkState s = macvtap(IFF_MULTICAST);
+        HostOwnership o;
+        HostChange ch;
+        host_ownership_init(&o, &s);
+
+        HostFilter on = guest_filter(true, true), off = guest_filter(false, false);
+        hostsync_plan(&s, &on, TRUST_ALL, &o, &ch);
+        ASSERT_INT_EQ(ch.flags_mask, IFF_PROMISC | IFF_ALLMULTI);
+        apply_ok(&s, &o, &ch);
+        ASSERT_INT_EQ(o.flags_set, IFF_PROMISC | IFF_ALLMULTI);
+
+        hostsync_plan(&s, &off, TRUST_ALL, &o, &ch);
+        ASSERT_INT_EQ(ch.flags_mask, IFF_PROMISC | IFF_ALLMULTI);
+        ASSERT_INT_EQ(ch.flags, 0);
+        apply_ok(&s, &o, &ch);
+        ASSERT_INT_EQ(o.flags_set, 0);
+        ASSERT_INT_EQ(s.flags, IFF_MULTICAST);
+}
+
+TEST(multicast_entries_not_ours_are_kept) {
+        HostLinkState s = macvtap(IFF_MULTICAST);
+        s.n_multicast = 1;
+        s.multicast_table[0] = mac("01:00:5e:00:00:fb"); /* added by an administrator */
+        HostOwnership o;
+        HostChange ch;
+        host_ownership_init(&o, &s);
+
+        HostFilter want = guest_filter(false, false);
+        want.n_multicast = 1;
+        want.multicast_table[0] = mac("33:33:00:00:00:01");
+        hostsync_plan(&s, &want, TRUST_MULTICAST, &o, &ch);
+        ASSERT_INT_EQ(ch.n_add, 1);
+        ASSERT_INT_EQ(ch.n_del, 0);
+        apply_ok(&s, &o, &ch);
+        ASSERT_INT_EQ(o.n_added, 1);
+
+        /* The guest leaves its group: ours goes, the administrator's stays. */
+        s.n_multicast = 2;
+        s.multicast_table[1] = mac("33:33:00:00:00:01");
+        want.n_multicast = 0;
+        hostsync_plan(&s, &want, TRUST_MULTICAST, &o, &ch);
+        ASSERT_INT_EQ(ch.n_del, 1);
+        ASSERT_TRUE(ether_addr_equal(&ch.del[0], &want.multicast_table[0]));
+        apply_ok(&s, &o, &ch);
+        ASSERT_INT_EQ(o.n_added, 0);
+}
+
+TEST(revert_restores_baseline_for_revoked_capabilities_only) {
+        HostLinkState s = macvtap(IFF_MULTICAST);
+        HostOwnership o;
+        HostChange ch;
+        host_ownership_init(&o, &s);
+
+        HostFilter want = guest_filter(true, false);
+        want.n_multicast = 1;
+        want.multicast_table[0] = mac("01:00:5e:01:02:03");
+        hostsync_plan(&s, &want, TRUST_ALL, &o, &ch);
+        apply_ok(&s, &o, &ch);
+        s.n_multicast = 1;
+        s.multicast_table[0] = want.multicast_table[0];
+        ASSERT_TRUE(o.mac_set);
+
+        /* Revoke mac only: MAC back, promisc and the list stay. */
+        hostsync_plan_revert(&s, &o, TRUST_MAC, &ch);
+        ASSERT_TRUE(ch.set_mac);
+        ASSERT_TRUE(ether_addr_equal(&ch.mac, &o.baseline_mac));
+        ASSERT_INT_EQ(ch.flags_mask, 0);
+        ASSERT_INT_EQ(ch.n_del, 0);
+        apply_ok(&s, &o, &ch);
+        ASSERT_FALSE(o.mac_set);
+
+        /* Revoke the rest. */
+        hostsync_plan_revert(&s, &o, TRUST_ALL, &ch);
+        ASSERT_FALSE(ch.set_mac);
+        ASSERT_INT_EQ(ch.flags_mask, IFF_PROMISC);
+        ASSERT_INT_EQ(ch.flags, 0);
+        ASSERT_INT_EQ(ch.n_del, 1);
+        apply_ok(&s, &o, &ch);
+        ASSERT_TRUE(host_ownership_is_clean(&o));
+}
+
+TEST(failed_attribute_is_not_recorded) {
+        HostLinkState s = macvtap(IFF_MULTICAST);
+        HostOwnership o;
+        HostChange ch;
+        host_ownership_init(&o, &s);
+
+        HostFilter want = guest_filter(true, false);
+        hostsync_plan(&s, &want, TRUST_ALL, &o, &ch);
+        HostApplyResult failed = { .mac = -EBUSY, .promisc = -EPERM };
+        hostsync_record(&o, &ch, &failed);
+        ASSERT_FALSE(o.mac_set);
+        ASSERT_INT_EQ(o.flags_set, 0);
+}
+
+TEST(tap_is_never_planned) {
+        HostLinkState s = macvtap(IFF_MULTICAST);
+        s.kind = HOSTDEV_KIND_TAP;
+        HostOwnership o;
+        HostChange ch;
+        host_ownership_init(&o, &s);
+        o.mac_set = true;
+        o.flags_set = IFF_PROMISC;
+        s.flags |= IFF_PROMISC;
+        HostFilter want = guest_filter(true, true);
+        hostsync_plan(&s, &want, TRUST_ALL, &o, &ch);
+        ASSERT_TRUE(host_change_is_empty(&ch));
+        hostsync_plan_revert(&s, &o, TRUST_ALL, &ch);
+        ASSERT_TRUE(host_change_is_empty(&ch));
+}
+
+TEST(persistence_round_trip_and_stale_ifindex) {
+        char dir[] = "/tmp/test-hostsync-XXXXXX";
+        ASSERT_TRUE(mkdtemp(dir));
+
+        HostLinkState s = macvtap(IFF_MULTICAST | IFF_ALLMULTI);
+        HostOwnership o, back;
+        host_ownership_init(&o, &s);
+        o.mac_set = true;
+        o.flags_set = IFF_PROMISC;
+        o.n_added = 2;
+        o.added[0] = mac("01:00:5e:00:00:01");
+        o.added[1] = mac("33:33:00:00:00:01");
+
+        ASSERT_OK(host_ownership_save(dir, 4026531840UL, &o));
+        ASSERT_OK(host_ownership_load(dir, 4026531840UL, 7, &back));
+        ASSERT_TRUE(ether_addr_equal(&back.baseline_mac, &o.baseline_mac));
+        ASSERT_INT_EQ(back.baseline_flags, IFF_MULTICAST | IFF_ALLMULTI);
+        ASSERT_TRUE(back.mac_set);
+        ASSERT_INT_EQ(back.flags_set, IFF_PROMISC);
+        ASSERT_INT_EQ(back.n_added, 2);
+        ASSERT_TRUE(ether_addr_equal(&back.added[1], &o.added[1]));
+        ASSERT_STR_EQ(back.ifname, "mvt0");
+
+        ASSERT_ERROR(host_ownership_load(dir, 4026531840UL, 8, &back), ENOENT);
+        ASSERT_ERROR(host_ownership_load(dir, 1UL, 7, &back), ENOENT);
+
+        /* A torn or foreign file is refused, not trusted. */
+        char path[256];
+        snprintf(path, sizeof(path), "%s/4026531840-7.json", dir);
+        FILE *f = fopen(path, "w");
+        fputs("{\"ifindex\": 7, \"baseline-mac\": 5}", f);
+        fclose(f);
+        ASSERT_ERROR(host_ownership_load(dir, 4026531840UL, 7, &back), EBADMSG);
+
+        ASSERT_OK(host_ownership_remove(dir, 4026531840UL, 7));
+        ASSERT_OK(host_ownership_remove(dir, 4026531840UL, 7));
+        ASSERT_OK(rmdir(dir));
+}
