@@ -515,6 +515,7 @@ GuestConfig *guest_config_free(GuestConfig *g) {
         free(g->nics);
         free(g->name);
         free(g->qmp_socket);
+        free(g->netns);
         free(g->source);
         free(g);
         return NULL;
@@ -624,6 +625,13 @@ static int guest_on_guest_key(ConfigParser *p, const char *section, const char *
                 free(g->name);
                 g->name = copy;
                 return 0;
+        }
+        if (streq(key, "NetworkNamespace")) {
+                if (isempty(value)) {
+                        g->netns = mfree(g->netns);
+                        return 0;
+                }
+                return config_parse_path(p, key, value, PATH_MAX - 1, &g->netns);
         }
         if (streq(key, "QmpSocket")) {
                 if (isempty(value)) {

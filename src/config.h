@@ -22,6 +22,7 @@ typedef struct NicConfig {
 typedef struct GuestConfig {
         char *name; /* Name= (defaults to the drop-in's file name without .conf) */
         char *qmp_socket; /* QmpSocket= (required) */
+        char *netns; /* NetworkNamespace= path, or NULL: the QEMU process's namespace */
         int trust; /* Trust= mask, or -1 when not set (inherit DefaultTrust=) */
         char *source; /* file it came from, for messages */
         NicConfig *nics;

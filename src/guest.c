@@ -1,7 +1,9 @@
 /* guest.c: a guest's QMP connection: connect, greet, discover NICs, reconnect with backoff. */
 #include "guest.h"
 
+#include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "bus.h"
 #include "manager.h"
@@ -24,6 +26,7 @@ static GuestConfig *guest_config_copy(const GuestConfig *src) {
         c->trust = src->trust;
         c->name = src->name ? strdup(src->name) : NULL;
         c->qmp_socket = src->qmp_socket ? strdup(src->qmp_socket) : NULL;
+        c->netns = src->netns ? strdup(src->netns) : NULL;
         c->source = src->source ? strdup(src->source) : NULL;
         c->nics = calloc(src->n_nics ? src->n_nics : 1, sizeof(NicConfig));
         if (!c->nics)
@@ -79,6 +82,7 @@ Guest *guest_unref(Guest *g) {
         free(g->uuid);
         free(g->qemu_name);
         free(g->qemu_version);
+        host_namespace_unref(g->netns);
         free(g);
         return NULL;
 }
@@ -312,11 +316,45 @@ int guest_query_all_nics(Guest *g, const char *reason) {
         return 0;
 }
 
+/* Host work happens in the guest's network namespace: NetworkNamespace= if configured, else the QEMU
+ * process's (found through SO_PEERCRED). Opening the path here is cheap; entering it is the workers'. */
+static void guest_update_netns(Guest *g) {
+        char path[64];
+        const char *p = g->config ? g->config->netns : NULL;
+
+        g->netns = host_namespace_unref(g->netns);
+        if (!p) {
+                pid_t pid = qmp_client_get_peer_pid(g->qmp);
+                if (pid <= 0)
+                        return;
+                snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)pid);
+                p = path;
+        }
+
+        int fd = open(p, O_RDONLY | O_CLOEXEC);
+        struct stat st;
+        if (fd < 0 || fstat(fd, &st) < 0) {
+                log_guest_errno(
+                        g, LOG_WARNING, errno, "cannot open network namespace %s, using ours: %m", p);
+                safe_close(fd);
+                return;
+        }
+        if ((unsigned long)st.st_ino == g->manager->host->netns_id) {
+                safe_close(fd);
+                return;
+        }
+        if (host_namespace_new(fd, &g->netns) < 0)
+                log_oom();
+        else
+                log_guest(g, LOG_INFO, "host devices in network namespace %s", p);
+}
+
 static void on_qmp_state(QmpClient *c, QmpState state, int error, const char *reason, void *userdata) {
         Guest *g = userdata;
 
         if (state == QMP_STATE_READY) {
                 g->backoff_usec = GUEST_RECONNECT_MIN_USEC;
+                guest_update_netns(g);
                 guest_set_state(g, GUEST_STATE_CONNECTED);
                 (void)qmp_client_send(c, "query-name", NULL, 0, on_query_name, g);
                 (void)qmp_client_send(c, "query-uuid", NULL, 0, on_query_uuid, g);

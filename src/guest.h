@@ -7,6 +7,7 @@
 #include <systemd/sd-event.h>
 
 #include "config.h"
+#include "hostdev.h"
 #include "log.h"
 #include "qmp.h"
 
@@ -47,6 +48,7 @@ typedef struct Guest {
         _Atomic uint64_t generation;
 
         char *uuid, *qemu_name, *qemu_version;
+        HostNamespace *netns; /* where its host devices live; NULL: the daemon's own namespace */
 
         Nic **nics;
         size_t n_nics;

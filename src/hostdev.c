@@ -2,6 +2,7 @@
 #include "hostdev.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/if_arp.h>
 #include <linux/rtnetlink.h>
 #include <netlink/errno.h>
@@ -10,6 +11,7 @@
 #include <netlink/netlink.h>
 #include <netlink/route/link.h>
 #include <netlink/socket.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,12 +116,12 @@ HostContext *host_context_free(HostContext *c) {
                 return NULL;
         nl_socket_free(c->nl);
         safe_close(c->ioctl_fd);
+        safe_close(c->dev_mcast_fd);
         free(c->dev_mcast_path);
         (void)pthread_mutex_destroy(&c->lock);
         free(c);
         return NULL;
 }
-DEFINE_POINTER_CLEANUP_FUNC(HostContext, host_context_free);
 
 int host_context_new(const char *dev_mcast_path, HostContext **ret) {
         _cleanup_(host_context_freep) HostContext *c = NULL;
@@ -132,6 +134,7 @@ int host_context_new(const char *dev_mcast_path, HostContext **ret) {
         if (!c)
                 return -ENOMEM;
         c->ioctl_fd = -EBADF;
+        c->dev_mcast_fd = -EBADF;
         r = pthread_mutex_init(&c->lock, NULL);
         if (r != 0) {
                 free(TAKE_PTR(c));
@@ -217,12 +220,28 @@ static size_t ether_addr_set_normalize(EtherAddr *a, size_t n) {
 
 /* Rows are "ifindex ifname users global hexaddr" (net/core/dev_addr_lists.c). Only global rows are
  * ours to manage: they are what SIOCADDMULTI creates; the kernel's own (IPv6, IGMP) have global 0. */
-static int read_global_multicast(const char *path, int ifindex, EtherAddr *table, size_t *ret_n) {
+/* dev_mcast from a path, or from an fd kept open since it was opened in another namespace (a /proc/net
+ * file stays bound to the namespace it was opened in). The fd's offset is shared: hold the lock. */
+static FILE *open_dev_mcast(const char *path, int fd) {
+        if (fd < 0)
+                return fopen(path, "re");
+        if (lseek(fd, 0, SEEK_SET) < 0)
+                return NULL;
+        int copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (copy < 0)
+                return NULL;
+        FILE *f = fdopen(copy, "re");
+        if (!f)
+                safe_close(copy);
+        return f;
+}
+
+static int read_global_multicast(const char *path, int fd, int ifindex, EtherAddr *table, size_t *ret_n) {
         _cleanup_fclose_ FILE *f = NULL;
         char line[256];
         size_t n = 0;
 
-        f = fopen(path, "re");
+        f = open_dev_mcast(path, fd);
         if (!f)
                 return -errno;
 
@@ -275,8 +294,13 @@ int hostdev_read(HostContext *c, const char *ifname, HostLinkState *ret) {
         if (addr && nl_addr_get_len(addr) == sizeof(s.mac.bytes))
                 memcpy(s.mac.bytes, nl_addr_get_binary_addr(addr), sizeof(s.mac.bytes));
 
-        /* A plain file: no socket involved, so no need to hold the lock. */
-        r = read_global_multicast(c->dev_mcast_path, s.ifindex, s.multicast_table, &s.n_multicast);
+        /* A path is opened afresh; a kept fd shares its offset between threads and needs the lock. */
+        if (c->dev_mcast_fd >= 0)
+                pthread_mutex_lock(&c->lock);
+        r = read_global_multicast(
+                c->dev_mcast_path, c->dev_mcast_fd, s.ifindex, s.multicast_table, &s.n_multicast);
+        if (c->dev_mcast_fd >= 0)
+                pthread_mutex_unlock(&c->lock);
         if (r < 0)
                 return r;
 
@@ -406,6 +430,82 @@ static int ifname_from_index(int fd, int ifindex, char ret[static IF_NAMESIZE]) 
         memcpy(ret, ifr.ifr_name, IF_NAMESIZE);
         ret[IF_NAMESIZE - 1] = '\0';
         return 0;
+}
+
+int hostdev_ifname_from_index(HostContext *c, int ifindex, char ret[static IF_NAMESIZE]) {
+        return ifname_from_index(c->ioctl_fd, ifindex, ret);
+}
+
+/* ---- other network namespaces --------------------------------------------------------------------- */
+
+int host_context_new_in_netns(int netns_fd, HostContext **ret) {
+        _cleanup_close_ int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+        _cleanup_(host_context_freep) HostContext *c = NULL;
+        int r;
+
+        if (self < 0)
+                return -errno;
+        if (setns(netns_fd, CLONE_NEWNET) < 0)
+                return -errno;
+
+        r = host_context_new("/proc/thread-self/net/dev_mcast", &c);
+        if (r >= 0) {
+                c->dev_mcast_fd = open("/proc/thread-self/net/dev_mcast", O_RDONLY | O_CLOEXEC);
+                if (c->dev_mcast_fd < 0)
+                        r = -errno;
+        }
+
+        /* A worker left in a guest's namespace would act on the wrong devices forever: never continue. */
+        if (setns(self, CLONE_NEWNET) < 0)
+                abort();
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(c);
+        return 0;
+}
+
+int host_namespace_new(int netns_fd, HostNamespace **ret) {
+        HostNamespace *ns = calloc(1, sizeof(HostNamespace));
+        if (!ns) {
+                safe_close(netns_fd);
+                return -ENOMEM;
+        }
+        ns->n_ref = 1;
+        ns->netns_fd = netns_fd;
+        pthread_mutex_init(&ns->lock, NULL);
+        *ret = ns;
+        return 0;
+}
+
+HostNamespace *host_namespace_ref(HostNamespace *ns) {
+        if (ns)
+                ns->n_ref++;
+        return ns;
+}
+
+HostNamespace *host_namespace_unref(HostNamespace *ns) {
+        if (!ns || --ns->n_ref > 0)
+                return NULL;
+        host_context_free(ns->context);
+        safe_close(ns->netns_fd);
+        pthread_mutex_destroy(&ns->lock);
+        free(ns);
+        return NULL;
+}
+
+int host_namespace_get_context(HostNamespace *ns, HostContext **ret) {
+        int r = 0;
+
+        pthread_mutex_lock(&ns->lock);
+        if (!ns->context && ns->error == 0) {
+                r = host_context_new_in_netns(ns->netns_fd, &ns->context);
+                if (r < 0)
+                        ns->error = r;
+        }
+        r = ns->context ? 0 : ns->error;
+        *ret = ns->context;
+        pthread_mutex_unlock(&ns->lock);
+        return r;
 }
 
 static int multicast_ioctl(int fd, const char *ifname, unsigned long request, const EtherAddr *a) {

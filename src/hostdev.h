@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "cleanup.h"
 #include "ether.h"
 #include "rxfilter.h"
 
@@ -28,12 +29,38 @@ typedef struct HostContext {
         struct nl_sock *nl; /* NETLINK_ROUTE */
         int ioctl_fd; /* AF_UNIX datagram socket: SIOCADDMULTI/SIOCDELMULTI */
         char *dev_mcast_path; /* "/proc/self/net/dev_mcast" or "/proc/PID/net/dev_mcast" */
+        int dev_mcast_fd; /* >= 0: opened inside another namespace, re-read under the lock */
         unsigned long netns_id; /* inode of the network namespace the sockets live in */
 } HostContext;
 
 /* Opens the sockets in the calling thread's current network namespace. */
 int host_context_new(const char *dev_mcast_path, HostContext **ret);
+/* Opens the sockets (and dev_mcast) inside the namespace netns_fd refers to, then returns the calling
+ * thread to its own namespace. setns() changes only the calling thread: call this on a worker. */
+int host_context_new_in_netns(int netns_fd, HostContext **ret);
 HostContext *host_context_free(HostContext *c);
+DEFINE_POINTER_CLEANUP_FUNC(HostContext, host_context_free);
+
+/* Interface name for an ifindex in the context's namespace. */
+int hostdev_ifname_from_index(HostContext *c, int ifindex, char ret[static IF_NAMESIZE]);
+
+/* A guest's namespace: the context is opened lazily by the first job that needs it (setns is a
+ * system call for the workers) and shared by the guest's jobs. Reference-counted by the loop thread. */
+typedef struct HostNamespace {
+        unsigned n_ref;
+        int netns_fd;
+        pthread_mutex_t lock;
+        HostContext *context; /* NULL until opened */
+        int error; /* sticky failure to open it, e.g. -EPERM without CAP_SYS_ADMIN */
+} HostNamespace;
+
+/* Takes ownership of netns_fd. */
+int host_namespace_new(int netns_fd, HostNamespace **ret);
+HostNamespace *host_namespace_ref(HostNamespace *ns);
+HostNamespace *host_namespace_unref(HostNamespace *ns);
+DEFINE_POINTER_CLEANUP_FUNC(HostNamespace, host_namespace_unref);
+/* Worker side: the namespace's context, opening it on first use. */
+int host_namespace_get_context(HostNamespace *ns, HostContext **ret);
 
 /* What the host device looks like now. */
 typedef struct HostLinkState {

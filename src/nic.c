@@ -378,6 +378,7 @@ finish:
         free(j->parse_error);
         if (j->info)
                 json_object_put(j->info);
+        host_namespace_unref(j->netns);
         nic_unref(n);
         free(j);
 }
@@ -413,6 +414,7 @@ static void nic_submit_job(Nic *n, SyncJobMode mode, json_object *info, unsigned
         j->vlan_policy = m->config.vlan_policy;
         j->unicast_policy = m->config.unicast_policy;
         j->host = m->host;
+        j->netns = host_namespace_ref(g->netns);
         j->state_dir = m->baseline_dir;
         if (n->host_interface)
                 snprintf(j->ifname, sizeof(j->ifname), "%s", n->host_interface);

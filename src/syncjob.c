@@ -22,7 +22,7 @@ const char *sync_outcome_to_string(SyncOutcome o) {
 
 /* Resolves an fd-passed backend on the host: a tap fd shows "iff:" in fdinfo, a macvtap fd is
  * /dev/tapIFINDEX. */
-static int resolve_backend_fd(pid_t pid, int fd, char ifname[static IF_NAMESIZE]) {
+static int resolve_backend_fd(HostContext *host, pid_t pid, int fd, char ifname[static IF_NAMESIZE]) {
         char path[64], target[PATH_MAX];
 
         snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)pid, fd);
@@ -33,7 +33,7 @@ static int resolve_backend_fd(pid_t pid, int fd, char ifname[static IF_NAMESIZE]
 
         unsigned ifindex;
         if (sscanf(target, "/dev/tap%u", &ifindex) == 1)
-                return if_indextoname(ifindex, ifname) ? 0 : -errno;
+                return hostdev_ifname_from_index(host, (int)ifindex, ifname);
 
         snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", (int)pid, fd);
         _cleanup_fclose_ FILE *f = fopen(path, "re");
@@ -175,8 +175,16 @@ void sync_job_run(WorkerJob *job) {
         } else
                 j->filter = j->previous;
 
+        if (j->netns) {
+                r = host_namespace_get_context(j->netns, &j->host);
+                if (r < 0) {
+                        job_fail(j, "cannot enter the guest's network namespace: %s", strerror(-r));
+                        return;
+                }
+        }
+
         if (!j->ifname[0] && j->backend_fd >= 0 && j->peer_pid > 0)
-                (void)resolve_backend_fd(j->peer_pid, j->backend_fd, j->ifname);
+                (void)resolve_backend_fd(j->host, j->peer_pid, j->backend_fd, j->ifname);
         if (!j->ifname[0])
                 return;
 

@@ -42,7 +42,8 @@ typedef struct SyncJob {
         unsigned trust; /* FILTER/RECONCILE: capabilities to apply; REVERT: to revert */
         VlanPolicy vlan_policy;
         UnicastPolicy unicast_policy;
-        HostContext *host;
+        HostContext *host; /* the daemon's namespace, unless netns is set */
+        HostNamespace *netns; /* the guest's namespace (a reference), or NULL */
         const char *state_dir; /* persisted ownership, or NULL */
         char ifname[IF_NAMESIZE]; /* empty: resolve from backend_fd + peer_pid, or unknown */
         int backend_fd;

@@ -13,8 +13,6 @@
 #include "hostdev.h"
 #include "tests.h"
 
-DEFINE_POINTER_CLEANUP_FUNC(HostContext, host_context_free);
-
 static const char *netns_skip_reason;
 
 /* Enters a private network namespace once per process: every device dies with the process.
@@ -680,4 +678,58 @@ TEST(shared_context_from_threads) {
         }
         /* Racing syncs may interleave, but each toggle is masked: the counter stays 0 or 1. */
         ASSERT_TRUE(ip_counter("mvt0", "allmulti") <= 1);
+}
+
+static unsigned long current_netns(void) {
+        struct stat st;
+        return stat("/proc/thread-self/ns/net", &st) < 0 ? 0 : (unsigned long)st.st_ino;
+}
+
+/* A guest's devices in another namespace than the daemon's: the context opened there reads and changes
+ * them (multicast list included), and the calling thread ends up back where it was. */
+TEST(context_in_another_namespace) {
+        NETNS_SETUP();
+
+        int home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+        ASSERT_TRUE(home >= 0);
+        unsigned long home_id = current_netns();
+        ASSERT_OK(unshare(CLONE_NEWNET) < 0 ? -errno : 0);
+        int r = system("ip link add gv0 type veth peer name gv1 && "
+                       "ip link add link gv0 name gmvt type macvtap mode bridge && "
+                       "ip link set gv0 up && ip link set gmvt up");
+        int guest_ns = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+        ASSERT_OK(setns(home, CLONE_NEWNET) < 0 ? -errno : 0);
+        ASSERT_INT_EQ(r, 0);
+        ASSERT_TRUE(guest_ns >= 0);
+
+        HostContext *own, *there;
+        HostLinkState s;
+        ASSERT_OK(host_context_new(NULL, &own));
+        ASSERT_OK(host_context_new_in_netns(guest_ns, &there));
+        ASSERT_INT_EQ(current_netns(), home_id);
+        ASSERT_TRUE(there->netns_id != own->netns_id);
+
+        ASSERT_ERROR(hostdev_read(own, "gmvt", &s), ENODEV);
+        ASSERT_OK(hostdev_read(there, "gmvt", &s));
+        ASSERT_INT_EQ(s.kind, HOSTDEV_KIND_MACVTAP);
+        ASSERT_INT_EQ(s.n_multicast, 0);
+
+        char name[IF_NAMESIZE];
+        ASSERT_OK(hostdev_ifname_from_index(there, s.ifindex, name));
+        ASSERT_STR_EQ(name, "gmvt");
+
+        HostChange ch = { .n_add = 1 };
+        HostApplyResult res;
+        ASSERT_OK(ether_addr_parse("01:00:5e:00:00:fb", &ch.add[0]));
+        ASSERT_OK(hostdev_apply(there, &s, &ch, &res));
+        ASSERT_OK(hostdev_read(there, "gmvt", &s));
+        ASSERT_INT_EQ(s.n_multicast, 1);
+        /* Read twice through the kept dev_mcast fd: it must be re-read from the start. */
+        ASSERT_OK(hostdev_read(there, "gmvt", &s));
+        ASSERT_INT_EQ(s.n_multicast, 1);
+
+        host_context_free(there);
+        host_context_free(own);
+        close(guest_ns);
+        close(home);
 }
