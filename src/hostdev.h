@@ -41,6 +41,13 @@ int host_context_new_in_netns(int netns_fd, HostContext **ret);
 HostContext *host_context_free(HostContext *c);
 DEFINE_POINTER_CLEANUP_FUNC(HostContext, host_context_free);
 
+/* 1 if ifindex is a bridge port with learning off (its FDB entries are static: they must follow the
+ * guest's MAC), 0 if not a bridge port or learning is on. */
+int hostdev_bridge_port_is_static(HostContext *c, int ifindex);
+/* Moves the port's static FDB entry from old_mac to new_mac (libnl neighbour API, AF_BRIDGE). 0 when
+ * moved, 1 when the port has no entry for old_mac (nothing to move), negative errno on failure. */
+int hostdev_fdb_move(HostContext *c, int ifindex, const EtherAddr *old_mac, const EtherAddr *new_mac);
+
 /* Interface name for an ifindex in the context's namespace. */
 int hostdev_ifname_from_index(HostContext *c, int ifindex, char ret[static IF_NAMESIZE]);
 
@@ -89,7 +96,7 @@ typedef struct HostChange {
 
 /* Per-attribute outcome of an apply: 0 on success, negative errno on failure. */
 typedef struct HostApplyResult {
-        int mac, promisc, allmulti, multicast;
+        int mac, promisc, allmulti, multicast, fdb;
 } HostApplyResult;
 
 /* Computes the change that turns `current` into `desired`, limited to `trust` (Trust bits).

@@ -261,6 +261,7 @@ static void nic_emit_failed_attributes(Nic *n, const SyncJob *j) {
                 { "promisc", offsetof(HostApplyResult, promisc) },
                 { "allmulti", offsetof(HostApplyResult, allmulti) },
                 { "multicast", offsetof(HostApplyResult, multicast) },
+                { "fdb", offsetof(HostApplyResult, fdb) },
         };
         for (size_t i = 0; i < ELEMENTSOF(attributes); i++) {
                 int r = *(const int *)((const char *)&j->apply + attributes[i].offset);

@@ -126,11 +126,37 @@ static bool job_is_stale(SyncJob *j) {
         return j->stale;
 }
 
+/* A tap's own MAC is the host side's and never changes; but when the tap is a bridge port with learning
+ * off, the operator's static FDB entry for the guest's MAC must follow it. */
+static void job_sync_tap(SyncJob *j) {
+        if (!(j->trust & TRUST_MAC) || !j->have_previous || !(j->changed & RXFILTER_FIELD_MAC) ||
+                !ether_addr_is_valid_unicast(&j->filter.main_mac))
+                return;
+        int r = hostdev_bridge_port_is_static(j->host, j->link.ifindex);
+        if (r <= 0) {
+                if (r < 0)
+                        job_fail(j, "fdb: %s", strerror(-r));
+                return;
+        }
+        r = hostdev_fdb_move(j->host, j->link.ifindex, &j->previous.main_mac, &j->filter.main_mac);
+        if (r < 0) {
+                j->apply.fdb = r;
+                job_fail(j, "fdb: %s", strerror(-r));
+        } else if (r == 0)
+                j->outcome = SYNC_APPLIED;
+}
+
 static void job_sync(SyncJob *j) {
         HostFilter desired;
         HostChange change;
 
-        if (j->trust == TRUST_NONE || j->link.kind != HOSTDEV_KIND_MACVTAP)
+        if (j->trust == TRUST_NONE)
+                return;
+        if (j->link.kind == HOSTDEV_KIND_TAP) {
+                job_sync_tap(j);
+                return;
+        }
+        if (j->link.kind != HOSTDEV_KIND_MACVTAP)
                 return;
 
         rxfilter_to_host(&j->filter, j->vlan_policy, j->unicast_policy, &desired);
@@ -203,6 +229,10 @@ void sync_job_run(WorkerJob *job) {
                 return;
         }
         j->have_link = true;
+        if (j->link.kind == HOSTDEV_KIND_TAP && j->mode == SYNC_JOB_FILTER) {
+                job_sync(j);
+                return;
+        }
         if (j->link.kind != HOSTDEV_KIND_MACVTAP)
                 return;
 

@@ -733,3 +733,43 @@ TEST(context_in_another_namespace) {
         close(guest_ns);
         close(home);
 }
+
+/* A tap that is a bridge port with learning off: its static FDB entry follows the guest's MAC. */
+TEST(fdb_entry_moves_with_the_guest_mac) {
+        NETNS_SETUP();
+        ASSERT_INT_EQ(system("ip link del br0 2>/dev/null; ip link add br0 type bridge && "
+                             "ip link set tap0 master br0 && ip link set br0 up"),
+                0);
+
+        HostContext *c;
+        HostLinkState s;
+        EtherAddr old_mac, new_mac, other;
+        ASSERT_OK(host_context_new(NULL, &c));
+        ASSERT_OK(hostdev_read(c, "tap0", &s));
+        ASSERT_OK(ether_addr_parse("52:54:00:12:34:56", &old_mac));
+        ASSERT_OK(ether_addr_parse("52:54:00:aa:bb:cc", &new_mac));
+        ASSERT_OK(ether_addr_parse("52:54:00:00:00:99", &other));
+
+        /* Learning on: not ours to manage. */
+        ASSERT_INT_EQ(hostdev_bridge_port_is_static(c, s.ifindex), 0);
+        ASSERT_INT_EQ(system("ip link set tap0 type bridge_slave learning off && "
+                             "bridge fdb add 52:54:00:12:34:56 dev tap0 master static"),
+                0);
+        ASSERT_INT_EQ(hostdev_bridge_port_is_static(c, s.ifindex), 1);
+        /* Not a bridge port at all. */
+        HostLinkState mvt;
+        ASSERT_OK(hostdev_read(c, "mvt0", &mvt));
+        ASSERT_INT_EQ(hostdev_bridge_port_is_static(c, mvt.ifindex), 0);
+
+        ASSERT_INT_EQ(hostdev_fdb_move(c, s.ifindex, &old_mac, &new_mac), 0);
+        const char *fdb = run("bridge fdb show dev tap0");
+        ASSERT_STR_CONTAINS(fdb, "52:54:00:aa:bb:cc master br0 static");
+        ASSERT_TRUE(strstr(fdb, "52:54:00:12:34:56") == NULL);
+
+        /* No entry for the old MAC: nothing to move, nothing added. */
+        ASSERT_INT_EQ(hostdev_fdb_move(c, s.ifindex, &other, &old_mac), 1);
+        ASSERT_TRUE(strstr(run("bridge fdb show dev tap0"), "52:54:00:12:34:56") == NULL);
+
+        host_context_free(c);
+        ASSERT_INT_EQ(system("ip link del br0"), 0);
+}
