@@ -558,115 +558,22 @@ static void nic_start_query(Nic *n) {
         }
 }
 
-/* ---- discovery of the host interface -------------------------------------------------------------- */
+/* ---- discovery ------------------------------------------------------------------------------------ */
 
-static void nic_finish_discovery(Nic *n) {
+void nic_discovery_done(Nic *n) {
         json_object *info = TAKE_PTR(n->discovery_reply);
+
+        if (!nic_is_live(n)) {
+                json_object_put(info);
+                n->rerun = false;
+                nic_work_done(n);
+                return;
+        }
         if (!info) {
                 nic_work_done(n);
                 return;
         }
         nic_submit_job(n, SYNC_JOB_FILTER, info, 0);
-}
-
-/* Parses `info network` for our backend: " \ hostnet0: index=0,type=tap,ifname=tap0,..." or "...,fd=3". */
-static void nic_parse_info_network(Nic *n, const char *text) {
-        size_t id_len = strlen(n->netdev);
-
-        for (const char *line = text; line && *line;
-                line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
-                const char *p = line;
-                while (*p == ' ' || *p == '\\')
-                        p++;
-                if (strncmp(p, n->netdev, id_len) != 0 || p[id_len] != ':')
-                        continue;
-                p += id_len + 1;
-                size_t len = strcspn(p, "\r\n");
-                char params[512];
-                snprintf(params, sizeof(params), "%.*s", (int)len, p);
-
-                char *save = NULL;
-                for (char *kv = strtok_r(params, ", ", &save); kv; kv = strtok_r(NULL, ", ", &save)) {
-                        if (strncmp(kv, "ifname=", 7) == 0 && !n->host_interface &&
-                                strlen(kv + 7) < IF_NAMESIZE) {
-                                n->host_interface = strdup(kv + 7);
-                                if (!n->host_interface)
-                                        log_oom();
-                        } else if (strncmp(kv, "fd=", 3) == 0)
-                                n->backend_fd = atoi(kv + 3);
-                }
-                return;
-        }
-}
-
-static void on_info_network(QmpClient *c, json_object *result, const QmpError *err, void *userdata) {
-        _cleanup_(nic_unrefp) Nic *n = userdata;
-
-        if (!nic_is_live(n)) {
-                n->rerun = false;
-                nic_work_done(n);
-                return;
-        }
-        if (err)
-                log_nic(n, LOG_DEBUG, "info network failed: %s",
-                        err->desc ? err->desc : strerror(-err->error));
-        else if (json_object_is_type(result, json_type_string))
-                nic_parse_info_network(n, json_object_get_string(result));
-        nic_finish_discovery(n);
-}
-
-static void on_qom_netdev(QmpClient *c, json_object *result, const QmpError *err, void *userdata) {
-        _cleanup_(nic_unrefp) Nic *n = userdata;
-
-        if (!nic_is_live(n)) {
-                n->rerun = false;
-                nic_work_done(n);
-                return;
-        }
-        if (err || !json_object_is_type(result, json_type_string)) {
-                log_nic(n, LOG_DEBUG, "qom-get %s netdev failed: %s", n->qom_path,
-                        err && err->desc ? err->desc : "not a string");
-                nic_finish_discovery(n);
-                return;
-        }
-        free(n->netdev);
-        n->netdev = strdup(json_object_get_string(result));
-        if (!n->netdev) {
-                log_oom();
-                nic_finish_discovery(n);
-                return;
-        }
-
-        json_object *args = json_object_new_object();
-        json_object_object_add(args, "command-line", json_object_new_string("info network"));
-        if (qmp_client_send(c, "human-monitor-command", args, 0, on_info_network, nic_ref(n)) < 0) {
-                nic_unref(n);
-                nic_finish_discovery(n);
-        }
-}
-
-static void on_qom_mac(QmpClient *c, json_object *result, const QmpError *err, void *userdata) {
-        _cleanup_(nic_unrefp) Nic *n = userdata;
-
-        if (n->removed || err || !json_object_is_type(result, json_type_string))
-                return;
-        if (streq_ptr(n->configured_mac, json_object_get_string(result)))
-                return;
-        free(n->configured_mac);
-        n->configured_mac = strdup(json_object_get_string(result));
-        bus_nic_emit_changed(n, "ConfiguredMac", NULL);
-}
-
-static int64_t nic_qom_get(Nic *n, const char *property, qmp_reply_handler_t handler) {
-        json_object *args = json_object_new_object();
-        if (!args)
-                return -ENOMEM;
-        json_object_object_add(args, "path", json_object_new_string(n->qom_path));
-        json_object_object_add(args, "property", json_object_new_string(property));
-        int64_t r = qmp_client_send(n->guest->qmp, "qom-get", args, 0, handler, nic_ref(n));
-        if (r < 0)
-                nic_unref(n);
-        return r;
 }
 
 void nic_process_full_reply(Nic *n, json_object *info, const char *reason) {
@@ -679,18 +586,12 @@ void nic_process_full_reply(Nic *n, json_object *info, const char *reason) {
         }
         n->busy = true;
 
-        (void)nic_qom_get(n, "mac", on_qom_mac);
-
-        if (n->host_interface_configured) {
-                nic_submit_job(n, SYNC_JOB_FILTER, info, 0);
-                return;
-        }
-
-        /* Discover the backend on every connect: a restarted QEMU may use another device. */
-        n->host_announced = false;
-        n->host_interface = mfree(n->host_interface);
-        n->backend_fd = -1;
+        /* Discover on every connect: a restarted QEMU may use other devices. */
         n->discovery_reply = info;
-        if (nic_qom_get(n, "netdev", on_qom_netdev) < 0)
-                nic_finish_discovery(n);
+        if (!n->host_interface_configured) {
+                n->host_announced = false;
+                n->host_interface = mfree(n->host_interface);
+                n->backend_fd = -1;
+        }
+        nic_discover(n);
 }

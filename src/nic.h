@@ -79,6 +79,9 @@ void nic_revert(Nic *n, unsigned caps);
 /* Re-applies the last filter to a trusted macvtap, repairing changes made behind our back. Returns
  * false when there is nothing to do or work is already outstanding. */
 bool nic_reconcile(Nic *n);
+/* Finds the NIC's QOM path, backend and host interface (discovery.c), then calls nic_discovery_done(). */
+void nic_discover(Nic *n);
+void nic_discovery_done(Nic *n);
 /* Drops pending work when the NIC goes (the object may live on while references remain). */
 void nic_detach(Nic *n);
 
