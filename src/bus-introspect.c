@@ -10,11 +10,11 @@
 #include "bus.h"
 #include "cleanup.h"
 
-/* Byte for byte what sd-bus (bus-introspect.c) writes, so `busctl introspect --xml-interface` and our
- * dbus/*.xml can be compared without normalizing. */
-#define INTROSPECT_DOCTYPE                                                                 \
+/* Byte for byte what sd-bus (bus-introspect.c) writes, so `busctl introspect --xml-interface` and
+ * the dbus/ XML files can be compared without normalizing. */
+#define INTROSPECT_DOCTYPE                                                                   \
         "<!DOCTYPE node PUBLIC \"-//freedesktop//DTD D-BUS Object Introspection 1.0//EN\"\n" \
-        "\"http://www.freedesktop.org/standards/dbus/1.0/introspect.dtd\">\n"
+        "\"https://www.freedesktop.org/standards/dbus/1.0/introspect.dtd\">\n"
 
 static const BusInterface interfaces[] = {
         { BUS_MANAGER_INTERFACE, bus_manager_vtable },
@@ -103,7 +103,8 @@ static void write_flags(FILE *f, int type, uint64_t flags) {
                 fputs("   <annotation name=\"org.freedesktop.DBus.Method.NoReply\" value=\"true\"/>\n", f);
         if (type == _SD_BUS_VTABLE_PROPERTY || type == _SD_BUS_VTABLE_WRITABLE_PROPERTY) {
                 if (flags & SD_BUS_VTABLE_PROPERTY_EXPLICIT)
-                        fputs("   <annotation name=\"org.freedesktop.systemd1.Explicit\" value=\"true\"/>\n", f);
+                        fputs("   <annotation name=\"org.freedesktop.systemd1.Explicit\" value=\"true\"/>\n",
+                                f);
                 if (flags & SD_BUS_VTABLE_PROPERTY_CONST)
                         fputs("   <annotation name=\"org.freedesktop.DBus.Property.EmitsChangedSignal\" "
                               "value=\"const\"/>\n",
@@ -150,7 +151,8 @@ int bus_introspect_write(FILE *f, const char *interface, const sd_bus_vtable *vt
                 switch (v->type) {
                 case _SD_BUS_VTABLE_START:
                         if (v->flags & SD_BUS_VTABLE_DEPRECATED)
-                                fputs("  <annotation name=\"org.freedesktop.DBus.Deprecated\" value=\"true\"/>\n",
+                                fputs("  <annotation name=\"org.freedesktop.DBus.Deprecated\" "
+                                      "value=\"true\"/>\n",
                                         f);
                         break;
                 case _SD_BUS_VTABLE_METHOD:
@@ -167,8 +169,8 @@ int bus_introspect_write(FILE *f, const char *interface, const sd_bus_vtable *vt
                         break;
                 case _SD_BUS_VTABLE_PROPERTY:
                 case _SD_BUS_VTABLE_WRITABLE_PROPERTY:
-                        fprintf(f, "  <property name=\"%s\" type=\"%s\" access=\"%s\">\n", v->x.property.member,
-                                v->x.property.signature,
+                        fprintf(f, "  <property name=\"%s\" type=\"%s\" access=\"%s\">\n",
+                                v->x.property.member, v->x.property.signature,
                                 v->type == _SD_BUS_VTABLE_WRITABLE_PROPERTY ? "readwrite" : "read");
                         write_flags(f, v->type, v->flags);
                         fputs("  </property>\n", f);

@@ -16,9 +16,9 @@ typedef struct Manager Manager;
  * (bus_object_resolve()), so it re-validates its arguments and the object against the current state.
  * A challenge becomes InteractiveAuthorizationRequired; a "no", an error or no polkit, AccessDenied.
  * Nothing blocks: both calls are asynchronous. */
-int bus_polkit_verify_async(sd_bus_message *message, Manager *m, const char *action, const char *const *details,
-        sd_bus_message_handler_t handler, sd_bus_error *error);
+int bus_polkit_verify_async(sd_bus_message *message, Manager *m, const char *action,
+        const char *const *details, sd_bus_message_handler_t handler, sd_bus_error *error);
 
-/* Answers every call still waiting for polkit on this bus (the daemon is going away) and frees them:
- * the pending queries hold the messages, which hold the bus. */
+/* Answers every call still waiting for polkit on this bus (NULL: on any bus) because the daemon is
+ * going away, and frees them: the pending queries hold the messages, which hold the bus. */
 void bus_polkit_flush(sd_bus *bus);

@@ -17,12 +17,12 @@ typedef struct Nic Nic;
 #define BUS_GUEST_INTERFACE   BUS_NAME ".Guest"
 #define BUS_NIC_INTERFACE     BUS_NAME ".Nic"
 
-#define BUS_ERROR_NO_SUCH_GUEST        BUS_NAME ".NoSuchGuest"
-#define BUS_ERROR_NO_SUCH_NIC          BUS_NAME ".NoSuchNic"
-#define BUS_ERROR_GUEST_NOT_CONNECTED  BUS_NAME ".GuestNotConnected"
-#define BUS_ERROR_QMP_FAILED           BUS_NAME ".QmpFailed"
-#define BUS_ERROR_HOST_SYNC_FAILED     BUS_NAME ".HostSyncFailed"
-#define BUS_ERROR_INVALID_ARGUMENT     BUS_NAME ".InvalidArgument"
+#define BUS_ERROR_NO_SUCH_GUEST       BUS_NAME ".NoSuchGuest"
+#define BUS_ERROR_NO_SUCH_NIC         BUS_NAME ".NoSuchNic"
+#define BUS_ERROR_GUEST_NOT_CONNECTED BUS_NAME ".GuestNotConnected"
+#define BUS_ERROR_QMP_FAILED          BUS_NAME ".QmpFailed"
+#define BUS_ERROR_HOST_SYNC_FAILED    BUS_NAME ".HostSyncFailed"
+#define BUS_ERROR_INVALID_ARGUMENT    BUS_NAME ".InvalidArgument"
 
 /* polkit actions (polkit/io.guestnetd.GuestNet1.policy). */
 #define BUS_ACTION_MANAGE_GUESTS BUS_NAME ".manage-guests"
@@ -75,8 +75,11 @@ void bus_nic_emit_host_sync_failed(Nic *n, const char *attribute, const char *er
 /* ---- shared by the bus-*.c files ------------------------------------------------------------------ */
 
 /* Registers the fallback vtable (with its object-find callback) for guests, resp. NICs. */
-int bus_guest_register(Manager *m);
-int bus_nic_register(Manager *m);
+int bus_guest_register(sd_bus *bus, Manager *m);
+int bus_nic_register(sd_bus *bus, Manager *m);
+
+/* m's bus while it is open, else NULL (also for m NULL, a detached guest's): emitting is a no-op then. */
+sd_bus *bus_manager_bus(const Manager *m);
 
 /* The object an object path names: 1 and *ret when it exists, 0 when not (a path of another shape or
  * a guest/NIC that is not there). */

@@ -6,6 +6,7 @@
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
+#include "bus-introspect.h"
 #include "bus.h"
 #include "config.h"
 #include "log.h"
@@ -31,12 +32,46 @@ static void help(void) {
                "     --guests-dir=DIR     Guest drop-in directory (default: " GUESTS_DIR_DEFAULT ")\n"
                "     --qmp-dir=DIR        Watched QMP socket directory (default: " QMP_DIR_DEFAULT ")\n"
                "     --workers=N          Worker threads (default: Workers= or the number of CPUs)\n"
-               "     --log-level=LEVEL    err, warning, notice, info or debug (default: info)\n");
+               "     --log-level=LEVEL    err, warning, notice, info or debug (default: info)\n"
+               "     --bus-introspect=IFACE\n"
+               "                          Print the introspection XML of a D-Bus interface and exit\n"
+               "                          (\"list\" lists the interfaces)\n");
+}
+
+/* --bus-introspect=IFACE|list: the XML comes from the compiled vtables, so no bus is needed. */
+static int bus_introspect(const char *name) {
+        const BusInterface *ifaces;
+        size_t n;
+        int r;
+
+        ifaces = bus_interfaces(&n);
+        if (strcmp(name, "list") == 0) {
+                for (size_t i = 0; i < n; i++)
+                        puts(ifaces[i].name);
+                return 0;
+        }
+        const BusInterface *iface = bus_interface_find(name);
+        if (!iface) {
+                char allowed[256] = "";
+                for (size_t i = 0; i < n; i++) {
+                        strncat(allowed, ifaces[i].name, sizeof(allowed) - strlen(allowed) - 1);
+                        strncat(allowed, ", ", sizeof(allowed) - strlen(allowed) - 1);
+                }
+                return log_error_errno(
+                        EINVAL, "--bus-introspect= must be one of %slist: %s", allowed, name);
+        }
+        r = bus_introspect_write(stdout, iface->name, iface->vtable);
+        if (r < 0)
+                return log_error_errno(r, "Failed to write the introspection of %s: %m", iface->name);
+        if (fflush(stdout) != 0)
+                return log_error_errno(errno, "Failed to write to stdout: %m");
+        return 0;
 }
 
 /* Returns 1 to run, 0 to exit successfully, negative on bad usage. */
 static int parse_argv(int argc, char **argv, Arguments *args) {
-        enum { ARG_VERSION = 0x100, ARG_CONFIG, ARG_GUESTS_DIR, ARG_QMP_DIR, ARG_WORKERS, ARG_LOG_LEVEL };
+        enum { ARG_VERSION = 0x100, ARG_CONFIG, ARG_GUESTS_DIR, ARG_QMP_DIR, ARG_WORKERS, ARG_LOG_LEVEL,
+                ARG_BUS_INTROSPECT };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
@@ -45,9 +80,10 @@ static int parse_argv(int argc, char **argv, Arguments *args) {
                 { "qmp-dir", required_argument, NULL, ARG_QMP_DIR },
                 { "workers", required_argument, NULL, ARG_WORKERS },
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
+                { "bus-introspect", required_argument, NULL, ARG_BUS_INTROSPECT },
                 {},
         };
-        int c;
+        int c, r;
 
         while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
                 switch (c) {
@@ -87,6 +123,9 @@ static int parse_argv(int argc, char **argv, Arguments *args) {
                                         optarg);
                         log_max_level = args->log_level;
                         break;
+                case ARG_BUS_INTROSPECT:
+                        r = bus_introspect(optarg);
+                        return r < 0 ? r : 0;
                 case '?':
                         return -EINVAL;
                 default:

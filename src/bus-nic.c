@@ -1,0 +1,471 @@
+/* bus-nic.c: io.guestnetd.GuestNet1.Nic, one object per guest NIC at …/guest/<enc name>/nic/<enc id>. */
+#include <stdarg.h>
+#include <string.h>
+
+#include "bus-polkit.h"
+#include "bus.h"
+#include "guest.h"
+#include "log.h"
+#include "manager.h"
+#include "nic.h"
+
+char *nic_bus_path(const Nic *n) {
+        char *p = NULL;
+        if (sd_bus_path_encode_many(&p, BUS_ROOT_PATH "/guest/%/nic/%", n->guest->name, n->id) < 0)
+                return NULL;
+        return p;
+}
+
+int bus_nic_find(Manager *m, const char *path, Nic **ret) {
+        _cleanup_free_ char *name = NULL, *id = NULL;
+        int r;
+
+        r = sd_bus_path_decode_many(path, BUS_ROOT_PATH "/guest/%/nic/%", &name, &id);
+        if (r <= 0)
+                return r;
+        Guest *g = manager_find_guest(m, name);
+        Nic *n = g ? guest_find_nic(g, id) : NULL;
+        if (!n)
+                return 0;
+        *ret = n;
+        return 1;
+}
+
+static int nic_object_find(sd_bus *bus, const char *path, const char *interface, void *userdata,
+        void **found, sd_bus_error *error) {
+        Nic *n;
+        int r;
+
+        r = bus_nic_find(userdata, path, &n);
+        if (r <= 0)
+                return r;
+        *found = n;
+        return 1;
+}
+
+/* ---- trust -------------------------------------------------------------------------------------------- */
+
+int bus_message_read_trust(sd_bus_message *message, unsigned *ret, sd_bus_error *error) {
+        const char *word;
+        unsigned trust = 0;
+        size_t n = 0;
+        bool sole = false;
+        int r;
+
+        r = sd_bus_message_enter_container(message, 'a', "s");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_read(message, "s", &word)) > 0) {
+                unsigned bit = 0;
+
+                n++;
+                if (strcmp(word, "all") == 0 || strcmp(word, "none") == 0) {
+                        sole = true;
+                        trust = strcmp(word, "all") == 0 ? TRUST_ALL : TRUST_NONE;
+                } else {
+                        for (unsigned b = 1; b <= TRUST_ALL; b <<= 1)
+                                if (strcmp(word, trust_capability_to_string(b)) == 0)
+                                        bit = b;
+                        if (!bit)
+                                return sd_bus_error_setf(error, BUS_ERROR_INVALID_ARGUMENT,
+                                        "Unknown trust capability '%s' (allowed: " TRUST_CAPABILITIES_ALLOWED
+                                        ").",
+                                        word);
+                        trust |= bit;
+                }
+                if (sole && n > 1)
+                        return sd_bus_error_setf(error, BUS_ERROR_INVALID_ARGUMENT,
+                                "Trust 'all' and 'none' must be given alone, not with other capabilities.");
+        }
+        if (r < 0)
+                return r;
+        r = sd_bus_message_exit_container(message);
+        if (r < 0)
+                return r;
+        *ret = trust;
+        return 0;
+}
+
+int bus_message_append_trust(sd_bus_message *message, unsigned trust) {
+        int r;
+
+        r = sd_bus_message_open_container(message, 'a', "s");
+        for (unsigned b = 1; b <= TRUST_ALL && r >= 0; b <<= 1)
+                if (trust & b)
+                        r = sd_bus_message_append(message, "s", trust_capability_to_string(b));
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(message);
+}
+
+/* ---- the filter: one appender per field, shared by the properties and RxFilterChanged -------------------
+ */
+
+/* Before the first processed filter (SyncState "pending") nothing is known: Mac is "", the rest reads as an
+ * empty filter (false, "normal", empty tables). */
+static const RxFilter empty_filter = {};
+
+static int append_mac_table(sd_bus_message *m, const EtherAddr *table, size_t n) {
+        char buf[ETHER_ADDR_STRLEN];
+        int r;
+
+        r = sd_bus_message_open_container(m, 'a', "s");
+        for (size_t i = 0; i < n && r >= 0; i++)
+                r = sd_bus_message_append(m, "s", ether_addr_format(&table[i], buf));
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(m);
+}
+
+static int append_mac(sd_bus_message *m, const RxFilter *f) {
+        char buf[ETHER_ADDR_STRLEN];
+        return sd_bus_message_append(m, "s", f == &empty_filter ? "" : ether_addr_format(&f->main_mac, buf));
+}
+static int append_promiscuous(sd_bus_message *m, const RxFilter *f) {
+        return sd_bus_message_append(m, "b", f->promiscuous);
+}
+static int append_unicast_mode(sd_bus_message *m, const RxFilter *f) {
+        return sd_bus_message_append(m, "s", rx_mode_to_string(f->unicast));
+}
+static int append_multicast_mode(sd_bus_message *m, const RxFilter *f) {
+        return sd_bus_message_append(m, "s", rx_mode_to_string(f->multicast));
+}
+static int append_vlan_mode(sd_bus_message *m, const RxFilter *f) {
+        return sd_bus_message_append(m, "s", rx_mode_to_string(f->vlan));
+}
+static int append_unicast_table(sd_bus_message *m, const RxFilter *f) {
+        return append_mac_table(m, f->unicast_table, f->n_unicast);
+}
+static int append_multicast_table(sd_bus_message *m, const RxFilter *f) {
+        return append_mac_table(m, f->multicast_table, f->n_multicast);
+}
+/* Empty in vlan mode "all": 4096 entries that say nothing. */
+static int append_vlan_table(sd_bus_message *m, const RxFilter *f) {
+        int r;
+
+        r = sd_bus_message_open_container(m, 'a', "q");
+        for (unsigned vid = 0; f->vlan != RX_MODE_ALL && vid < RXFILTER_VLAN_MAX && r >= 0; vid++)
+                if (rxfilter_has_vlan(f, vid))
+                        r = sd_bus_message_append(m, "q", (uint16_t)vid);
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(m);
+}
+static int append_unicast_overflow(sd_bus_message *m, const RxFilter *f) {
+        return sd_bus_message_append(m, "b", f->unicast_overflow);
+}
+static int append_multicast_overflow(sd_bus_message *m, const RxFilter *f) {
+        return sd_bus_message_append(m, "b", f->multicast_overflow);
+}
+
+static const struct {
+        RxFilterField field; /* its name: rxfilter_field_to_string() */
+        const char *signature;
+        int (*append)(sd_bus_message *m, const RxFilter *f);
+} filter_fields[] = {
+        { RXFILTER_FIELD_MAC, "s", append_mac },
+        { RXFILTER_FIELD_PROMISCUOUS, "b", append_promiscuous },
+        { RXFILTER_FIELD_UNICAST_MODE, "s", append_unicast_mode },
+        { RXFILTER_FIELD_MULTICAST_MODE, "s", append_multicast_mode },
+        { RXFILTER_FIELD_VLAN_MODE, "s", append_vlan_mode },
+        { RXFILTER_FIELD_UNICAST_TABLE, "as", append_unicast_table },
+        { RXFILTER_FIELD_MULTICAST_TABLE, "as", append_multicast_table },
+        { RXFILTER_FIELD_VLAN_TABLE, "aq", append_vlan_table },
+        { RXFILTER_FIELD_UNICAST_OVERFLOW, "b", append_unicast_overflow },
+        { RXFILTER_FIELD_MULTICAST_OVERFLOW, "b", append_multicast_overflow },
+};
+
+static const RxFilter *nic_filter(const Nic *n) {
+        return n->filter ? n->filter : &empty_filter;
+}
+
+/* ---- properties --------------------------------------------------------------------------------------- */
+
+static int property_get_filter_field(sd_bus *bus, const char *path, const char *interface,
+        const char *property, sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Nic *n = userdata;
+
+        for (size_t i = 0; i < ELEMENTSOF(filter_fields); i++)
+                if (strcmp(property, rxfilter_field_to_string(filter_fields[i].field)) == 0)
+                        return filter_fields[i].append(reply, nic_filter(n));
+        return -ENOENT;
+}
+
+static int property_get_string(sd_bus *bus, const char *path, const char *interface, const char *property,
+        sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Nic *n = userdata;
+        const char *s = NULL;
+
+        if (strcmp(property, "Id") == 0)
+                s = n->id;
+        else if (strcmp(property, "QomPath") == 0)
+                s = n->qom_path;
+        else if (strcmp(property, "HostInterface") == 0)
+                s = n->host_interface;
+        else if (strcmp(property, "HostInterfaceKind") == 0)
+                s = hostdev_kind_to_string(n->host_kind);
+        else if (strcmp(property, "ConfiguredMac") == 0)
+                s = n->configured_mac;
+        else if (strcmp(property, "SyncState") == 0)
+                s = nic_sync_state_to_string(n->sync_state);
+        else if (strcmp(property, "LastError") == 0)
+                s = n->last_error;
+        return sd_bus_message_append(reply, "s", s ? s : "");
+}
+
+static int property_get_guest(sd_bus *bus, const char *path, const char *interface, const char *property,
+        sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Nic *n = userdata;
+        _cleanup_free_ char *p = guest_bus_path(n->guest);
+        if (!p)
+                return -ENOMEM;
+        return sd_bus_message_append(reply, "o", p);
+}
+
+static int property_get_trust(sd_bus *bus, const char *path, const char *interface, const char *property,
+        sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        return bus_message_append_trust(reply, nic_trust(userdata));
+}
+
+static int property_get_counter(sd_bus *bus, const char *path, const char *interface, const char *property,
+        sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Nic *n = userdata;
+        return sd_bus_message_append(
+                reply, "t", strcmp(property, "Changes") == 0 ? n->changes : n->last_change_usec);
+}
+
+/* ---- methods ------------------------------------------------------------------------------------------ */
+
+/* Details for polkit rules: guest, nic and host_interface when known. */
+#define NIC_POLKIT_DETAILS(n)                                         \
+        ((const char *[]){ "guest", (n)->guest->name, "nic", (n)->id, \
+                (n)->host_interface ? "host_interface" : NULL, (n)->host_interface, NULL })
+
+static int method_set_trust(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        Nic *n = userdata;
+        unsigned trust;
+        int r;
+
+        r = bus_message_read_trust(message, &trust, error);
+        if (r < 0)
+                return r;
+        r = bus_polkit_verify_async(message, n->guest->manager, BUS_ACTION_SET_TRUST, NIC_POLKIT_DETAILS(n),
+                method_set_trust, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+
+        _cleanup_free_ char *s = trust_to_string(trust);
+        log_nic(n, LOG_INFO, "trust set to %s by %s", s ? s : "?", sd_bus_message_get_sender(message));
+        nic_set_trust(n, trust);
+        return sd_bus_reply_method_return(message, NULL);
+}
+
+static int method_resync(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        Nic *n = userdata;
+        Guest *g = n->guest;
+        int r;
+
+        if (g->state != GUEST_STATE_CONNECTED)
+                return sd_bus_error_setf(error, BUS_ERROR_GUEST_NOT_CONNECTED,
+                        "Guest '%s' is not connected (%s).", g->name, guest_state_to_string(g->state));
+        r = bus_polkit_verify_async(
+                message, g->manager, BUS_ACTION_RESYNC, NIC_POLKIT_DETAILS(n), method_resync, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+
+        if (g->state != GUEST_STATE_CONNECTED)
+                return sd_bus_error_setf(error, BUS_ERROR_GUEST_NOT_CONNECTED,
+                        "Guest '%s' is not connected (%s).", g->name, guest_state_to_string(g->state));
+        nic_resync(n, "resync");
+        return sd_bus_reply_method_return(message, NULL);
+}
+
+#define FILTER_PROPERTY(name, signature) \
+        SD_BUS_PROPERTY(name, signature, property_get_filter_field, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE)
+
+const sd_bus_vtable bus_nic_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("Id", "s", property_get_string, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Guest", "o", property_get_guest, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("QomPath", "s", property_get_string, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("HostInterface", "s", property_get_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY(
+                "HostInterfaceKind", "s", property_get_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("ConfiguredMac", "s", property_get_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        FILTER_PROPERTY("Mac", "s"),
+        FILTER_PROPERTY("Promiscuous", "b"),
+        FILTER_PROPERTY("UnicastMode", "s"),
+        FILTER_PROPERTY("MulticastMode", "s"),
+        FILTER_PROPERTY("VlanMode", "s"),
+        FILTER_PROPERTY("UnicastTable", "as"),
+        FILTER_PROPERTY("MulticastTable", "as"),
+        FILTER_PROPERTY("VlanTable", "aq"),
+        FILTER_PROPERTY("UnicastOverflow", "b"),
+        FILTER_PROPERTY("MulticastOverflow", "b"),
+        SD_BUS_PROPERTY("Trust", "as", property_get_trust, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("SyncState", "s", property_get_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("LastError", "s", property_get_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Changes", "t", property_get_counter, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("LastChangeUSec", "t", property_get_counter, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_METHOD_WITH_ARGS("SetTrust", SD_BUS_ARGS("as", capabilities), SD_BUS_NO_RESULT,
+                method_set_trust, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS(
+                "Resync", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_resync, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_SIGNAL_WITH_ARGS(
+                "RxFilterChanged", SD_BUS_ARGS("a{sv}", filter, "as", changed, "s", sync), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("MacChanged", SD_BUS_ARGS("s", old, "s", new, "s", reason), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("HostSyncFailed", SD_BUS_ARGS("s", attribute, "s", error), 0),
+        SD_BUS_VTABLE_END,
+};
+
+int bus_nic_register(sd_bus *bus, Manager *m) {
+        return sd_bus_add_fallback_vtable(
+                bus, NULL, BUS_ROOT_PATH "/guest", BUS_NIC_INTERFACE, bus_nic_vtable, nic_object_find, m);
+}
+
+/* ---- signals ------------------------------------------------------------------------------------------ */
+
+/* The NIC is published: not removed, and its guest still attached. */
+static sd_bus *nic_bus(const Nic *n) {
+        return n->removed ? NULL : bus_manager_bus(n->guest->manager);
+}
+
+static void nic_emit_interfaces(Nic *n, bool added) {
+        _cleanup_free_ char *p = NULL;
+        int r;
+
+        if (!nic_bus(n))
+                return;
+        p = nic_bus_path(n);
+        if (!p)
+                return (void)log_oom();
+        r = added ? sd_bus_emit_interfaces_added(nic_bus(n), p, BUS_NIC_INTERFACE, NULL)
+                  : sd_bus_emit_interfaces_removed(nic_bus(n), p, BUS_NIC_INTERFACE, NULL);
+        if (r < 0)
+                log_nic(n, LOG_DEBUG, "failed to emit Interfaces%s: %s", added ? "Added" : "Removed",
+                        strerror(-r));
+}
+
+void bus_nic_emit_added(Nic *n) {
+        nic_emit_interfaces(n, true);
+}
+
+void bus_nic_emit_removed(Nic *n) {
+        nic_emit_interfaces(n, false);
+}
+
+static void nic_emit_properties_changed(Nic *n, const char **names) {
+        _cleanup_free_ char *p = NULL;
+        int r;
+
+        if (!names[0])
+                return;
+        p = nic_bus_path(n);
+        if (!p)
+                return (void)log_oom();
+        r = sd_bus_emit_properties_changed_strv(nic_bus(n), p, BUS_NIC_INTERFACE, (char **)names);
+        if (r < 0)
+                log_nic(n, LOG_DEBUG, "failed to emit PropertiesChanged: %s", strerror(-r));
+}
+
+void bus_nic_emit_changed(Nic *n, const char *property, ...) {
+        const char *names[8] = {};
+        size_t k = 0;
+        va_list ap;
+
+        if (!nic_bus(n))
+                return;
+        va_start(ap, property);
+        for (const char *s = property; s && k < ELEMENTSOF(names) - 1; s = va_arg(ap, const char *))
+                names[k++] = s;
+        va_end(ap);
+        nic_emit_properties_changed(n, names);
+}
+
+static int append_rx_filter_changed(
+        sd_bus_message *m, const Nic *n, unsigned changed_fields, const char *sync) {
+        int r;
+
+        r = sd_bus_message_open_container(m, 'a', "{sv}");
+        for (size_t i = 0; i < ELEMENTSOF(filter_fields) && r >= 0; i++) {
+                r = sd_bus_message_open_container(m, 'e', "sv");
+                if (r >= 0)
+                        r = sd_bus_message_append(m, "s", rxfilter_field_to_string(filter_fields[i].field));
+                if (r >= 0)
+                        r = sd_bus_message_open_container(m, 'v', filter_fields[i].signature);
+                if (r >= 0)
+                        r = filter_fields[i].append(m, nic_filter(n));
+                if (r >= 0)
+                        r = sd_bus_message_close_container(m);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(m);
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        if (r >= 0)
+                r = sd_bus_message_open_container(m, 'a', "s");
+        for (size_t i = 0; i < ELEMENTSOF(filter_fields) && r >= 0; i++)
+                if (changed_fields & filter_fields[i].field)
+                        r = sd_bus_message_append(m, "s", rxfilter_field_to_string(filter_fields[i].field));
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        if (r >= 0)
+                r = sd_bus_message_append(m, "s", sync);
+        return r;
+}
+
+/* PropertiesChanged always goes out: properties are state and stay current with EmitSignals=no. Only
+ * the event signals (RxFilterChanged, MacChanged, HostSyncFailed, NetEvent) are switched off. */
+void bus_nic_emit_filter_processed(
+        Nic *n, unsigned changed_fields, const char *sync, const char *const *extra) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *signal = NULL;
+        const char *names[ELEMENTSOF(filter_fields) + 8] = {};
+        _cleanup_free_ char *p = NULL;
+        size_t k = 0;
+        int r;
+
+        if (!nic_bus(n))
+                return;
+        for (size_t i = 0; i < ELEMENTSOF(filter_fields); i++)
+                if (changed_fields & filter_fields[i].field)
+                        names[k++] = rxfilter_field_to_string(filter_fields[i].field);
+        for (size_t i = 0; extra && extra[i] && k < ELEMENTSOF(names) - 1; i++)
+                names[k++] = extra[i];
+        nic_emit_properties_changed(n, names);
+
+        if (!bus_signals_enabled(n->guest->manager))
+                return;
+        p = nic_bus_path(n);
+        if (!p)
+                return (void)log_oom();
+        r = sd_bus_message_new_signal(nic_bus(n), &signal, p, BUS_NIC_INTERFACE, "RxFilterChanged");
+        if (r >= 0)
+                r = append_rx_filter_changed(signal, n, changed_fields, sync);
+        if (r >= 0)
+                r = sd_bus_send(NULL, signal, NULL);
+        if (r < 0)
+                log_nic(n, LOG_WARNING, "failed to emit RxFilterChanged: %s", strerror(-r));
+}
+
+static void nic_emit_signal(Nic *n, const char *member, const char *a, const char *b, const char *c) {
+        _cleanup_free_ char *p = NULL;
+        int r;
+
+        if (!nic_bus(n) || !bus_signals_enabled(n->guest->manager))
+                return;
+        p = nic_bus_path(n);
+        if (!p)
+                return (void)log_oom();
+        r = c ? sd_bus_emit_signal(nic_bus(n), p, BUS_NIC_INTERFACE, member, "sss", a, b, c)
+              : sd_bus_emit_signal(nic_bus(n), p, BUS_NIC_INTERFACE, member, "ss", a, b);
+        if (r < 0)
+                log_nic(n, LOG_WARNING, "failed to emit %s: %s", member, strerror(-r));
+}
+
+void bus_nic_emit_mac_changed(Nic *n, const char *old_mac, const char *new_mac, const char *reason) {
+        nic_emit_signal(n, "MacChanged", old_mac, new_mac, reason);
+}
+
+void bus_nic_emit_host_sync_failed(Nic *n, const char *attribute, const char *error) {
+        nic_emit_signal(n, "HostSyncFailed", attribute, error, NULL);
+}

@@ -1,0 +1,255 @@
+/* bus-polkit.c: asynchronous polkit authorization of privileged method calls.
+ *
+ * Like systemd's bus_verify_polkit_async(), but small: a PolkitQuery keeps a reference on the method
+ * call and walks two asynchronous calls, GetConnectionUnixUser (root needs no polkit) and
+ * CheckAuthorization. When authorized, the method handler runs again with the saved message; it finds
+ * its query marked authorized and goes ahead. Otherwise the call is answered with the error here. */
+#include "bus-polkit.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus.h"
+#include "cleanup.h"
+#include "log.h"
+
+#define POLKIT_ALLOW_USER_INTERACTION 1u /* CheckAuthorizationFlags */
+
+typedef struct PolkitQuery {
+        struct PolkitQuery *prev, *next;
+        Manager *manager;
+        sd_bus_message *message; /* the method call, answered when the query completes */
+        sd_bus_message_handler_t handler;
+        char *action;
+        char **details; /* key, value, ..., NULL */
+        sd_bus_slot *slot; /* the call in flight */
+        bool authorized; /* set while the handler runs again */
+} PolkitQuery;
+
+/* Queries in flight. Only the loop thread touches sd-bus, so only it touches this list. */
+static PolkitQuery *queries;
+
+static PolkitQuery *polkit_query_free(PolkitQuery *q) {
+        if (!q)
+                return NULL;
+        if (q->prev)
+                q->prev->next = q->next;
+        else if (queries == q)
+                queries = q->next;
+        if (q->next)
+                q->next->prev = q->prev;
+        sd_bus_slot_unref(q->slot);
+        sd_bus_message_unref(q->message);
+        free(q->action);
+        for (char **d = q->details; d && *d; d++)
+                free(*d);
+        free(q->details);
+        free(q);
+        return NULL;
+}
+DEFINE_POINTER_CLEANUP_FUNC(PolkitQuery, polkit_query_free);
+
+static PolkitQuery *polkit_query_find(sd_bus_message *message) {
+        for (PolkitQuery *q = queries; q; q = q->next)
+                if (q->message == message)
+                        return q;
+        return NULL;
+}
+
+/* "io.guestnetd.GuestNet1.manage-guests" → "manage guests", for messages a person reads. */
+static void action_to_verb(const char *action, char *buf, size_t size) {
+        const char *dot = strrchr(action, '.');
+        snprintf(buf, size, "%s", dot ? dot + 1 : action);
+        for (char *p = buf; *p; p++)
+                if (*p == '-')
+                        *p = ' ';
+}
+
+static void polkit_query_reply_error(PolkitQuery *q, const char *name, const char *reason) {
+        char verb[64];
+        int r;
+
+        action_to_verb(q->action, verb, sizeof(verb));
+        r = sd_bus_reply_method_errorf(q->message, name, "%s to %s (polkit action %s)%s%s.",
+                strcmp(name, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED) == 0
+                        ? "Interactive authentication required"
+                        : "Not authorized",
+                verb, q->action, reason ? ": " : "", reason ? reason : "");
+        if (r < 0)
+                log_debug_errno(r, "Failed to answer a call denied by polkit: %m");
+}
+
+/* Authorized: run the handler again on the object as it is now. */
+static void polkit_query_run(PolkitQuery *q) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        void *userdata;
+        int r;
+
+        q->authorized = true;
+        r = bus_object_resolve(q->manager, q->message, &userdata, &error);
+        if (r >= 0)
+                r = sd_bus_message_rewind(q->message, true);
+        if (r >= 0)
+                r = q->handler(q->message, userdata, &error);
+        if (r < 0 || sd_bus_error_is_set(&error)) {
+                r = sd_bus_reply_method_errno(q->message, r, &error);
+                if (r < 0)
+                        log_debug_errno(r, "Failed to send an error reply: %m");
+        }
+}
+
+static int on_check_authorization(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        _cleanup_(polkit_query_freep) PolkitQuery *q = userdata;
+        const sd_bus_error *e;
+        int authorized, challenge, r;
+
+        q->slot = sd_bus_slot_unref(q->slot);
+
+        e = sd_bus_message_get_error(reply);
+        if (e) {
+                /* No polkitd, or it failed: the safe answer is no. */
+                log_warning("polkit check for %s failed, denying: %s", q->action,
+                        e->message ? e->message : e->name);
+                polkit_query_reply_error(q, SD_BUS_ERROR_ACCESS_DENIED, "polkit is not available");
+                return 0;
+        }
+        r = sd_bus_message_enter_container(reply, 'r', "bba{ss}");
+        if (r >= 0)
+                r = sd_bus_message_read(reply, "bb", &authorized, &challenge);
+        if (r < 0) {
+                log_warning_errno(r, "polkit answered %s with a malformed reply, denying: %m", q->action);
+                polkit_query_reply_error(q, SD_BUS_ERROR_ACCESS_DENIED, "malformed reply from polkit");
+                return 0;
+        }
+
+        if (authorized)
+                polkit_query_run(q);
+        else if (challenge)
+                polkit_query_reply_error(q, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED, NULL);
+        else
+                polkit_query_reply_error(q, SD_BUS_ERROR_ACCESS_DENIED, NULL);
+        return 0;
+}
+
+static int polkit_query_check_authorization(PolkitQuery *q) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *pk = NULL;
+        sd_bus *bus = sd_bus_message_get_bus(q->message);
+        int r;
+
+        r = sd_bus_message_new_method_call(bus, &pk, "org.freedesktop.PolicyKit1",
+                "/org/freedesktop/PolicyKit1/Authority", "org.freedesktop.PolicyKit1.Authority",
+                "CheckAuthorization");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(pk, "(sa{sv})s", "system-bus-name", 1, "name", "s",
+                sd_bus_message_get_sender(q->message), q->action);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(pk, 'a', "{ss}");
+        if (r < 0)
+                return r;
+        for (char **d = q->details; d && d[0] && d[1]; d += 2) {
+                r = sd_bus_message_append(pk, "{ss}", d[0], d[1]);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_close_container(pk);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(pk, "us",
+                sd_bus_message_get_allow_interactive_authorization(q->message) > 0
+                        ? POLKIT_ALLOW_USER_INTERACTION
+                        : 0u,
+                "" /* no cancellation id */);
+        if (r < 0)
+                return r;
+        return sd_bus_call_async(bus, &q->slot, pk, on_check_authorization, q, 0);
+}
+
+static int on_connection_unix_user(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        PolkitQuery *q = userdata;
+        uint32_t uid;
+        int r;
+
+        q->slot = sd_bus_slot_unref(q->slot);
+
+        /* The bus driver's answer comes from the connection's credentials (SO_PEERCRED), not from /proc,
+         * so it cannot be raced. Root is authorized without polkit, as systemd does it. */
+        if (!sd_bus_message_is_method_error(reply, NULL) && sd_bus_message_read(reply, "u", &uid) >= 0 &&
+                uid == 0) {
+                polkit_query_run(q);
+                polkit_query_free(q);
+                return 0;
+        }
+
+        r = polkit_query_check_authorization(q);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to ask polkit about %s, denying: %m", q->action);
+                polkit_query_reply_error(q, SD_BUS_ERROR_ACCESS_DENIED, "polkit could not be asked");
+                polkit_query_free(q);
+        }
+        return 0;
+}
+
+int bus_polkit_verify_async(sd_bus_message *message, Manager *m, const char *action,
+        const char *const *details, sd_bus_message_handler_t handler, sd_bus_error *error) {
+        _cleanup_(polkit_query_freep) PolkitQuery *q = NULL;
+        const char *sender;
+        size_t n = 0;
+        int r;
+
+        q = polkit_query_find(message);
+        if (q) {
+                bool authorized = q->authorized;
+                q = NULL; /* not ours to free: its callback owns it */
+                if (authorized)
+                        return 1;
+                return sd_bus_error_set(error, SD_BUS_ERROR_FAILED, "Authorization already in progress.");
+        }
+
+        sender = sd_bus_message_get_sender(message);
+        if (!sender)
+                return sd_bus_error_set(error, SD_BUS_ERROR_ACCESS_DENIED, "Caller has no bus name.");
+
+        while (details && details[n])
+                n++;
+        q = calloc(1, sizeof(PolkitQuery));
+        if (!q)
+                return -ENOMEM;
+        q->details = calloc(n + 1, sizeof(char *));
+        q->action = strdup(action);
+        if (!q->details || !q->action)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                if (!(q->details[i] = strdup(details[i])))
+                        return -ENOMEM;
+        q->manager = m;
+        q->handler = handler;
+        q->message = sd_bus_message_ref(message);
+
+        r = sd_bus_call_method_async(sd_bus_message_get_bus(message), &q->slot, "org.freedesktop.DBus",
+                "/org/freedesktop/DBus", "org.freedesktop.DBus", "GetConnectionUnixUser",
+                on_connection_unix_user, q, "s", sender);
+        if (r < 0)
+                return r;
+
+        q->next = queries;
+        if (queries)
+                queries->prev = q;
+        queries = TAKE_PTR(q);
+        return 0;
+}
+
+void bus_polkit_flush(sd_bus *bus) {
+        PolkitQuery *next;
+
+        for (PolkitQuery *q = queries; q; q = next) {
+                next = q->next;
+                if (bus && sd_bus_message_get_bus(q->message) != bus)
+                        continue;
+                (void)sd_bus_reply_method_errorf(q->message, SD_BUS_ERROR_FAILED,
+                        "guestnetd is shutting down; the call was not carried out.");
+                polkit_query_free(q);
+        }
+}

@@ -1,0 +1,184 @@
+"""The daemon as a process: command line, configuration errors, sd_notify, signals, and guests
+found in the watched QMP directory."""
+
+import os
+import signal
+import subprocess
+
+import pytest
+
+from gnhelpers import Daemon, T, expected_host, guest_dropin
+
+M0 = "52:54:00:12:34:56"
+
+
+def test_version(daemon_bin):
+    r = subprocess.run([str(daemon_bin), "--version"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       text=True, timeout=10)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[0] == "guestnetd 0.1.0"
+
+
+def test_help(daemon_bin):
+    r = subprocess.run([str(daemon_bin), "--help"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       text=True, timeout=10)
+    assert r.returncode == 0, r.stderr
+    for opt in ("--config", "--guests-dir", "--qmp-dir", "--workers", "--log-level", "--version", "--help"):
+        assert opt in r.stdout, opt
+
+
+def test_unknown_option_fails(daemon_bin):
+    r = subprocess.run([str(daemon_bin), "--no-such-option"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       text=True, timeout=10)
+    assert r.returncode != 0
+    assert r.stderr.strip()
+
+
+@pytest.mark.parametrize("line,key", [
+    ("Workers=banana", "Workers"),
+    ("DefaultTrust=everything", "DefaultTrust"),
+    ("VlanPolicy=sometimes", "VlanPolicy"),
+    ("UnicastPolicy=maybe", "UnicastPolicy"),
+    ("EmitSignals=perhaps", "EmitSignals"),
+    ("ReconcileIntervalSec=soon", "ReconcileIntervalSec"),
+    ("MaxQueriesPerSecond=-3", "MaxQueriesPerSecond"),
+])
+def test_bad_main_config_refuses_to_start(netns, workdir, line, key):
+    d = Daemon(workdir, netns=netns, config="# guestnetd test\n[Daemon]\n%s\n" % line)
+    d.start(wait_ready=False)
+    try:
+        rc = d.wait_exit(10)
+    finally:
+        d.stop()
+    assert rc == 1, d.log()
+    log = d.log()
+    assert "%s:3:" % d.config_path in log, log
+    assert key in log, log
+    assert "READY=1" not in d.notifications
+
+
+def test_syntax_error_in_main_config(netns, workdir):
+    d = Daemon(workdir, netns=netns, config="[Daemon]\nWorkers=2\nthis line is not ini\n")
+    d.start(wait_ready=False)
+    try:
+        rc = d.wait_exit(10)
+    finally:
+        d.stop()
+    assert rc == 1, d.log()
+    assert "%s:3:" % d.config_path in d.log()
+
+
+def test_unknown_key_warns_and_starts(daemons):
+    d = daemons(config="[Daemon]\nWorkers=2\nFrobnicate=yes\n")
+    lines = [l for l in d.log().splitlines() if "%s:3:" % d.config_path in l]
+    assert lines and "Frobnicate" in lines[0], d.log()
+
+
+def test_bad_dropin_skips_only_that_guest(netns, fakes, daemons):
+    good = fakes("vm1", nics=[{"id": "net0", "mac": M0}])
+    bad = fakes("vm2", nics=[{"id": "net0", "mac": M0}])
+    d = daemons(guests={
+        "vm1": guest_dropin("vm1", good.path),
+        "vm2": "[Guest]\nName=vm2\nQmpSocket=%s\nTrust=sometimes\n" % bad.path,
+    })
+    d.wait_log(r"guest vm1: connected to QEMU 7\.2\.0")
+    assert d.log_lines(r"vm2\.conf:4:"), d.log()
+    assert not d.log_lines(r"guest vm2: (attached|connected)")
+    assert bad.connections_total == 0
+    assert d.running()
+
+
+def test_missing_qmp_socket_retries_until_qemu_appears(netns, fakes, daemons, workdir):
+    """A QEMU that is not up yet is retried with backoff; READY=1 does not wait for it."""
+    path = os.path.join(workdir, "late.qmp")
+    d = daemons(guests={"vm1": guest_dropin("vm1", path)})
+    d.wait_log(r"guest vm1: (disconnected|connect failed): .+; reconnecting in \d+ ms")
+    fake = fakes("vm1", nics=[{"id": "net0", "mac": M0}], path=path)
+    d.wait_log(r"guest vm1: connected to QEMU 7\.2\.0", timeout=30)
+    fake.wait_unnamed_queries(1)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_exits_zero_and_closes_connections(netns, fakes, daemons, sig):
+    netns.add_macvtap("mvt0", "lo0")
+    fake = fakes("vm1", nics=[{"id": "net0", "mac": M0}])
+    d = daemons(guests={"vm1": guest_dropin("vm1", fake.path, "all", {"net0": {"HostInterface": "mvt0"}})})
+    d.wait_log(r"guest vm1 nic net0: filter changed")
+    fake.wait_negotiated(1)
+    assert d.stop(sig, timeout=10) == 0, d.log_tail()
+    fake.wait_disconnected()
+
+
+def test_sigterm_with_work_in_flight_exits_zero(netns, fakes, daemons):
+    """A pending query (peer holding the answer) must not keep the daemon from ending cleanly."""
+    netns.add_macvtap("mvt0", "lo0")
+    fake = fakes("vm1", nics=[{"id": "net0", "mac": M0}])
+    d = daemons(guests={"vm1": guest_dropin("vm1", fake.path, "all", {"net0": {"HostInterface": "mvt0"}})})
+    d.wait_log(r"guest vm1 nic net0: filter changed")
+    fake.wait_armed("net0")
+    fake.hold("net0")
+    fake.set_filter("net0", promiscuous=False)
+    fake.wait_held("net0")
+    assert d.stop(signal.SIGTERM, timeout=10) == 0, d.log_tail()
+
+
+def test_watchdog_pings(daemons):
+    d = daemons(env={"WATCHDOG_USEC": "400000"})
+    d.wait_notify("WATCHDOG=1", timeout=5)
+
+
+def test_ready_after_initial_guests_attached(netns, fakes, daemons, workdir):
+    qmp = os.path.join(workdir, "qmpdir")
+    os.makedirs(qmp)
+    fakes("vm0", nics=[{"id": "net0", "mac": M0}], path=os.path.join(qmp, "vm0.sock"))
+    d = daemons(qmp_dir=qmp)
+    # READY=1 came after the initial attach: the line is there already
+    assert d.log_lines(r"guest vm0: attached \(QMP socket %s\)" % os.path.join(qmp, "vm0.sock")), d.log()
+
+
+def test_qmp_dir_socket_appears_and_disappears(netns, fakes, daemons, workdir):
+    qmp = os.path.join(workdir, "qmpdir")
+    os.makedirs(qmp)
+    d = daemons(qmp_dir=qmp)
+    path = os.path.join(qmp, "vm3.sock")
+    fake = fakes("vm3", nics=[{"id": "net0", "mac": M0, "ifname": "tap0"}], path=path)
+    d.wait_log(r"guest vm3: attached \(QMP socket %s\)" % path)
+    d.wait_log(r"guest vm3: connected to QEMU 7\.2\.0")
+    fake.wait_unnamed_queries(1)
+    # a file that is not NAME.sock is ignored
+    with open(os.path.join(qmp, "notes.txt"), "w") as f:
+        f.write("x")
+    fake.stop()  # closes the connection and removes the socket
+    d.wait_log(r"guest vm3: detached")
+    assert not d.log_lines(r"guest notes")
+    # and it comes back
+    fake2 = fakes("vm3", nics=[{"id": "net0", "mac": M0}], path=path)
+    d.wait_log(r"guest vm3: attached", count=2)
+    fake2.wait_negotiated(1)
+
+
+def test_qmp_dir_guest_discovers_host_interface_and_applies_default_trust(netns, fakes, daemons, workdir):
+    """No drop-in: the host interface comes from qom-get netdev + `info network` ifname=, the trust
+    from DefaultTrust=."""
+    netns.add_macvtap("mvt0", "lo0")
+    netns.add_tap("tap1")
+    qmp = os.path.join(workdir, "qmpdir")
+    os.makedirs(qmp)
+    d = daemons(qmp_dir=qmp, config="[Daemon]\nDefaultTrust=all\n")
+    fake = fakes("vm4", nics=[{"id": "net0", "mac": M0, "ifname": "mvt0"},
+                              {"id": "net1", "mac": "52:54:00:12:34:57", "ifname": "tap1"},
+                              {"id": "net2", "mac": "52:54:00:12:34:58"}],  # fd-passed, not ours
+                 path=os.path.join(qmp, "vm4.sock"))
+    d.wait_log(r"guest vm4 nic net0: host interface mvt0 \(macvtap\)")
+    d.wait_log(r"guest vm4 nic net1: host interface tap1 \(tap\)")
+    d.wait_log(r"guest vm4 nic net2: host interface (unknown|\S+ \(unknown\))")
+    netns.wait_host("mvt0", **expected_host(fake.get_filter("net0")))
+    tap_before = netns.host_state("tap1")
+    fake.wait_armed("net0")
+    fake.wait_armed("net1")
+    fake.set_filter("net0", main_mac="52:54:00:00:00:e0", promiscuous=False)
+    fake.set_filter("net1", main_mac="52:54:00:00:00:e1", promiscuous=False)
+    netns.wait_host("mvt0", mac="52:54:00:00:00:e0", promisc=False)
+    fake.wait_armed("net1")
+    d.wait_log(r"guest vm4 nic net1: filter changed \[.*\]; host ", count=2)
+    assert netns.host_state("tap1") == tap_before  # a tap's own MAC and flags are never the guest's
