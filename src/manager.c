@@ -258,8 +258,12 @@ static int manager_watch_qmp_dir(Manager *m) {
         const char *dir = m->config.qmp_directory;
         int r;
 
-        if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-                return log_error_errno(errno, "Failed to create the QMP directory %s: %m", dir);
+        /* QEMU runs as other users and must be able to create its socket here, whatever our umask. */
+        if (mkdir(dir, 0755) < 0) {
+                if (errno != EEXIST)
+                        return log_error_errno(errno, "Failed to create the QMP directory %s: %m", dir);
+        } else if (chmod(dir, 0755) < 0)
+                return log_error_errno(errno, "Failed to make the QMP directory %s accessible: %m", dir);
 
         r = sd_event_add_inotify(m->event, &m->qmp_dir_watch, dir,
                 IN_CREATE | IN_DELETE | IN_MOVED_TO | IN_MOVED_FROM | IN_ONLYDIR, on_qmp_dir_event, m);
