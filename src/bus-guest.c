@@ -154,8 +154,10 @@ void bus_guest_emit_added(Guest *g) {
         if (!guest_bus(g))
                 return;
         p = guest_bus_path(g);
-        if (!p)
-                return (void)log_oom();
+        if (!p) {
+                log_oom();
+                return;
+        }
         r = sd_bus_emit_interfaces_added(guest_bus(g), p, BUS_GUEST_INTERFACE, NULL);
         if (r < 0)
                 log_guest_errno(g, LOG_DEBUG, r, "failed to emit InterfacesAdded: %m");
@@ -168,8 +170,10 @@ void bus_guest_emit_removed(Guest *g) {
         if (!guest_bus(g))
                 return;
         p = guest_bus_path(g);
-        if (!p)
-                return (void)log_oom();
+        if (!p) {
+                log_oom();
+                return;
+        }
         r = sd_bus_emit_interfaces_removed(guest_bus(g), p, BUS_GUEST_INTERFACE, NULL);
         if (r < 0)
                 log_guest_errno(g, LOG_DEBUG, r, "failed to emit InterfacesRemoved: %m");
@@ -190,8 +194,10 @@ void bus_guest_emit_changed(Guest *g, const char *property, ...) {
         va_end(ap);
 
         p = guest_bus_path(g);
-        if (!p)
-                return (void)log_oom();
+        if (!p) {
+                log_oom();
+                return;
+        }
         r = sd_bus_emit_properties_changed_strv(guest_bus(g), p, BUS_GUEST_INTERFACE, (char **)names);
         if (r < 0)
                 log_guest_errno(g, LOG_DEBUG, r, "failed to emit PropertiesChanged: %m");
@@ -298,8 +304,10 @@ void bus_guest_emit_net_event(Guest *g, const char *event, json_object *data, ui
         if (!guest_bus(g) || !bus_signals_enabled(g->manager))
                 return;
         p = guest_bus_path(g);
-        if (!p)
-                return (void)log_oom();
+        if (!p) {
+                log_oom();
+                return;
+        }
 
         r = sd_bus_message_new_signal(guest_bus(g), &signal, p, BUS_GUEST_INTERFACE, "NetEvent");
         if (r >= 0)

@@ -271,12 +271,11 @@ static int read_attach_options(sd_bus_message *message, const char *name, const 
                         if (r >= 0 && netns[0] != '/')
                                 return sd_bus_error_setf(error, BUS_ERROR_INVALID_ARGUMENT,
                                         "Option 'netns' must be an absolute path, not '%s'.", netns);
-                        /* The core does host work in the QEMU process's namespace and has no way to be
-                         * told another one yet: refuse rather than silently ignore it. */
-                        if (r >= 0)
-                                return sd_bus_error_setf(error, SD_BUS_ERROR_NOT_SUPPORTED,
-                                        "Option 'netns' is not supported yet: host devices are looked up in "
-                                        "the network namespace of the QEMU process.");
+                        if (r >= 0 && access(netns, F_OK) < 0)
+                                return sd_bus_error_setf(error, BUS_ERROR_INVALID_ARGUMENT,
+                                        "Option 'netns': %s does not exist.", netns);
+                        if (r >= 0 && free_and_strdup(&cfg->netns, netns) < 0)
+                                return -ENOMEM;
                 }
                 if (r < 0)
                         return r;

@@ -337,8 +337,10 @@ static void nic_emit_interfaces(Nic *n, bool added) {
         if (!nic_bus(n))
                 return;
         p = nic_bus_path(n);
-        if (!p)
-                return (void)log_oom();
+        if (!p) {
+                log_oom();
+                return;
+        }
         r = added ? sd_bus_emit_interfaces_added(nic_bus(n), p, BUS_NIC_INTERFACE, NULL)
                   : sd_bus_emit_interfaces_removed(nic_bus(n), p, BUS_NIC_INTERFACE, NULL);
         if (r < 0)
@@ -361,8 +363,10 @@ static void nic_emit_properties_changed(Nic *n, const char **names) {
         if (!names[0])
                 return;
         p = nic_bus_path(n);
-        if (!p)
-                return (void)log_oom();
+        if (!p) {
+                log_oom();
+                return;
+        }
         r = sd_bus_emit_properties_changed_strv(nic_bus(n), p, BUS_NIC_INTERFACE, (char **)names);
         if (r < 0)
                 log_nic(n, LOG_DEBUG, "failed to emit PropertiesChanged: %s", strerror(-r));
@@ -436,8 +440,10 @@ void bus_nic_emit_filter_processed(
         if (!bus_signals_enabled(n->guest->manager))
                 return;
         p = nic_bus_path(n);
-        if (!p)
-                return (void)log_oom();
+        if (!p) {
+                log_oom();
+                return;
+        }
         r = sd_bus_message_new_signal(nic_bus(n), &signal, p, BUS_NIC_INTERFACE, "RxFilterChanged");
         if (r >= 0)
                 r = append_rx_filter_changed(signal, n, changed_fields, sync);
@@ -454,8 +460,10 @@ static void nic_emit_signal(Nic *n, const char *member, const char *a, const cha
         if (!nic_bus(n) || !bus_signals_enabled(n->guest->manager))
                 return;
         p = nic_bus_path(n);
-        if (!p)
-                return (void)log_oom();
+        if (!p) {
+                log_oom();
+                return;
+        }
         r = c ? sd_bus_emit_signal(nic_bus(n), p, BUS_NIC_INTERFACE, member, "sss", a, b, c)
               : sd_bus_emit_signal(nic_bus(n), p, BUS_NIC_INTERFACE, member, "ss", a, b);
         if (r < 0)

@@ -215,6 +215,7 @@ static void on_query_uuid(QmpClient *c, json_object *result, const QmpError *err
                 json_object_is_type(uuid, json_type_string)) {
                 free(g->uuid);
                 g->uuid = strdup(json_object_get_string(uuid));
+                bus_guest_emit_changed(g, "UUID", NULL);
         }
 }
 

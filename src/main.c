@@ -57,8 +57,7 @@ static int bus_introspect(const char *name) {
                         strncat(allowed, ifaces[i].name, sizeof(allowed) - strlen(allowed) - 1);
                         strncat(allowed, ", ", sizeof(allowed) - strlen(allowed) - 1);
                 }
-                return log_error_errno(
-                        EINVAL, "--bus-introspect= must be one of %slist: %s", allowed, name);
+                return log_error_errno(EINVAL, "--bus-introspect= must be one of %slist: %s", allowed, name);
         }
         r = bus_introspect_write(stdout, iface->name, iface->vtable);
         if (r < 0)
@@ -70,8 +69,15 @@ static int bus_introspect(const char *name) {
 
 /* Returns 1 to run, 0 to exit successfully, negative on bad usage. */
 static int parse_argv(int argc, char **argv, Arguments *args) {
-        enum { ARG_VERSION = 0x100, ARG_CONFIG, ARG_GUESTS_DIR, ARG_QMP_DIR, ARG_WORKERS, ARG_LOG_LEVEL,
-                ARG_BUS_INTROSPECT };
+        enum {
+                ARG_VERSION = 0x100,
+                ARG_CONFIG,
+                ARG_GUESTS_DIR,
+                ARG_QMP_DIR,
+                ARG_WORKERS,
+                ARG_LOG_LEVEL,
+                ARG_BUS_INTROSPECT
+        };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },

@@ -21,8 +21,7 @@ int manager_new(sd_event *event, DaemonConfig *config, const char *guests_dir, M
                 return -ENOMEM;
         m->event = sd_event_ref(event);
         m->config = *config;
-        daemon_config_init(config); /* ownership of the strings moved to us */
-        config->qmp_directory = NULL;
+        *config = (DaemonConfig){}; /* the strings are ours now */
         m->guests_dir = strdup(guests_dir);
         if (!m->guests_dir || asprintf(&m->baseline_dir, "%s/baselines", m->config.runtime_directory) < 0)
                 return -ENOMEM;

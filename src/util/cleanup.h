@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #define _cleanup_(f)   __attribute__((cleanup(f)))
@@ -38,6 +39,16 @@
 static inline void *mfree(void *p) {
         free(p);
         return NULL;
+}
+
+/* Replaces *p with a copy of s (NULL allowed). Returns 0 or -ENOMEM (then *p is unchanged). */
+static inline int free_and_strdup(char **p, const char *s) {
+        char *copy = NULL;
+        if (s && !(copy = strdup(s)))
+                return -ENOMEM;
+        free(*p);
+        *p = copy;
+        return 0;
 }
 
 static inline void freep(void *p) {

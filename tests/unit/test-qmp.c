@@ -326,9 +326,10 @@ TEST(message_just_under_cap_accepted) {
         const char *head = "{\"event\": \"BIG\", \"data\": {\"s\": \"", *tail = "\"}}";
         size_t n = QMP_MESSAGE_MAX - strlen(head) - strlen(tail);
         char *msg = malloc(QMP_MESSAGE_MAX + 1);
-        strcpy(msg, head);
+        ASSERT_TRUE(msg);
+        memcpy(msg, head, strlen(head));
         memset(msg + strlen(head), 'a', n);
-        strcpy(msg + strlen(head) + n, tail);
+        memcpy(msg + strlen(head) + n, tail, strlen(tail) + 1);
         ASSERT_INT_EQ(strlen(msg), QMP_MESSAGE_MAX);
         int r = qmp_client_feed(c, msg, QMP_MESSAGE_MAX);
         free(msg);
