@@ -301,6 +301,11 @@ class Daemon:
         self.dir = Path(tempfile.mkdtemp(prefix="gnd-daemon.", dir=env.dir))
         os.chmod(self.dir, 0o755)
         self.config = self.dir / "guestnetd.conf"
+        # Baselines go to the test's own directory, never the host's /run/guestnetd.
+        if "RuntimeDirectory=" not in config:
+            runtime = f"RuntimeDirectory={self.dir}/run\n"
+            config = config.replace("[Daemon]\n", "[Daemon]\n" + runtime, 1) if "[Daemon]\n" in config \
+                else "[Daemon]\n" + runtime + config
         self.config.write_text(config)
         self.guests_dir = self.dir / "guests.d"
         self.guests_dir.mkdir()

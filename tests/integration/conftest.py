@@ -102,13 +102,23 @@ def daemons(request, netns, workdir, fakes):
 
     yield start
     logdir = build_dir() / "integration-logs" / re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
+    shutil.rmtree(logdir, ignore_errors=True)  # only this run's logs
+    problems = []
     for d in reversed(started):
-        d.stop()
+        if d.running():
+            rc = d.stop()  # every test also checks: SIGTERM ends the daemon with status 0
+            if rc != 0:
+                problems.append("%s: exit status %s on SIGTERM at teardown" % (d.label, rc))
+        elif not d.stopped_by_test:
+            d.stop()
+            problems.append("%s: exited on its own during the test (status %s)" % (d.label, d.returncode))
         try:
             logdir.mkdir(parents=True, exist_ok=True)
             shutil.copy(d.log_path, logdir / ("%s.log" % d.label))
         except OSError:
             pass
+    if problems:
+        pytest.fail("; ".join(problems) + "\n" + "\n".join(d.log_tail(40) for d in started), pytrace=False)
 
 
 @pytest.fixture

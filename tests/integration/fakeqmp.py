@@ -56,13 +56,29 @@ def _field_key(k):
 
 class FakeNic:
     def __init__(self, nic_id, mac, index=0, ifname=None, netdev=None, model="virtio-net-pci", fd=None,
-                 anonymous=False):
+                 anonymous=False, open_path=None, attach_tap=None):
         self.id = nic_id
         self.mac = mac.lower()
         self.index = index
         self.netdev = netdev or "hostnet%d" % index
         self.ifname = ifname
         self.fd = fd
+        self.owned_fd = None
+        # fd-passed backends, as libvirt does it: this process really holds the fd, so the daemon
+        # can resolve it through /proc/PID/fd (a macvtap's /dev/tapIFINDEX) or fdinfo ("iff:").
+        if open_path:
+            self.fd = self.owned_fd = os.open(open_path, os.O_RDWR | os.O_CLOEXEC)
+        elif attach_tap:
+            import fcntl
+            import struct
+            TUNSETIFF, IFF_TAP, IFF_NO_PI = 0x400454CA, 0x0002, 0x1000
+            fd = os.open("/dev/net/tun", os.O_RDWR | os.O_CLOEXEC)
+            try:
+                fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", attach_tap.encode(), IFF_TAP | IFF_NO_PI))
+            except OSError:
+                os.close(fd)
+                raise
+            self.fd = self.owned_fd = fd
         self.model = model
         self.anonymous = anonymous  # created without id=: the event carries no name
         self.armed = True  # QEMU: set when the NIC is created
@@ -225,6 +241,10 @@ class FakeQmp:
                     os.unlink(self.path)
                 except FileNotFoundError:
                     pass
+            for n in self.nics.values():
+                if n.owned_fd is not None:
+                    os.close(n.owned_fd)
+                    n.owned_fd = None
             self._cond.notify_all()
 
     close = stop
@@ -621,11 +641,20 @@ class FakeQmp:
             n.filter = copy.deepcopy(info)
             return self._changed(n)
 
-    def set_filter_burst(self, nic, changes, pause=0.0):
+    def rearm(self, nic):
+        """What a query-rx-filter on *another* monitor does: re-arms nic's event (QEMU: every
+        monitor gets every event and a query on any monitor re-arms the NIC)."""
+        with self._lock:
+            self._nic(nic).armed = True
+
+    def set_filter_burst(self, nic, changes, pause=0.0, rearm_each=False):
         """Applies a list of field dicts one after the other (releasing the lock in between, so the
-        server keeps answering). Returns how many events were emitted."""
+        server keeps answering). With rearm_each, another monitor re-arms the NIC after each change,
+        so every change reaches the client as an event. Returns how many events were emitted."""
         emitted = 0
         for ch in changes:
+            if rearm_each:
+                self.rearm(nic)
             if self.set_filter(nic, **ch):
                 emitted += 1
             if pause:
@@ -931,10 +960,15 @@ class FakeQmpProcess:
         self._stopped = False
 
     def _call(self, method, *args, **kw):
+        # wait_* run in the child with their own timeout; give the reply that plus a margin, so a
+        # wedged child fails the test instead of hanging the suite.
+        limit = float(kw.get("timeout", 5.0)) * float(os.environ.get("GUESTNETD_TEST_TIMEOUT_SCALE", "1")) + 30
         with self._lock:
             if self._stopped:
                 raise FakeQmpError("fakeqmp stopped")
             self._conn.send((method, args, kw))
+            if not self._conn.poll(limit):
+                raise FakeQmpError("fakeqmp child (pid %d) did not answer %s within %.0fs" % (self.pid, method, limit))
             status, res = self._conn.recv()
         if status == "ok":
             return res

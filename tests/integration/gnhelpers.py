@@ -89,13 +89,21 @@ class NetNS:
         self.ip("link", "set", a, "up")
         self.ip("link", "set", b, "up")
 
-    def add_macvtap(self, name, parent="lo0", mode="bridge", mac=None, up=True):
+    def add_macvtap(self, name, parent="lo0", mode="bridge", mac=None, up=True, index=None):
         args = ["link", "add", "link", parent, "name", name]
+        if index:
+            args += ["index", index]
         if mac:
             args += ["address", mac]
         self.ip(*(args + ["type", "macvtap", "mode", mode]))
         if up:
             self.ip("link", "set", name, "up")
+
+    def chardev(self, dev):
+        """A macvtap's character device number (major, minor), from the namespace's sysfs."""
+        r = self.exec("sh", "-c", "cat /sys/class/net/%s/macvtap/tap*/dev" % dev)
+        major, minor = (int(x) for x in r.stdout.strip().split(":"))
+        return major, minor
 
     def add_tap(self, name, up=False):
         self.ip("tuntap", "add", name, "mode", "tap")
@@ -235,6 +243,7 @@ class Daemon:
         self.proc = None
         self.pid = None
         self.returncode = None
+        self.stopped_by_test = False  # stop()/wait_exit() called: an exit is expected
 
     def argv(self):
         argv = [str(self.binary), "--config=%s" % self.config_path, "--guests-dir=%s" % self.guests_dir,
@@ -259,6 +268,9 @@ class Daemon:
         for k in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "INVOCATION_ID"):
             env.pop(k, None)
         env["NOTIFY_SOCKET"] = str(self.notify_path)
+        # Never the host's system bus: a bus address that leads nowhere (the daemon then runs
+        # without publishing). Tests that want a bus pass their own DBUS_SYSTEM_BUS_ADDRESS.
+        env["DBUS_SYSTEM_BUS_ADDRESS"] = "unix:path=%s" % (self.dir / "no-system-bus")
         env.update(self.env)
         self._log = open(self.log_path, "wb")
         self._out = open(self.out_path, "wb")
@@ -333,6 +345,7 @@ class Daemon:
 
     def stop(self, sig=signal.SIGTERM, timeout=10.0):
         """Sends sig to our PID and waits; SIGKILL after timeout. Returns the exit status."""
+        self.stopped_by_test = True
         if self.proc is None:
             return None
         if self.proc.poll() is None:
@@ -347,6 +360,7 @@ class Daemon:
         return self.returncode
 
     def wait_exit(self, timeout=10.0):
+        self.stopped_by_test = True
         try:
             self.returncode = self.proc.wait(T(timeout))
         except subprocess.TimeoutExpired:

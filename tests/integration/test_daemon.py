@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from gnhelpers import Daemon, T, expected_host, guest_dropin
+from gnhelpers import Daemon, T, expected_host, guest_dropin, poll
 
 M0 = "52:54:00:12:34:56"
 
@@ -182,3 +182,30 @@ def test_qmp_dir_guest_discovers_host_interface_and_applies_default_trust(netns,
     fake.wait_armed("net1")
     d.wait_log(r"guest vm4 nic net1: filter changed \[.*\]; host ", count=2)
     assert netns.host_state("tap1") == tap_before  # a tap's own MAC and flags are never the guest's
+
+
+def test_fd_passed_backends_are_resolved(netns, fakes, daemons, workdir):
+    """libvirt passes taps and macvtaps to QEMU as fds (`info network` says fd=N): the daemon finds
+    them through the QEMU process, /proc/PID/fd -> /dev/tapIFINDEX for a macvtap, fdinfo "iff:" for
+    a tap. Here the fake peer (in the namespace, like QEMU) really holds both fds."""
+    index = 20000 + (os.getpid() * 7 + int.from_bytes(os.urandom(2), "big")) % 40000
+    netns.add_macvtap("mvt0", "lo0", index=index)
+    netns.add_tap("tap0")
+    node = "/dev/tap%d" % index  # devtmpfs names the node by ifindex (a rare index: no collision)
+    want = os.makedev(*netns.chardev("mvt0"))
+    try:
+        poll(lambda: os.path.exists(node) and os.stat(node).st_rdev == want, 3, what=node)
+    except AssertionError:
+        pytest.skip("no devtmpfs node %s for the macvtap" % node)
+    qmp = os.path.join(workdir, "qmpdir")
+    os.makedirs(qmp)
+    d = daemons(qmp_dir=qmp, config="[Daemon]\nDefaultTrust=all\n")
+    fake = fakes("vm5", nics=[{"id": "net0", "mac": M0, "open_path": node},
+                              {"id": "net1", "mac": "52:54:00:12:34:57", "attach_tap": "tap0"}],
+                 path=os.path.join(qmp, "vm5.sock"))
+    d.wait_log(r"guest vm5 nic net0: host interface mvt0 \(macvtap\)")
+    d.wait_log(r"guest vm5 nic net1: host interface tap0 \(tap\)")
+    netns.wait_host("mvt0", **expected_host(fake.get_filter("net0")))
+    fake.wait_armed("net0")
+    fake.set_filter("net0", main_mac="52:54:00:00:00:f0", promiscuous=False)
+    netns.wait_host("mvt0", mac="52:54:00:00:00:f0", promisc=False)
