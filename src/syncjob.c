@@ -31,8 +31,12 @@ static int resolve_backend_fd(HostContext *host, pid_t pid, int fd, char ifname[
                 return -errno;
         target[len] = '\0';
 
+        /* A macvtap's character device is named tapIFINDEX; QEMU may have been handed a node outside
+         * /dev (a private one, as namespaces share /dev but not ifindexes), so match the name only. */
+        const char *base = strrchr(target, '/');
         unsigned ifindex;
-        if (sscanf(target, "/dev/tap%u", &ifindex) == 1)
+        char rest;
+        if (sscanf(base ? base + 1 : target, "tap%u%c", &ifindex, &rest) == 1)
                 return hostdev_ifname_from_index(host, (int)ifindex, ifname);
 
         snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", (int)pid, fd);

@@ -559,3 +559,26 @@ def test_completion_nics_commands_options_caps(world):
 def test_dbus_api_doc_is_generated_from_xml():
     res = subprocess.run([str(REPO / "scripts" / "gen-dbus-doc"), "--check"], capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+# --- installation ---------------------------------------------------------------------------------------------
+def test_installed_locations(tmp_path):
+    """guestnetctl in bindir, the man pages in mandir/manN, the completion in bash-completion's dir (or
+    DATADIR/bash-completion/completions), all under the prefix."""
+    build = tmp_path / "build"
+    subprocess.run(["meson", "setup", str(build), str(REPO), "-Dtests=false", "--prefix=/opt/gnd"], check=True,
+                   capture_output=True, text=True)
+    res = subprocess.run(["meson", "introspect", str(build), "--installed"], check=True, capture_output=True,
+                         text=True)
+    installed = json.loads(res.stdout)  # {source or build file: install path}
+
+    def where(suffix):
+        found = [v for k, v in installed.items() if k.endswith(suffix)]
+        assert len(found) == 1, f"{suffix}: {found}"
+        return found[0]
+
+    assert where("/src/guestnetctl") == "/opt/gnd/bin/guestnetctl"
+    assert where("/man/guestnetd.8") == "/opt/gnd/share/man/man8/guestnetd.8"
+    assert where("/man/guestnetctl.1") == "/opt/gnd/share/man/man1/guestnetctl.1"
+    assert where("/man/guestnetd.conf.5") == "/opt/gnd/share/man/man5/guestnetd.conf.5"
+    assert where("shell-completion/bash/guestnetctl") == "/opt/gnd/share/bash-completion/completions/guestnetctl"

@@ -72,7 +72,8 @@ def test_capability_subsets(netns, hsfakes, daemons, bus_env):
         mc = ["01:00:5e:00:01:%02x" % i]
         assert fake.set_filter("net2", main_mac=bad, promiscuous=i % 2 == 1, vlan="normal", vlan_table=[0],
                                multicast_table=mc)
-        netns.wait_host("mvt2", promisc=i % 2 == 1, mcast=set(mc), mac=before["mvt2"]["mac"])
+        # the MAC stays the guest's last valid one (Trust=all installed it at the initial sync)
+        netns.wait_host("mvt2", promisc=i % 2 == 1, mcast=set(mc), mac="52:54:00:00:01:02")
         poll(lambda: "refused" in nic_prop(bus_env, "vm1", "net2", "LastError"), 5,
              what="LastError of net2 to say the MAC %s was refused" % bad)
         err = nic_prop(bus_env, "vm1", "net2", "LastError")
@@ -173,25 +174,32 @@ def test_unplug_reverts_and_removes_the_object(netns, hsfakes, daemons, bus_env)
     fake.wait_armed("net0")
     assert len(guest_nics(bus_env, "vm1")) == 2
 
-    # a change whose query QEMU is slow to answer, then the unplug
+    # a guest change whose query is still unanswered when QEMU unplugs the NIC (a filter event can
+    # arrive just before DEVICE_DELETED): QEMU then answers it with "invalid net client name"
     fake.hold("net0")
     assert fake.set_filter("net0", main_mac="52:54:00:cc:00:01", multicast_table=["01:00:5e:00:00:fe"])
     fake.wait_held("net0")
     fake.remove_nic("net0")
+    assert fake.release("net0") == 1
     netns.wait_host("mvt0", mac=base["mac"], promisc=False, allmulti=False, mcast={ADMIN_MC})
     poll(lambda: not nic_object_exists(bus_env, "vm1", "net0"), 5, what="net0's object to go away")
     nics = guest_nics(bus_env, "vm1")
     assert len(nics) == 1 and nics[0].endswith("/nic/net1"), nics
     assert "net0" not in fake.stats()["nics"]
-    fake.release("net0")  # QEMU answers the held query: "invalid net client name"
-    poll(lambda: d.log_lines(nic_log(d, "vm1", "net0", "removed")), 5, what="net0 removed in the log")
+    d.wait_log(nic_log(d, "vm1", "net0", "removed"))
+    d.wait_log(nic_log(d, "vm1", "net0", r"reverted .* on mvt0 to the baseline"))
     assert netns.host_state("mvt0") == base and counters(netns, "mvt0") == cnt
+    # nothing more is asked about net0
+    named = lambda: [m for _, m in fake.command_log(execute="query-rx-filter")  # noqa: E731
+                     if (m.get("arguments") or {}).get("name") == "net0"]
+    asked = len(named())
 
     # the other NIC is still synced
     fake.wait_armed("net1")
     assert fake.set_filter("net1", main_mac="52:54:00:cc:00:11", promiscuous=False)
     netns.wait_host("mvt1", mac="52:54:00:cc:00:11", promisc=False)
     assert netns.host_state("mvt0") == base
+    assert len(named()) == asked
     assert hostsync_failures(d) == []
 
 
@@ -234,3 +242,48 @@ def test_restart_keeps_the_original_baseline(netns, hsfakes, daemons, bus_env, w
          what=lambda: "mvt0 back to %r %r (have %r %r)" % (base, cnt, netns.host_state("mvt0"),
                                                           counters(netns, "mvt0")))
     assert hostsync_failures(d2) == []
+
+
+def test_detach_guest_reverts(netns, hsfakes, daemons, bus_env):
+    """Manager.DetachGuest: the guest's host devices go back to their baselines, its objects go."""
+    from busenv import MANAGER_IFACE, ROOT_PATH
+    netns.add_macvtap("mvt0", "lo0")
+    base, cnt = netns.host_state("mvt0"), counters(netns, "mvt0")
+    fake, d = start_guest(hsfakes, daemons, [nic(0, "52:54:00:00:05:00")], trust="all", bus_env=bus_env,
+                          nic_keys={"net0": {"HostInterface": "mvt0"}})
+    assert fake.set_filter("net0", main_mac="52:54:00:ef:00:00", promiscuous=True, multicast="all",
+                           multicast_table=LINUX_MCAST)
+    netns.wait_host("mvt0", mac="52:54:00:ef:00:00", promisc=True, allmulti=True, mcast=set(LINUX_MCAST))
+    assert bus_env.gcall(ROOT_PATH, MANAGER_IFACE, "DetachGuest", "(s)", ["vm1"]) == {"result": []}
+    netns.wait_host("mvt0", mac=base["mac"], promisc=False, allmulti=False, mcast=set())
+    assert netns.host_state("mvt0") == base and counters(netns, "mvt0") == cnt
+    assert not nic_object_exists(bus_env, "vm1", "net0")
+    fake.wait_disconnected()
+    assert hostsync_failures(d) == []
+
+
+def test_flag_we_set_is_ours_even_if_the_baseline_had_it(netns, hsfakes, daemons, bus_env):
+    """"We remember what we set" (issue 4, point 6). The device had PROMISC when first seen, the
+    administrator turned it off later; a trusted guest then asks for promisc, so guestnetd sets it —
+    that bit is now guestnetd's. When the guest no longer wants promisc the daemon must be able to take
+    it back (and a revocation must undo it), or the device stays promiscuous although nobody wants it
+    and the NIC still reports in-sync."""
+    netns.add_macvtap("mvt0", "lo0")
+    netns.ip("link", "set", "mvt0", "promisc", "on")
+    fake, d = start_guest(hsfakes, daemons, [nic(0, "52:54:00:00:06:00")], trust="all", bus_env=bus_env,
+                          nic_keys={"net0": {"HostInterface": "mvt0"}})  # baseline: PROMISC on
+    netns.ip("link", "set", "mvt0", "promisc", "off")  # the administrator changes their mind
+    c = processed(d, "vm1", "net0")
+    assert fake.set_filter("net0", promiscuous=False, vlan="normal", vlan_table=[0])
+    wait_processed(d, "vm1", "net0", c + 1)
+    netns.wait_host("mvt0", promisc=False)
+    fake.wait_armed("net0")
+    assert fake.set_filter("net0", promiscuous=True)  # the guest wants promisc: we set it
+    netns.wait_host("mvt0", promisc=True)
+    fake.wait_armed("net0")
+    c = processed(d, "vm1", "net0")
+    assert fake.set_filter("net0", promiscuous=False)  # ... and no longer: we clear what we set
+    wait_processed(d, "vm1", "net0", c + 1)
+    st = netns.host_state("mvt0")
+    assert not st["promisc"], ("guestnetd set PROMISC for the guest but did not clear it when the guest "
+                               "turned promisc off (SyncState %s)" % nic_prop(bus_env, "vm1", "net0", "SyncState"))
