@@ -32,7 +32,6 @@ static Discovery *discovery_free(Discovery *d) {
         free(d);
         return NULL;
 }
-DEFINE_POINTER_CLEANUP_FUNC(Discovery, discovery_free);
 
 static void discovery_finish(Discovery *d) {
         Nic *n = nic_ref(d->nic);

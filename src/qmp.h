@@ -41,7 +41,8 @@ typedef void (*qmp_state_handler_t)(
 
 int qmp_client_new(sd_event *event, const char *socket_path, qmp_state_handler_t on_state,
         qmp_event_handler_t on_event, void *userdata, QmpClient **ret);
-/* Fails every pending command with -ECANCELED (handlers run), closes the socket. Accepts NULL. */
+/* Fails every pending command with -ECANCELED (handlers run), closes the socket. Accepts NULL. Must
+ * not be called from a reply, event or state handler of the same client: the parser is still using it. */
 QmpClient *qmp_client_free(QmpClient *c);
 DEFINE_POINTER_CLEANUP_FUNC(QmpClient, qmp_client_free);
 
