@@ -78,18 +78,19 @@ static int property_get_nics(sd_bus *bus, const char *path, const char *interfac
 
         if (!paths)
                 return -ENOMEM;
+        size_t n = 0;
         for (size_t i = 0; i < g->n_nics && r >= 0; i++)
-                if (!(paths[i] = nic_bus_path(g->nics[i])))
+                if (g->nics[i]->published && !(paths[n++] = nic_bus_path(g->nics[i])))
                         r = -ENOMEM;
         if (r >= 0) {
-                qsort(paths, g->n_nics, sizeof(char *), string_compare);
+                qsort(paths, n, sizeof(char *), string_compare);
                 r = sd_bus_message_open_container(reply, 'a', "o");
         }
-        for (size_t i = 0; i < g->n_nics && r >= 0; i++)
+        for (size_t i = 0; i < n && r >= 0; i++)
                 r = sd_bus_message_append(reply, "o", paths[i]);
         if (r >= 0)
                 r = sd_bus_message_close_container(reply);
-        for (size_t i = 0; i < g->n_nics; i++)
+        for (size_t i = 0; i < n; i++)
                 free(paths[i]);
         free(paths);
         return r;

@@ -162,7 +162,7 @@ static int method_find_nic_by_host_interface(sd_bus_message *message, void *user
         for (Guest *g = m->guests; g; g = g->next)
                 for (size_t i = 0; i < g->n_nics; i++) {
                         Nic *n = g->nics[i];
-                        if (!n->host_interface || strcmp(n->host_interface, ifname) != 0)
+                        if (!n->published || !n->host_interface || strcmp(n->host_interface, ifname) != 0)
                                 continue;
                         _cleanup_free_ char *p = nic_bus_path(n);
                         if (!p)
@@ -468,6 +468,8 @@ static int enumerate_nodes(sd_bus *bus, const char *path, void *userdata, char *
                                 return r;
                 }
                 for (size_t i = 0; nics && i < g->n_nics; i++) {
+                        if (!g->nics[i]->published)
+                                continue;
                         r = strv_push_consume(&list, &n, nic_bus_path(g->nics[i]));
                         if (r < 0)
                                 return r;

@@ -25,7 +25,7 @@ int bus_nic_find(Manager *m, const char *path, Nic **ret) {
                 return r;
         Guest *g = manager_find_guest(m, name);
         Nic *n = g ? guest_find_nic(g, id) : NULL;
-        if (!n)
+        if (!n || !n->published)
                 return 0;
         *ret = n;
         return 1;
@@ -327,7 +327,8 @@ int bus_nic_register(sd_bus *bus, Manager *m) {
 
 /* The NIC is published: not removed, and its guest still attached. */
 static sd_bus *nic_bus(const Nic *n) {
-        return n->removed ? NULL : bus_manager_bus(n->guest->manager);
+        /* Not announced yet (its QOM path is being discovered) or gone: no object to speak for. */
+        return n->removed || !n->published ? NULL : bus_manager_bus(n->guest->manager);
 }
 
 static void nic_emit_interfaces(Nic *n, bool added) {

@@ -143,8 +143,6 @@ static int guest_add_nic(Guest *g, const char *id, Nic **ret) {
         g->nics[g->n_nics++] = n;
         _cleanup_free_ char *trust = trust_to_string(guest_nic_trust(g, id));
         log_nic(n, LOG_INFO, "discovered (trust %s)", trust ? trust : "?");
-        bus_nic_emit_added(n);
-        bus_guest_emit_changed(g, "Nics", NULL);
         *ret = n;
         return 0;
 }
@@ -156,7 +154,8 @@ void guest_remove_nic(Guest *g, Nic *n, bool revert) {
                 bus_nic_emit_removed(n);
                 memmove(g->nics + i, g->nics + i + 1, (g->n_nics - i - 1) * sizeof(Nic *));
                 g->n_nics--;
-                bus_guest_emit_changed(g, "Nics", NULL);
+                if (n->published)
+                        bus_guest_emit_changed(g, "Nics", NULL);
                 log_nic(n, LOG_INFO, "removed");
                 nic_detach(n);
                 if (revert)

@@ -103,11 +103,12 @@ void hostsync_record(HostOwnership *o, const HostChange *change, const HostApply
                 unsigned f = flags[i].flag;
                 if (!(change->flags_mask & f) || *(const int *)((const char *)result + flags[i].offset) != 0)
                         continue;
-                /* Setting a bit the baseline lacked makes it ours; clearing it makes it not ours. */
-                if (!(change->flags & f))
-                        o->flags_set &= ~f;
-                else if (!(o->baseline_flags & f))
+                /* A bit we set is ours to clear again, even one the baseline had and someone cleared
+                 * meanwhile; clearing it makes it not ours. */
+                if (change->flags & f)
                         o->flags_set |= f;
+                else
+                        o->flags_set &= ~f;
         }
 
         /* Multicast entries: the list ioctls share one result; on failure re-read next time. */

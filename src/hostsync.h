@@ -19,7 +19,7 @@ typedef struct HostOwnership {
         unsigned baseline_flags; /* IFF_PROMISC | IFF_ALLMULTI | IFF_MULTICAST bits */
         /* Ours. */
         bool mac_set;
-        unsigned flags_set; /* bits we turned on that the baseline did not have */
+        unsigned flags_set; /* bits we turned on (and have not turned off since) */
         size_t n_added;
         EtherAddr added[RXFILTER_TABLE_MAX]; /* multicast entries we added, sorted */
 } HostOwnership;

@@ -560,8 +560,19 @@ static void nic_start_query(Nic *n) {
 
 /* ---- discovery ------------------------------------------------------------------------------------ */
 
+/* The object appears on the bus once, when its QOM path (a const property) is known. */
+static void nic_publish(Nic *n) {
+        if (n->published || n->removed)
+                return;
+        n->published = true;
+        bus_nic_emit_added(n);
+        bus_guest_emit_changed(n->guest, "Nics", NULL);
+}
+
 void nic_discovery_done(Nic *n) {
         json_object *info = TAKE_PTR(n->discovery_reply);
+
+        nic_publish(n);
 
         if (!nic_is_live(n)) {
                 json_object_put(info);

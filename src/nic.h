@@ -24,6 +24,7 @@ typedef struct Nic {
         Guest *guest; /* strong reference; the guest drops its NICs explicitly */
         Manager *manager; /* outlives every NIC: jobs complete before the manager goes */
         bool removed;
+        bool published; /* announced on the bus, once discovery knows its QOM path */
 
         char *id;
         char *qom_path;

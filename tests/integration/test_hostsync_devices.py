@@ -8,11 +8,12 @@ The fake QEMU peer is a process in the namespace that holds the devices, like QE
 
 import os
 
+import pytest
+
 from busenv import NIC_IFACE, Subscriber, bus_env, nic_path
 from gnhelpers import expected_host, guest_dropin, poll
-from hostsync_helpers import (add_bridge_port_tap, counters, fdb_entries, hostsync_failures, hsfakes, nic_log,
-                              nic_object_exists, nic_prop, other_netns, processed, start_bus_daemon,
-                              start_guest, wait_processed)
+from hostsync_helpers import (add_bridge_port_tap, fdb_entries, hostsync_failures, hsfakes, nic_log,
+                              nic_object_exists, nic_prop, other_netns, processed, start_guest, wait_processed)
 
 assert bus_env and hsfakes and other_netns  # fixtures, used by name
 
@@ -68,14 +69,20 @@ def test_tap_untouched_and_fdb_entry_moved(netns, hsfakes, daemons):
     assert hostsync_failures(d) == []
 
 
-def test_fd_passed_backends_found_through_proc(netns, hsfakes, daemons):
+@pytest.mark.parametrize("daemon_ns", ["same", "other"], ids=["daemon-with-qemu", "daemon-elsewhere"])
+def test_fd_passed_backends_found_through_proc(netns, other_netns, hsfakes, daemons, daemon_ns):
     """No HostInterface=, `info network` says fd=N: the daemon finds the macvtap from QEMU's
-    /proc/PID/fd/N (/dev/tapIFINDEX) and the tap from /proc/PID/fdinfo/N (iff:), as the fake QEMU
-    process really holds those fds."""
+    /proc/PID/fd/N (/dev/tapIFINDEX, an ifindex of QEMU's namespace) and the tap from
+    /proc/PID/fdinfo/N (iff:), as the fake QEMU process really holds those fds. The daemon runs in
+    QEMU's namespace, or in another one that has devices of the same names and indexes."""
+    if daemon_ns == "other":
+        other_netns.add_macvtap("mvt0", "lo0")  # same name, and same ifindex in a fresh namespace
+        other_netns.add_tap("tap0")
+        decoys = {dev: other_netns.host_state(dev) for dev in ("mvt0", "tap0")}
     netns.add_macvtap("mvt0", "lo0")
     netns.add_tap("tap0")
     tap_before = tap_state(netns, "tap0")
-    fake, d = start_guest(hsfakes, daemons, trust="all",
+    fake, d = start_guest(hsfakes, daemons, trust="all", netns=other_netns if daemon_ns == "other" else netns,
                           nics=[{"id": "net0", "mac": M0, "fd": 40}, {"id": "net1", "mac": M1, "fd": 41}],
                           fake_kw={"fds": [{"fd": 40, "macvtap": "mvt0"}, {"fd": 41, "tap": "tap0"}]})
     info = fake.info_network()
@@ -90,6 +97,8 @@ def test_fd_passed_backends_found_through_proc(netns, hsfakes, daemons):
     assert fake.set_filter("net1", main_mac="52:54:00:ab:00:02", promiscuous=False)
     wait_processed(d, "vm1", "net1", 2)
     assert tap_state(netns, "tap0") == tap_before
+    if daemon_ns == "other":
+        assert {dev: other_netns.host_state(dev) for dev in ("mvt0", "tap0")} == decoys
     assert hostsync_failures(d) == []
 
 
@@ -108,6 +117,14 @@ def test_devices_in_the_qemu_process_namespace(netns, other_netns, hsfakes, daem
     assert fake.set_filter("net0", main_mac="52:54:00:ac:00:01", promiscuous=False, vlan="normal", vlan_table=[0],
                            multicast="all", multicast_table=LINUX_MCAST)
     b.wait_host("mvt0", mac="52:54:00:ac:00:01", promisc=False, allmulti=True, mcast=set(LINUX_MCAST))
+    assert a.host_state("mvt0") == decoy
+    # the sockets in B are opened once for the guest, not per job
+    fds = len(os.listdir("/proc/%d/fd" % d.pid))
+    for i in range(20):
+        fake.wait_armed("net0")
+        assert fake.set_filter("net0", main_mac="52:54:00:ac:01:%02x" % i, promiscuous=bool(i % 2))
+        b.wait_host("mvt0", mac="52:54:00:ac:01:%02x" % i, promisc=bool(i % 2))
+    assert len(os.listdir("/proc/%d/fd" % d.pid)) == fds
     assert a.host_state("mvt0") == decoy
     fake.crash()
     b.wait_host("mvt0", mac=base["mac"], promisc=False, allmulti=False, mcast=set())
@@ -177,8 +194,9 @@ def test_nic_without_id(netns, hsfakes, daemons, bus_env):
                            vlan_table=[0])
     netns.wait_host("mvt1", mac="52:54:00:ae:00:02", promisc=False)
     fake.wait_armed("virtio-net-pci.1")
-    assert processed(d, "vm1", "virtio-net-pci.1") == c1 + 1
+    wait_processed(d, "vm1", "virtio-net-pci.1", c1 + 1)
     assert not d.log_lines(r"filter event for unknown NIC")  # matched by path, no fallback full query
+    assert fake.unnamed_query_count() == 1  # only the initial one
 
     # unplug: both DEVICE_DELETED carry only a path
     fake.remove_nic("virtio-net-pci.0")
