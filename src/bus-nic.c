@@ -144,9 +144,11 @@ static int append_vlan_table(sd_bus_message *m, const RxFilter *f) {
         int r;
 
         r = sd_bus_message_open_container(m, 'a', "q");
-        for (unsigned vid = 0; f->vlan != RX_MODE_ALL && vid < RXFILTER_VLAN_MAX && r >= 0; vid++)
-                if (rxfilter_has_vlan(f, vid))
-                        r = sd_bus_message_append(m, "q", (uint16_t)vid);
+        /* Word by word: 64 words instead of 4096 bit tests on every signal. */
+        for (unsigned w = 0; f->vlan != RX_MODE_ALL && w < RXFILTER_VLAN_MAX / 64 && r >= 0; w++)
+                for (uint64_t bits = f->vlan_bitmap[w]; bits && r >= 0; bits &= bits - 1)
+                        r = sd_bus_message_append(
+                                m, "q", (uint16_t)(w * 64 + (unsigned)__builtin_ctzll(bits)));
         if (r < 0)
                 return r;
         return sd_bus_message_close_container(m);

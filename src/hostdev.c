@@ -271,6 +271,10 @@ static int read_global_multicast(const char *path, int fd, int ifindex, EtherAdd
 }
 
 int hostdev_read(HostContext *c, const char *ifname, HostLinkState *ret) {
+        return hostdev_read_full(c, ifname, true, ret);
+}
+
+int hostdev_read_full(HostContext *c, const char *ifname, bool with_multicast, HostLinkState *ret) {
         _cleanup_(rtnl_link_putp) struct rtnl_link *link = NULL;
         HostLinkState s = { .kind = HOSTDEV_KIND_UNKNOWN };
         struct nl_addr *addr;
@@ -297,15 +301,18 @@ int hostdev_read(HostContext *c, const char *ifname, HostLinkState *ret) {
         if (addr && nl_addr_get_len(addr) == sizeof(s.mac.bytes))
                 memcpy(s.mac.bytes, nl_addr_get_binary_addr(addr), sizeof(s.mac.bytes));
 
-        /* A path is opened afresh; a kept fd shares its offset between threads and needs the lock. */
-        if (c->dev_mcast_fd >= 0)
-                pthread_mutex_lock(&c->lock);
-        r = read_global_multicast(
-                c->dev_mcast_path, c->dev_mcast_fd, s.ifindex, s.multicast_table, &s.n_multicast);
-        if (c->dev_mcast_fd >= 0)
-                pthread_mutex_unlock(&c->lock);
-        if (r < 0)
-                return r;
+        /* dev_mcast lists every device of the namespace: parse it only when the list matters. A path is
+         * opened afresh; a kept fd shares its offset between threads and needs the lock. */
+        if (with_multicast) {
+                if (c->dev_mcast_fd >= 0)
+                        pthread_mutex_lock(&c->lock);
+                r = read_global_multicast(
+                        c->dev_mcast_path, c->dev_mcast_fd, s.ifindex, s.multicast_table, &s.n_multicast);
+                if (c->dev_mcast_fd >= 0)
+                        pthread_mutex_unlock(&c->lock);
+                if (r < 0)
+                        return r;
+        }
 
         *ret = s;
         return 0;

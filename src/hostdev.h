@@ -82,6 +82,8 @@ typedef struct HostLinkState {
 
 /* Reads link by name. -ENODEV if it does not exist. */
 int hostdev_read(HostContext *c, const char *ifname, HostLinkState *ret);
+/* The same, skipping the multicast list (n_multicast 0) unless with_multicast. */
+int hostdev_read_full(HostContext *c, const char *ifname, bool with_multicast, HostLinkState *ret);
 
 /* What to change, derived from the difference of desired vs current: only set bits are touched. */
 typedef struct HostChange {

@@ -55,6 +55,7 @@ Manager *manager_free(Manager *m) {
         m->workers = worker_pool_free(m->workers);
         host_context_free(m->host);
         daemon_config_done(&m->config);
+        strmap_done(&m->guests_by_name);
         free(m->guests_dir);
         free(m->baseline_dir);
         sd_event_unref(m->event);
@@ -63,10 +64,7 @@ Manager *manager_free(Manager *m) {
 }
 
 Guest *manager_find_guest(Manager *m, const char *name) {
-        for (Guest *g = m->guests; g; g = g->next)
-                if (strcmp(g->name, name) == 0)
-                        return g;
-        return NULL;
+        return strmap_get(&m->guests_by_name, name);
 }
 
 int manager_attach_guest(Manager *m, const char *name, const char *qmp_socket, GuestSource source,
@@ -79,6 +77,11 @@ int manager_attach_guest(Manager *m, const char *name, const char *qmp_socket, G
         r = guest_new(m, name, qmp_socket, source, cfg, &g);
         if (r < 0)
                 return r;
+        r = strmap_put(&m->guests_by_name, g->name, g);
+        if (r < 0) {
+                guest_unref(g);
+                return r;
+        }
 
         g->next = m->guests;
         if (m->guests)
@@ -103,6 +106,7 @@ static void manager_detach_guest_full(Manager *m, Guest *g, bool revert) {
         guest_stop(g, revert && !m->shutting_down);
         bus_guest_emit_removed(g);
 
+        strmap_remove(&m->guests_by_name, g->name);
         if (g->prev)
                 g->prev->next = g->next;
         else

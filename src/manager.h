@@ -6,6 +6,7 @@
 
 #include "config.h"
 #include "hostdev.h"
+#include "strmap.h"
 #include "worker.h"
 
 typedef struct Guest Guest;
@@ -22,6 +23,7 @@ typedef struct Manager {
         HostContext *host; /* the daemon's own network namespace */
 
         Guest *guests; /* list, attach order */
+        StrMap guests_by_name; /* keys are the guests' own names */
         size_t n_guests;
 
         sd_event_source *qmp_dir_watch;

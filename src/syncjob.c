@@ -89,17 +89,19 @@ static void job_apply(SyncJob *j, const HostChange *change) {
         if (host_change_is_empty(change))
                 return;
 
+        HostOwnership before = j->ownership;
         (void)hostdev_apply(j->host, &j->link, change, &j->apply);
         hostsync_record(&j->ownership, change, &j->apply);
+        if (memcmp(&before, &j->ownership, sizeof(before)) == 0)
+                return;
         j->ownership_changed = true;
-        if (j->state_dir) {
-                if (host_ownership_is_clean(&j->ownership) && j->mode == SYNC_JOB_REVERT)
-                        (void)host_ownership_remove(j->state_dir, j->host->netns_id, j->ownership.ifindex);
-                else
-                        (void)host_ownership_save(j->state_dir, j->host->netns_id, &j->ownership);
-        }
-        /* Publish what the device became, not what it was. */
-        (void)hostdev_read(j->host, j->ifname, &j->link);
+        if (!j->state_dir)
+                return;
+        /* Persist only what changed: this is the one file write on the trusted path. */
+        if (host_ownership_is_clean(&j->ownership) && j->mode == SYNC_JOB_REVERT)
+                (void)host_ownership_remove(j->state_dir, j->host->netns_id, j->ownership.ifindex);
+        else
+                (void)host_ownership_save(j->state_dir, j->host->netns_id, &j->ownership);
 }
 
 static void record_attribute(SyncJob *j, const char *attribute, int r, unsigned *n_ok, unsigned *n_failed) {
@@ -218,7 +220,8 @@ void sync_job_run(WorkerJob *job) {
         if (!j->ifname[0])
                 return;
 
-        r = hostdev_read(j->host, j->ifname, &j->link);
+        /* The multicast list is read only when it is ours to change. */
+        r = hostdev_read_full(j->host, j->ifname, j->trust & TRUST_MULTICAST, &j->link);
         if (r < 0) {
                 /* A device that is gone has nothing left to revert. */
                 if (j->mode == SYNC_JOB_REVERT && r == -ENODEV) {

@@ -1,6 +1,7 @@
 /* worker.c: a fixed pool of threads taking jobs from one FIFO; a completion FIFO drained by sd-event. */
 #include "worker.h"
 
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -9,6 +10,8 @@
 #include <sys/eventfd.h>
 
 #include "log.h"
+
+#define WORKER_TRIM_AFTER 256 /* jobs outstanding at once that make an idle pool trim the heap */
 
 typedef struct JobQueue {
         WorkerJob *head, *tail;
@@ -24,6 +27,7 @@ struct WorkerPool {
         pthread_t *threads;
         unsigned n_threads;
         unsigned outstanding; /* loop thread only */
+        unsigned peak_outstanding; /* since the pool was last idle */
 
         int completion_fd; /* eventfd: written when `completed` becomes non-empty */
         sd_event_source *completion_source;
@@ -89,6 +93,13 @@ static void drain_completions(WorkerPool *p) {
         for (WorkerJob *job; (job = queue_pop(&done));) {
                 p->outstanding--;
                 job->complete(job, 0);
+        }
+
+        /* After a burst (every NIC of a thousand guests syncing at connect), the heap keeps the pages
+         * the jobs used; hand them back once the pool is idle again. */
+        if (p->outstanding == 0 && p->peak_outstanding >= WORKER_TRIM_AFTER) {
+                p->peak_outstanding = 0;
+                (void)malloc_trim(0);
         }
 }
 
@@ -182,7 +193,8 @@ int worker_pool_submit(WorkerPool *p, WorkerJob *job) {
         queue_push(&p->queued, job);
         pthread_cond_signal(&p->wakeup);
         pthread_mutex_unlock(&p->lock);
-        p->outstanding++;
+        if (++p->outstanding > p->peak_outstanding)
+                p->peak_outstanding = p->outstanding;
         return 0;
 }
 
