@@ -181,7 +181,9 @@ static void guest_schedule_reconnect(Guest *g, int error, const char *reason) {
 
         g->backoff_usec = g->backoff_usec * 2 > GUEST_RECONNECT_MAX_USEC ? GUEST_RECONNECT_MAX_USEC
                                                                          : g->backoff_usec * 2;
-        guest_set_state(g, GUEST_STATE_DISCONNECTED);
+        /* A lost connection is news; a retry that fails again is not (State would flap on the bus). */
+        if (reason)
+                guest_set_state(g, GUEST_STATE_DISCONNECTED);
         if (!g->manager)
                 return;
 
@@ -389,7 +391,6 @@ static int guest_connect(Guest *g) {
                 if (r < 0)
                         return log_guest_errno(g, LOG_ERR, r, "cannot create QMP client: %m");
         }
-        guest_set_state(g, GUEST_STATE_CONNECTING);
         r = qmp_client_connect(g->qmp);
         if (r < 0)
                 guest_schedule_reconnect(g, r, NULL);
@@ -398,6 +399,7 @@ static int guest_connect(Guest *g) {
 
 int guest_start(Guest *g) {
         log_guest(g, LOG_INFO, "attached (QMP socket %s)", g->qmp_socket);
+        guest_set_state(g, GUEST_STATE_CONNECTING);
         return guest_connect(g);
 }
 

@@ -64,6 +64,11 @@ void nic_detach(Nic *n) {
                 n->defer_timer = sd_event_source_disable_unref(n->defer_timer);
                 n->busy = false;
         }
+        if (n->query_in_flight) {
+                /* Don't let a hung QEMU hold up the revert of a NIC it unplugged: forget the query. */
+                n->query_in_flight = false;
+                n->busy = false;
+        }
         if (n->discovery_reply) {
                 json_object_put(n->discovery_reply);
                 n->discovery_reply = NULL;
@@ -338,7 +343,9 @@ static void nic_complete_filter(Nic *n, const SyncJob *j) {
                 extra[n_extra++] = "SyncState";
                 extra[n_extra++] = "LastError";
         }
-        if (j->mode == SYNC_JOB_FILTER)
+        /* A change set is a reply that changed something, or one we asked for (resync, trust, reset). */
+        bool asked = !streq_ptr(j->reason, "guest");
+        if (j->mode == SYNC_JOB_FILTER && (j->changed || state_changed || asked))
                 bus_nic_emit_filter_processed(n, j->changed, outcome, extra);
         else if (n_extra > 0)
                 bus_nic_emit_changed(n, "SyncState", "LastError", NULL);
@@ -446,6 +453,10 @@ static json_object *steal_array_element(json_object *array, size_t index) {
 static void on_query_reply(QmpClient *c, json_object *result, const QmpError *err, void *userdata) {
         _cleanup_(nic_unrefp) Nic *n = userdata;
 
+        if (!n->query_in_flight)
+                return; /* abandoned when the NIC went: other work may be running by now */
+        n->query_in_flight = false;
+
         if (!nic_is_live(n) || (err && (err->error == -ECONNRESET || err->error == -ECANCELED))) {
                 /* Gone or disconnected: the reconnect's full query resyncs. */
                 n->rerun = false;
@@ -507,6 +518,7 @@ static void nic_send_query(Nic *n) {
                 return;
         }
         n->n_queries++;
+        n->query_in_flight = true;
 }
 
 static int on_defer_timer(sd_event_source *s, uint64_t usec, void *userdata) {

@@ -38,6 +38,7 @@ typedef struct Nic {
         /* Pipeline state (loop thread only). busy: a query, a discovery or a job is outstanding, so
          * new events only set rerun; that is how one NIC's work never overlaps or reorders. */
         bool busy, rerun;
+        bool query_in_flight; /* the outstanding work is a query-rx-filter */
         unsigned pending_revert; /* capabilities to revert before anything else */
         json_object *discovery_reply; /* filter reply held while discovery runs */
         int backend_fd; /* fd=N of an fd-passed backend, -1 if none */
