@@ -148,7 +148,7 @@ static sd_bus *guest_bus(const Guest *g) {
         return bus_manager_bus(g->manager);
 }
 
-void bus_guest_emit_added(Guest *g) {
+static void guest_emit_object_manager(Guest *g, bool added) {
         _cleanup_free_ char *p = NULL;
         int r;
 
@@ -159,25 +159,19 @@ void bus_guest_emit_added(Guest *g) {
                 log_oom();
                 return;
         }
-        r = sd_bus_emit_interfaces_added(guest_bus(g), p, BUS_GUEST_INTERFACE, NULL);
+        r = added ? sd_bus_emit_interfaces_added(guest_bus(g), p, BUS_GUEST_INTERFACE, NULL)
+                  : sd_bus_emit_interfaces_removed(guest_bus(g), p, BUS_GUEST_INTERFACE, NULL);
         if (r < 0)
-                log_guest_errno(g, LOG_DEBUG, r, "failed to emit InterfacesAdded: %m");
+                log_guest_errno(
+                        g, LOG_DEBUG, r, "failed to emit Interfaces%s: %m", added ? "Added" : "Removed");
+}
+
+void bus_guest_emit_added(Guest *g) {
+        guest_emit_object_manager(g, true);
 }
 
 void bus_guest_emit_removed(Guest *g) {
-        _cleanup_free_ char *p = NULL;
-        int r;
-
-        if (!guest_bus(g))
-                return;
-        p = guest_bus_path(g);
-        if (!p) {
-                log_oom();
-                return;
-        }
-        r = sd_bus_emit_interfaces_removed(guest_bus(g), p, BUS_GUEST_INTERFACE, NULL);
-        if (r < 0)
-                log_guest_errno(g, LOG_DEBUG, r, "failed to emit InterfacesRemoved: %m");
+        guest_emit_object_manager(g, false);
 }
 
 void bus_guest_emit_changed(Guest *g, const char *property, ...) {

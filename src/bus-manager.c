@@ -132,8 +132,9 @@ static int reply_guest_path(sd_bus_message *message, Guest *g) {
         return sd_bus_reply_method_return(message, "o", p);
 }
 
-static int method_get_guest(sd_bus_message *message, void *userdata, sd_bus_error *error) {
-        Manager *m = userdata;
+/* Reads a guest name argument and finds the guest, or fails with NoSuchGuest. */
+static int read_guest(
+        sd_bus_message *message, Manager *m, const char **ret_name, Guest **ret, sd_bus_error *error) {
         const char *name;
         int r;
 
@@ -143,6 +144,19 @@ static int method_get_guest(sd_bus_message *message, void *userdata, sd_bus_erro
         Guest *g = manager_find_guest(m, name);
         if (!g)
                 return sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_GUEST, "No guest named '%s'.", name);
+        if (ret_name)
+                *ret_name = name;
+        *ret = g;
+        return 0;
+}
+
+static int method_get_guest(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        Guest *g;
+        int r;
+
+        r = read_guest(message, userdata, NULL, &g, error);
+        if (r < 0)
+                return r;
         return reply_guest_path(message, g);
 }
 
@@ -341,14 +355,12 @@ static int method_attach_guest(sd_bus_message *message, void *userdata, sd_bus_e
 static int method_detach_guest(sd_bus_message *message, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
         const char *name;
+        Guest *g;
         int r;
 
-        r = sd_bus_message_read(message, "s", &name);
+        r = read_guest(message, m, &name, &g, error);
         if (r < 0)
                 return r;
-        Guest *g = manager_find_guest(m, name);
-        if (!g)
-                return sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_GUEST, "No guest named '%s'.", name);
 
         r = bus_polkit_verify_async(message, m, BUS_ACTION_MANAGE_GUESTS,
                 (const char *[]){ "guest", name, NULL }, method_detach_guest, error);

@@ -3,23 +3,13 @@
 
 #include <errno.h>
 
-static int hex_value(char c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
 int ether_addr_parse(const char *s, EtherAddr *ret) {
         EtherAddr a;
 
         if (!s)
                 return -EINVAL;
         for (size_t i = 0; i < 6; i++) {
-                int hi = hex_value(s[3 * i]), lo = hi < 0 ? -1 : hex_value(s[3 * i + 1]);
+                int hi = hex_nibble(s[3 * i]), lo = hi < 0 ? -1 : hex_nibble(s[3 * i + 1]);
                 if (hi < 0 || lo < 0)
                         return -EINVAL;
                 if (s[3 * i + 2] != (i == 5 ? '\0' : ':'))

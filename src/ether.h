@@ -11,6 +11,17 @@ typedef struct EtherAddr {
         uint8_t bytes[6];
 } EtherAddr;
 
+/* One hex digit's value, or -1. */
+static inline int hex_nibble(char c) {
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -1;
+}
+
 /* Accepts exactly "xx:xx:xx:xx:xx:xx" (hex, either case). Returns 0 or -EINVAL. */
 int ether_addr_parse(const char *s, EtherAddr *ret);
 /* Writes lower-case "xx:xx:..." into buf (ETHER_ADDR_STRLEN bytes) and returns buf. */

@@ -183,16 +183,6 @@ static HostDevKind kind_from_link(struct rtnl_link *link) {
         return HOSTDEV_KIND_UNKNOWN;
 }
 
-static int hex_nibble(char c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
 static int ether_addr_from_hex(const char *s, EtherAddr *ret) {
         EtherAddr a;
 
