@@ -49,10 +49,11 @@ static void report(const char *what, uint64_t *v, size_t n, bool last) {
         for (size_t i = 0; i < n; i++)
                 sum += (double)v[i];
 #define P(p) ((double)v[(size_t)fmin((double)n - 1, ceil((p) / 100.0 * (double)n) - 1)] / 1000.0)
-        printf("  \"%s\": {\"n\": %zu, \"min_us\": %.2f, \"p50_us\": %.2f, \"p99_us\": %.2f, \"max_us\": %.2f, "
+        printf("  \"%s\": {\"n\": %zu, \"min_us\": %.2f, \"p50_us\": %.2f, \"p99_us\": %.2f, \"max_us\": "
+               "%.2f, "
                "\"mean_us\": %.2f}%s\n",
-                what, n, (double)v[0] / 1000.0, P(50), P(99), (double)v[n - 1] / 1000.0, sum / (double)n / 1000.0,
-                last ? "" : ",");
+                what, n, (double)v[0] / 1000.0, P(50), P(99), (double)v[n - 1] / 1000.0,
+                sum / (double)n / 1000.0, last ? "" : ",");
 #undef P
 }
 
@@ -62,7 +63,8 @@ static void die(const char *what) {
 }
 
 /* ---- QMP-like round trip ----------------------------------------------------------------------- */
-static const char query[] = "{\"execute\":\"query-rx-filter\",\"arguments\":{\"name\":\"net0\"},\"id\":1234}\r\n";
+static const char query[] =
+        "{\"execute\":\"query-rx-filter\",\"arguments\":{\"name\":\"net0\"},\"id\":1234}\r\n";
 static const char answer[] =
         "{\"return\": [{\"promiscuous\": false, \"name\": \"net0\", \"main-mac\": \"52:54:00:12:34:56\", "
         "\"unicast\": \"normal\", \"vlan\": \"normal\", \"vlan-table\": [0], \"unicast-table\": "
@@ -70,7 +72,8 @@ static const char answer[] =
         "\"unicast-overflow\": false, \"multicast-table\": [\"33:33:00:00:00:01\", \"01:00:5e:00:00:01\", "
         "\"33:33:00:00:00:01\"], \"broadcast-allowed\": false}], \"id\": 1234}\r\n";
 static const char event[] =
-        "{\"timestamp\": {\"seconds\": 1700000000, \"microseconds\": 1}, \"event\": \"NIC_RX_FILTER_CHANGED\", "
+        "{\"timestamp\": {\"seconds\": 1700000000, \"microseconds\": 1}, \"event\": "
+        "\"NIC_RX_FILTER_CHANGED\", "
         "\"data\": {\"name\": \"net0\", \"path\": \"/machine/peripheral/net0/virtio-backend\"}}\r\n";
 
 /* Reads until "\r\n" (messages here never contain one inside). */
@@ -160,7 +163,8 @@ static int nl_request(int fd, struct nlmsghdr *h) {
                 ssize_t k = recv(fd, buf, sizeof(buf), 0);
                 if (k < 0)
                         return -errno;
-                for (struct nlmsghdr *r = (struct nlmsghdr *)buf; NLMSG_OK(r, (size_t)k); r = NLMSG_NEXT(r, k))
+                for (struct nlmsghdr *r = (struct nlmsghdr *)buf; NLMSG_OK(r, (size_t)k);
+                        r = NLMSG_NEXT(r, k))
                         if (r->nlmsg_seq == h->nlmsg_seq && r->nlmsg_type == NLMSG_ERROR)
                                 return ((struct nlmsgerr *)NLMSG_DATA(r))->error;
         }
@@ -295,13 +299,13 @@ static int floor_dbus(unsigned n) {
         if (pid == 0) {
                 sd_bus *bus = NULL;
                 if (sd_bus_open_system(&bus) < 0 ||
-                        sd_bus_match_signal(bus, NULL, NULL, "/io/guestnetd/Bench", "io.guestnetd.Bench", "Ping", on_ping,
-                                bus) < 0)
+                        sd_bus_match_signal(bus, NULL, NULL, "/io/guestnetd/Bench", "io.guestnetd.Bench",
+                                "Ping", on_ping, bus) < 0)
                         _exit(1);
                 /* a round trip to the bus: the match is installed once this returns */
                 sd_bus_message *reply = NULL;
-                sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
-                        "GetId", NULL, &reply, "");
+                sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                        "org.freedesktop.DBus", "GetId", NULL, &reply, "");
                 sd_bus_message_unref(reply);
                 if (write(pfd[1], "r", 1) < 0)
                         _exit(1);
@@ -319,17 +323,19 @@ static int floor_dbus(unsigned n) {
                 die("child bus");
         sd_bus *bus = NULL;
         if (sd_bus_open_system(&bus) < 0 ||
-                sd_bus_match_signal(bus, NULL, NULL, "/io/guestnetd/Bench", "io.guestnetd.Bench", "Pong", on_pong, NULL) < 0)
+                sd_bus_match_signal(bus, NULL, NULL, "/io/guestnetd/Bench", "io.guestnetd.Bench", "Pong",
+                        on_pong, NULL) < 0)
                 die("bus");
         sd_bus_message *reply = NULL;
-        sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "GetId",
-                NULL, &reply, "");
+        sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                "GetId", NULL, &reply, "");
         sd_bus_message_unref(reply);
         uint64_t *rtt = calloc(n, sizeof(uint64_t));
         for (unsigned i = 0; i < n + n / 10; i++) {
                 got = 0;
                 uint64_t t = now_ns();
-                if (sd_bus_emit_signal(bus, "/io/guestnetd/Bench", "io.guestnetd.Bench", "Ping", "u", i) < 0 ||
+                if (sd_bus_emit_signal(bus, "/io/guestnetd/Bench", "io.guestnetd.Bench", "Ping", "u", i) <
+                                0 ||
                         wait_msg(bus, &got) < 0)
                         die("dbus round trip");
                 if (i >= n / 10)

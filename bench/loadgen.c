@@ -104,7 +104,8 @@ static struct {
         const char *dir;
         unsigned guests, nics;
         int mode, change;
-        const char *ifname_fmt; /* "mvt": host interface PREFIX<global NIC index>; NULL: fd-passed, unresolvable */
+        const char *ifname_fmt; /* "mvt": host interface PREFIX<global NIC index>; NULL: fd-passed,
+                                   unresolvable */
         unsigned count, warmup_count, gap_us;
         double rate, duration, warmup, idle;
         double ready_timeout, settle_timeout;
@@ -112,10 +113,20 @@ static struct {
         const char *label;
         int daemon_pid, bus_pid;
 } opt = {
-        .guests = 1, .nics = 1, .mode = MODE_LATENCY, .change = CHANGE_MCAST,
-        .count = 2000, .warmup_count = 100, .gap_us = 1000,
-        .rate = 0, .duration = 10, .warmup = 2, .idle = 10,
-        .ready_timeout = 180, .settle_timeout = 60, .label = "",
+        .guests = 1,
+        .nics = 1,
+        .mode = MODE_LATENCY,
+        .change = CHANGE_MCAST,
+        .count = 2000,
+        .warmup_count = 100,
+        .gap_us = 1000,
+        .rate = 0,
+        .duration = 10,
+        .warmup = 2,
+        .idle = 10,
+        .ready_timeout = 180,
+        .settle_timeout = 60,
+        .label = "",
 };
 
 static sd_event *loop;
@@ -177,8 +188,8 @@ static double host_busy_s(void) {
         unsigned long long v[10] = {};
         if (!f)
                 return 0;
-        int k = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4],
-                &v[5], &v[6], &v[7], &v[8], &v[9]);
+        int k = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
+                &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9]);
         fclose(f);
         if (k < 8)
                 return 0;
@@ -202,7 +213,9 @@ static void proc_sample(int pid, ProcSample *s) {
                 char *p = strrchr(buf, ')');
                 unsigned long utime = 0, stime = 0;
                 /* fields after ')': state(3) ... utime(14) stime(15) */
-                if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) == 2)
+                if (p &&
+                        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime,
+                                &stime) == 2)
                         s->cpu_s = (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
         }
         snprintf(path, sizeof(path), "/proc/%d/status", pid);
@@ -252,13 +265,14 @@ static void proc_sample(int pid, ProcSample *s) {
 
 /* ---- the filter as a function of (nic, seq) ------------------------------------------------------- */
 static void configured_mac(const Nic *n, char buf[18]) {
-        snprintf(buf, 18, "52:54:00:%02x:%02x:%02x", (n->guest->idx >> 8) & 0xff, n->guest->idx & 0xff, n->idx);
+        snprintf(buf, 18, "52:54:00:%02x:%02x:%02x", (n->guest->idx >> 8) & 0xff, n->guest->idx & 0xff,
+                n->idx);
 }
 
 static void filter_mac(const Nic *n, uint32_t seq, char buf[18]) {
         if (opt.change == CHANGE_MAC && seq > 0)
-                snprintf(buf, 18, "5a:%02x:%02x:%02x:%02x:%02x", n->gidx & 0xff, seq >> 24, (seq >> 16) & 0xff,
-                        (seq >> 8) & 0xff, seq & 0xff);
+                snprintf(buf, 18, "5a:%02x:%02x:%02x:%02x:%02x", n->gidx & 0xff, seq >> 24,
+                        (seq >> 16) & 0xff, (seq >> 8) & 0xff, seq & 0xff);
         else
                 configured_mac(n, buf);
 }
@@ -289,7 +303,8 @@ static size_t write_filter(char *buf, size_t size, const Nic *n, uint32_t seq) {
         unsigned k = filter_mcast(seq, mc);
         int len = snprintf(buf, size,
                 "{\"promiscuous\": %s, \"name\": \"net%u\", \"main-mac\": \"%s\", \"unicast\": \"normal\", "
-                "\"vlan\": \"normal\", \"vlan-table\": [0], \"unicast-table\": [\"%s\"], \"multicast\": \"normal\", "
+                "\"vlan\": \"normal\", \"vlan-table\": [0], \"unicast-table\": [\"%s\"], \"multicast\": "
+                "\"normal\", "
                 "\"multicast-overflow\": false, \"unicast-overflow\": false, \"multicast-table\": [",
                 filter_promisc(seq) ? "true" : "false", n->idx, mac, uc);
         for (unsigned i = 0; i < k; i++)
@@ -349,8 +364,10 @@ static bool nic_emit(Nic *n) {
         clock_gettime(CLOCK_REALTIME, &ts);
         char buf[256];
         int len = snprintf(buf, sizeof(buf),
-                "{\"timestamp\": {\"seconds\": %lld, \"microseconds\": %ld}, \"event\": \"NIC_RX_FILTER_CHANGED\", "
-                "\"data\": {\"name\": \"net%u\", \"path\": \"/machine/peripheral/net%u/virtio-backend\"}}\r\n",
+                "{\"timestamp\": {\"seconds\": %lld, \"microseconds\": %ld}, \"event\": "
+                "\"NIC_RX_FILTER_CHANGED\", "
+                "\"data\": {\"name\": \"net%u\", \"path\": "
+                "\"/machine/peripheral/net%u/virtio-backend\"}}\r\n",
                 (long long)ts.tv_sec, ts.tv_nsec / 1000, n->idx, n->idx);
         bool delivered = false;
         uint64_t t = now_ns();
@@ -392,7 +409,8 @@ static const char *json_find(const char *msg, size_t len, const char *key, size_
         char pat[32];
         int pl = snprintf(pat, sizeof(pat), "\"%s\"", key);
         const char *end = msg + len;
-        for (const char *p = memmem(msg, len, pat, (size_t)pl); p; p = memmem(p + 1, (size_t)(end - p - 1), pat, (size_t)pl)) {
+        for (const char *p = memmem(msg, len, pat, (size_t)pl); p;
+                p = memmem(p + 1, (size_t)(end - p - 1), pat, (size_t)pl)) {
                 const char *q = p + pl;
                 while (q < end && (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r'))
                         q++;
@@ -550,12 +568,14 @@ static void handle_command(Conn *c, const char *msg, size_t len) {
                                 char mac[18];
                                 configured_mac(n, mac);
                                 k += (size_t)snprintf(buf + k, sizeof(buf) - k,
-                                        "net%u: index=0,type=nic,model=virtio-net-pci,macaddr=%s\\r\\n", i, mac);
+                                        "net%u: index=0,type=nic,model=virtio-net-pci,macaddr=%s\\r\\n", i,
+                                        mac);
                                 if (opt.ifname_fmt) {
                                         char ifname[32];
                                         snprintf(ifname, sizeof(ifname), "%s%u", opt.ifname_fmt, n->gidx);
                                         k += (size_t)snprintf(buf + k, sizeof(buf) - k,
-                                                " \\\\ hostnet%u: index=0,type=tap,ifname=%s,script=no,downscript=no\\r\\n",
+                                                " \\\\ hostnet%u: "
+                                                "index=0,type=tap,ifname=%s,script=no,downscript=no\\r\\n",
                                                 i, ifname);
                                 } else
                                         k += (size_t)snprintf(buf + k, sizeof(buf) - k,
@@ -578,12 +598,14 @@ static void handle_command(Conn *c, const char *msg, size_t len) {
                 return;
         }
         if (str_is(exe, elen, "query-version")) {
-                static const char v[] = "{\"qemu\": {\"micro\": 0, \"minor\": 2, \"major\": 7}, \"package\": \"\"}";
+                static const char v[] =
+                        "{\"qemu\": {\"micro\": 0, \"minor\": 2, \"major\": 7}, \"package\": \"\"}";
                 reply(c, id, idlen, v, sizeof(v) - 1);
                 return;
         }
         if (str_is(exe, elen, "query-status")) {
-                static const char v[] = "{\"status\": \"running\", \"singlestep\": false, \"running\": true}";
+                static const char v[] =
+                        "{\"status\": \"running\", \"singlestep\": false, \"running\": true}";
                 reply(c, id, idlen, v, sizeof(v) - 1);
                 return;
         }
@@ -686,9 +708,9 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
                 die("sd_event_add_io", r);
         c->next = g->conns;
         g->conns = c;
-        static const char greeting[] =
-                "{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 0, \"minor\": 2, \"major\": 7}, \"package\": \"\"}, "
-                "\"capabilities\": [\"oob\"]}}\r\n";
+        static const char greeting[] = "{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 0, \"minor\": 2, "
+                                       "\"major\": 7}, \"package\": \"\"}, "
+                                       "\"capabilities\": [\"oob\"]}}\r\n";
         conn_queue(c, greeting, sizeof(greeting) - 1);
         if (conn_flush(c) < 0)
                 conn_free(c);
@@ -795,7 +817,8 @@ static int on_rx_filter_changed(sd_bus_message *m, void *userdata, sd_bus_error 
         return 0;
 }
 
-/* ---- the final check: the last RxFilterChanged of every NIC equals the filter of its final seq --------- */
+/* ---- the final check: the last RxFilterChanged of every NIC equals the filter of its final seq ---------
+ */
 static int read_strv_sorted(sd_bus_message *m, char out[][18], unsigned max, unsigned *n) {
         int r = sd_bus_message_enter_container(m, 'a', "s");
         if (r < 0)
@@ -835,7 +858,8 @@ static bool check_final(Nic *n, char *why, size_t size) {
         while (sd_bus_message_enter_container(m, 'e', "sv") > 0) {
                 const char *key, *contents, *s;
                 int b;
-                if (sd_bus_message_read(m, "s", &key) < 0 || sd_bus_message_peek_type(m, NULL, &contents) < 0)
+                if (sd_bus_message_read(m, "s", &key) < 0 ||
+                        sd_bus_message_peek_type(m, NULL, &contents) < 0)
                         break;
                 fields++;
                 if (strcmp(key, "Mac") == 0 && sd_bus_message_read(m, "v", "s", &s) > 0)
@@ -880,7 +904,12 @@ static bool check_final(Nic *n, char *why, size_t size) {
         seq_mac("02:00", n->seq, exp_uc);
         unsigned n_exp_mc = filter_mcast(n->seq, exp_mc);
         qsort(exp_mc, n_exp_mc, 18, (int (*)(const void *, const void *))strcmp);
-#define FAIL(...) do { if (ok) snprintf(why, size, __VA_ARGS__); ok = false; } while (0)
+#define FAIL(...)                                         \
+        do {                                              \
+                if (ok)                                   \
+                        snprintf(why, size, __VA_ARGS__); \
+                ok = false;                               \
+        } while (0)
         if (strcmp(got_mac, mac) != 0)
                 FAIL("Mac %s, expected %s", got_mac, mac);
         if (promisc != (int)filter_promisc(n->seq))
@@ -905,7 +934,8 @@ static bool check_final(Nic *n, char *why, size_t size) {
         return ok;
 }
 
-/* ---- scenario control ------------------------------------------------------------------------------------ */
+/* ---- scenario control ------------------------------------------------------------------------------------
+ */
 static ProcSample s_ready, s_start, s_end, s_settled, s_idle0, s_idle1, b_start, b_end;
 static double t_ready_s, t_settle_s;
 static struct rusage ru_start, ru_end;
@@ -952,8 +982,8 @@ static void write_result(void) {
                         exact++;
                 else {
                         if (!mismatched)
-                                snprintf(first_why, sizeof(first_why), "g%04u/net%u: %s", all_nics[i]->guest->idx,
-                                        all_nics[i]->idx, why);
+                                snprintf(first_why, sizeof(first_why), "g%04u/net%u: %s",
+                                        all_nics[i]->guest->idx, all_nics[i]->idx, why);
                         mismatched++;
                 }
         }
@@ -962,58 +992,73 @@ static void write_result(void) {
                  ch = e_changes - m_changes, q = e_queries - m_queries;
         double cpu = s_end.cpu_s - s_start.cpu_s;
         double lg_cpu = (double)(ru_end.ru_utime.tv_sec - ru_start.ru_utime.tv_sec + ru_end.ru_stime.tv_sec -
-                                 ru_start.ru_stime.tv_sec) +
+                                ru_start.ru_stime.tv_sec) +
                 (double)(ru_end.ru_utime.tv_usec - ru_start.ru_utime.tv_usec + ru_end.ru_stime.tv_usec -
-                         ru_start.ru_stime.tv_usec) / 1e6;
+                        ru_start.ru_stime.tv_usec) /
+                        1e6;
 
-        fprintf(f, "{\n  \"label\": \"%s\", \"mode\": \"%s\", \"change\": \"%s\", \"guests\": %u, \"nics_per_guest\": %u, "
-                   "\"nics\": %u, \"host_devices\": %s, \"rate\": %g,\n",
+        fprintf(f,
+                "{\n  \"label\": \"%s\", \"mode\": \"%s\", \"change\": \"%s\", \"guests\": %u, "
+                "\"nics_per_guest\": %u, "
+                "\"nics\": %u, \"host_devices\": %s, \"rate\": %g,\n",
                 opt.label, mode_names[opt.mode], change_names[opt.change], opt.guests, opt.nics, n_all,
                 opt.ifname_fmt ? "true" : "false", opt.rate);
         fprintf(f, "  \"daemon_pid\": %d, \"ready_after_s\": %.3f,\n", opt.daemon_pid, t_ready_s);
-        fprintf(f, "  \"window_s\": %.3f, \"changes\": %" PRIu64 ", \"events\": %" PRIu64 ", \"queries\": %" PRIu64
-                   ", \"signals\": %" PRIu64 ", \"observed_changes\": %" PRIu64 ",\n",
+        fprintf(f,
+                "  \"window_s\": %.3f, \"changes\": %" PRIu64 ", \"events\": %" PRIu64
+                ", \"queries\": %" PRIu64 ", \"signals\": %" PRIu64 ", \"observed_changes\": %" PRIu64 ",\n",
                 window, ch, ev, q, sig, obs);
         fprintf(f, "  \"observed_changes_per_s\": %.1f, \"events_per_s\": %.1f, \"signals_per_s\": %.1f,\n",
                 window > 0 ? (double)obs / window : 0, window > 0 ? (double)ev / window : 0,
                 window > 0 ? (double)sig / window : 0);
         char b[7][32];
-        fprintf(f, "  \"latency_us\": {\"n\": %zu, \"min\": %s, \"p50\": %s, \"p90\": %s, \"p99\": %s, "
-                   "\"p999\": %s, \"max\": %s, \"mean\": %s},\n",
-                n_lat, jnum(pct(lat, n_lat, 0), b[0]), jnum(pct(lat, n_lat, 50), b[1]), jnum(pct(lat, n_lat, 90), b[2]),
-                jnum(pct(lat, n_lat, 99), b[3]), jnum(pct(lat, n_lat, 99.9), b[4]),
-                jnum(n_lat ? (double)lat[n_lat - 1] / 1000.0 : NAN, b[5]),
+        fprintf(f,
+                "  \"latency_us\": {\"n\": %zu, \"min\": %s, \"p50\": %s, \"p90\": %s, \"p99\": %s, "
+                "\"p999\": %s, \"max\": %s, \"mean\": %s},\n",
+                n_lat, jnum(pct(lat, n_lat, 0), b[0]), jnum(pct(lat, n_lat, 50), b[1]),
+                jnum(pct(lat, n_lat, 90), b[2]), jnum(pct(lat, n_lat, 99), b[3]),
+                jnum(pct(lat, n_lat, 99.9), b[4]), jnum(n_lat ? (double)lat[n_lat - 1] / 1000.0 : NAN, b[5]),
                 jnum(n_lat ? sum / (double)n_lat / 1000.0 : NAN, b[6]));
-        fprintf(f, "  \"daemon\": {\"cpu_s\": %.3f, \"cpu_util\": %.3f, \"cpu_us_per_change\": %.2f, "
-                   "\"rss_kib_ready\": %ld, \"rss_kib_end\": %ld, \"rss_kib_settled\": %ld, \"hwm_kib\": %ld, \"threads\": %u},\n",
+        fprintf(f,
+                "  \"daemon\": {\"cpu_s\": %.3f, \"cpu_util\": %.3f, \"cpu_us_per_change\": %.2f, "
+                "\"rss_kib_ready\": %ld, \"rss_kib_end\": %ld, \"rss_kib_settled\": %ld, \"hwm_kib\": %ld, "
+                "\"threads\": %u},\n",
                 cpu, window > 0 ? cpu / window : 0, obs ? cpu * 1e6 / (double)obs : 0, s_ready.rss_kb,
                 s_end.rss_kb, s_settled.rss_kb, s_settled.hwm_kb, s_settled.threads);
-        fprintf(f, "  \"bus_daemon\": {\"cpu_s\": %.3f, \"cpu_us_per_change\": %.2f},\n", b_end.cpu_s - b_start.cpu_s,
-                obs ? (b_end.cpu_s - b_start.cpu_s) * 1e6 / (double)obs : 0);
+        fprintf(f, "  \"bus_daemon\": {\"cpu_s\": %.3f, \"cpu_us_per_change\": %.2f},\n",
+                b_end.cpu_s - b_start.cpu_s, obs ? (b_end.cpu_s - b_start.cpu_s) * 1e6 / (double)obs : 0);
         fprintf(f, "  \"loadgen_cpu_s\": %.3f,\n", lg_cpu);
         {
-                double busy = s_end.host_busy_s - s_start.host_busy_s, ncpu = (double)sysconf(_SC_NPROCESSORS_ONLN);
+                double busy = s_end.host_busy_s - s_start.host_busy_s,
+                       ncpu = (double)sysconf(_SC_NPROCESSORS_ONLN);
                 double ours = cpu + (b_end.cpu_s - b_start.cpu_s) + lg_cpu;
-                fprintf(f, "  \"host\": {\"cpus\": %.0f, \"busy_frac\": %.3f, \"other_cpu_frac\": %.3f},\n", ncpu,
-                        window > 0 ? busy / window / ncpu : 0,
+                fprintf(f, "  \"host\": {\"cpus\": %.0f, \"busy_frac\": %.3f, \"other_cpu_frac\": %.3f},\n",
+                        ncpu, window > 0 ? busy / window / ncpu : 0,
                         window > 0 && busy > ours ? (busy - ours) / window / ncpu : 0);
         }
         if (opt.mode == MODE_IDLE) {
                 double d = s_idle1.t - s_idle0.t;
-                fprintf(f, "  \"idle\": {\"seconds\": %.2f, \"ctxt_switches\": %" PRIu64 ", \"voluntary\": %" PRIu64
-                           ", \"nonvoluntary\": %" PRIu64 ", \"schedstat_runs\": %" PRIu64 ", \"wakeups_per_s\": %.2f, "
-                           "\"cpu_s\": %.3f},\n",
+                fprintf(f,
+                        "  \"idle\": {\"seconds\": %.2f, \"ctxt_switches\": %" PRIu64
+                        ", \"voluntary\": %" PRIu64 ", \"nonvoluntary\": %" PRIu64
+                        ", \"schedstat_runs\": %" PRIu64 ", \"wakeups_per_s\": %.2f, "
+                        "\"cpu_s\": %.3f},\n",
                         d, (s_idle1.ctxt_vol + s_idle1.ctxt_invol) - (s_idle0.ctxt_vol + s_idle0.ctxt_invol),
                         s_idle1.ctxt_vol - s_idle0.ctxt_vol, s_idle1.ctxt_invol - s_idle0.ctxt_invol,
                         s_idle1.sched_runs - s_idle0.sched_runs,
-                        d > 0 ? (double)((s_idle1.ctxt_vol + s_idle1.ctxt_invol) - (s_idle0.ctxt_vol + s_idle0.ctxt_invol)) / d
+                        d > 0 ? (double)((s_idle1.ctxt_vol + s_idle1.ctxt_invol) -
+                                        (s_idle0.ctxt_vol + s_idle0.ctxt_invol)) /
+                                        d
                               : 0,
                         s_idle1.cpu_s - s_idle0.cpu_s);
         }
-        fprintf(f, "  \"settle_s\": %.3f, \"final_exact\": %u, \"final_mismatched\": %u, \"final_first_mismatch\": \"%s\",\n",
+        fprintf(f,
+                "  \"settle_s\": %.3f, \"final_exact\": %u, \"final_mismatched\": %u, "
+                "\"final_first_mismatch\": \"%s\",\n",
                 t_settle_s, exact, mismatched, first_why);
-        fprintf(f, "  \"lost_events\": %" PRIu64 ", \"ring_overflow\": %" PRIu64 ", \"bad_signals\": %" PRIu64
-                   ", \"queries_all\": %" PRIu64 ", \"total_changes\": %" PRIu64 "\n}\n",
+        fprintf(f,
+                "  \"lost_events\": %" PRIu64 ", \"ring_overflow\": %" PRIu64 ", \"bad_signals\": %" PRIu64
+                ", \"queries_all\": %" PRIu64 ", \"total_changes\": %" PRIu64 "\n}\n",
                 c_lost_events, c_ring_overflow, c_bad_signals, c_queries_all, c_changes);
         if (f != stdout)
                 fclose(f);
@@ -1041,7 +1086,8 @@ static void arm_timer(uint64_t delay_us) {
         uint64_t now;
         sd_event_now(loop, CLOCK_MONOTONIC, &now);
         if (!timer_src) {
-                int r = sd_event_add_time(loop, &timer_src, CLOCK_MONOTONIC, now + delay_us, 1, on_timer, NULL);
+                int r = sd_event_add_time(
+                        loop, &timer_src, CLOCK_MONOTONIC, now + delay_us, 1, on_timer, NULL);
                 if (r < 0)
                         die("sd_event_add_time", r);
                 return;
@@ -1053,7 +1099,8 @@ static void arm_timer(uint64_t delay_us) {
 static void start_settle(void) {
         changing = false;
         measuring = false;
-        e_events = c_events, e_changes = c_changes, e_signals = c_signals, e_observed = c_observed, e_queries = c_queries;
+        e_events = c_events, e_changes = c_changes, e_signals = c_signals, e_observed = c_observed,
+        e_queries = c_queries;
         proc_sample(opt.daemon_pid, &s_end);
         proc_sample(opt.bus_pid, &b_end);
         getrusage(RUSAGE_SELF, &ru_end);
@@ -1068,8 +1115,8 @@ static void latency_schedule_next(void) {
                 if (phase == 1 && c_events >= opt.warmup_count) {
                         phase = 2;
                         measuring = true;
-                        m_events = c_events, m_changes = c_changes, m_signals = c_signals, m_observed = c_observed,
-                        m_queries = c_queries;
+                        m_events = c_events, m_changes = c_changes, m_signals = c_signals,
+                        m_observed = c_observed, m_queries = c_queries;
                         proc_sample(opt.daemon_pid, &s_start);
                         proc_sample(opt.bus_pid, &b_start);
                         getrusage(RUSAGE_SELF, &ru_start);
@@ -1087,7 +1134,8 @@ static void latency_schedule_next(void) {
 static void start_run(void) {
         proc_sample(opt.daemon_pid, &s_ready);
         t_ready_s = now_ns() / 1e9 - t0_ns / 1e9;
-        fprintf(stderr, "loadgen: %u NICs ready after %.2f s (daemon RSS %ld KiB)\n", n_all, t_ready_s, s_ready.rss_kb);
+        fprintf(stderr, "loadgen: %u NICs ready after %.2f s (daemon RSS %ld KiB)\n", n_all, t_ready_s,
+                s_ready.rss_kb);
         if (opt.mode == MODE_IDLE) {
                 phase = 1;
                 arm_timer(1000000); /* let the initial burst settle */
@@ -1123,7 +1171,8 @@ static void phase_check(void) {
 
 static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         if (phase == 0) {
-                fprintf(stderr, "loadgen: only %u of %u NICs ready after %.0f s\n", n_ready, n_all, opt.ready_timeout);
+                fprintf(stderr, "loadgen: only %u of %u NICs ready after %.0f s\n", n_ready, n_all,
+                        opt.ready_timeout);
                 exit_code = 3;
                 finish();
                 return 0;
@@ -1194,7 +1243,8 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-/* ---- setup ------------------------------------------------------------------------------------------------- */
+/* ---- setup
+ * ------------------------------------------------------------------------------------------------- */
 static void setup_guests(void) {
         guests = calloc(opt.guests, sizeof(Guest));
         all_nics = calloc((size_t)opt.guests * opt.nics, sizeof(Nic *));
@@ -1204,7 +1254,8 @@ static void setup_guests(void) {
                 Guest *g = &guests[gi];
                 g->idx = gi;
                 snprintf(g->name, sizeof(g->name), "g%04u", gi);
-                if ((size_t)snprintf(g->path, sizeof(g->path), "%s/%s.sock", opt.dir, g->name) >= sizeof(g->path))
+                if ((size_t)snprintf(g->path, sizeof(g->path), "%s/%s.sock", opt.dir, g->name) >=
+                        sizeof(g->path))
                         die("socket path too long", ENAMETOOLONG);
                 g->nics = calloc(opt.nics, sizeof(Nic));
                 if (!g->nics)
@@ -1244,8 +1295,8 @@ static int find_daemon_pid(void) {
                 sd_bus_error err = SD_BUS_ERROR_NULL;
                 sd_bus_message *reply = NULL;
                 uint32_t pid = 0;
-                int r = sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
-                        "GetConnectionUnixProcessID", &err, &reply, "s", BUS_NAME);
+                int r = sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                        "org.freedesktop.DBus", "GetConnectionUnixProcessID", &err, &reply, "s", BUS_NAME);
                 if (r >= 0 && sd_bus_message_read(reply, "u", &pid) > 0) {
                         sd_bus_message_unref(reply);
                         return (int)pid;
@@ -1300,11 +1351,17 @@ int main(int argc, char **argv) {
         int c, r;
         while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
                 switch (c) {
-                case 'd': opt.dir = optarg; break;
-                case 'g': opt.guests = (unsigned)atoi(optarg); break;
-                case 'n': opt.nics = (unsigned)atoi(optarg); break;
+                case 'd':
+                        opt.dir = optarg;
+                        break;
+                case 'g':
+                        opt.guests = (unsigned)atoi(optarg);
+                        break;
+                case 'n':
+                        opt.nics = (unsigned)atoi(optarg);
+                        break;
                 case 'm':
-                        opt.mode = !strcmp(optarg, "latency") ? MODE_LATENCY
+                        opt.mode = !strcmp(optarg, "latency")   ? MODE_LATENCY
                                 : !strcmp(optarg, "throughput") ? MODE_THROUGHPUT
                                 : !strcmp(optarg, "idle")       ? MODE_IDLE
                                                                 : -1;
@@ -1315,25 +1372,55 @@ int main(int argc, char **argv) {
                                 if (!strcmp(optarg, change_names[i]))
                                         opt.change = i;
                         break;
-                case 'i': opt.ifname_fmt = optarg; break;
-                case 'k': opt.count = (unsigned)atoi(optarg); break;
-                case 'K': opt.warmup_count = (unsigned)atoi(optarg); break;
-                case 'G': opt.gap_us = (unsigned)atoi(optarg); break;
-                case 'r': opt.rate = atof(optarg); break;
-                case 'D': opt.duration = atof(optarg); break;
-                case 'W': opt.warmup = atof(optarg); break;
-                case 'I': opt.idle = atof(optarg); break;
-                case 'R': opt.ready_timeout = atof(optarg); break;
-                case 'S': opt.settle_timeout = atof(optarg); break;
-                case 'B': opt.bus_pid = atoi(optarg); break;
-                case 'L': opt.label = optarg; break;
-                case 'o': opt.out = optarg; break;
-                case 's': opt.samples = optarg; break;
-                default: usage(); return c == 'h' ? 0 : 2;
+                case 'i':
+                        opt.ifname_fmt = optarg;
+                        break;
+                case 'k':
+                        opt.count = (unsigned)atoi(optarg);
+                        break;
+                case 'K':
+                        opt.warmup_count = (unsigned)atoi(optarg);
+                        break;
+                case 'G':
+                        opt.gap_us = (unsigned)atoi(optarg);
+                        break;
+                case 'r':
+                        opt.rate = atof(optarg);
+                        break;
+                case 'D':
+                        opt.duration = atof(optarg);
+                        break;
+                case 'W':
+                        opt.warmup = atof(optarg);
+                        break;
+                case 'I':
+                        opt.idle = atof(optarg);
+                        break;
+                case 'R':
+                        opt.ready_timeout = atof(optarg);
+                        break;
+                case 'S':
+                        opt.settle_timeout = atof(optarg);
+                        break;
+                case 'B':
+                        opt.bus_pid = atoi(optarg);
+                        break;
+                case 'L':
+                        opt.label = optarg;
+                        break;
+                case 'o':
+                        opt.out = optarg;
+                        break;
+                case 's':
+                        opt.samples = optarg;
+                        break;
+                default:
+                        usage();
+                        return c == 'h' ? 0 : 2;
                 }
         }
-        if (!opt.dir || opt.guests == 0 || opt.nics == 0 || opt.nics > 64 || opt.guests > 9999 || opt.mode < 0 ||
-                opt.change < 0) {
+        if (!opt.dir || opt.guests == 0 || opt.nics == 0 || opt.nics > 64 || opt.guests > 9999 ||
+                opt.mode < 0 || opt.change < 0) {
                 usage();
                 return 2;
         }
@@ -1360,7 +1447,8 @@ int main(int argc, char **argv) {
         r = sd_bus_open_system(&bus);
         if (r < 0)
                 die("sd_bus_open_system", r);
-        r = sd_bus_match_signal(bus, NULL, NULL, NULL, NIC_IFACE, "RxFilterChanged", on_rx_filter_changed, NULL);
+        r = sd_bus_match_signal(
+                bus, NULL, NULL, NULL, NIC_IFACE, "RxFilterChanged", on_rx_filter_changed, NULL);
         if (r < 0)
                 die("sd_bus_match_signal", r);
 

@@ -264,6 +264,9 @@ static void on_query_all_nics(QmpClient *c, json_object *result, const QmpError 
                 log_guest(g, LOG_WARNING, "query-rx-filter (all NICs) did not return a list");
                 return;
         }
+        /* Only a monitor that answered its first full query counts as healthy: one that negotiates and
+         * then always fails must not be reconnected every 100 ms forever. */
+        g->backoff_usec = GUEST_RECONNECT_MIN_USEC;
 
         size_t n_infos = json_object_array_length(result);
         bool *seen = calloc(g->n_nics + n_infos + 1, sizeof(bool));
@@ -355,7 +358,6 @@ static void on_qmp_state(QmpClient *c, QmpState state, int error, const char *re
         Guest *g = userdata;
 
         if (state == QMP_STATE_READY) {
-                g->backoff_usec = GUEST_RECONNECT_MIN_USEC;
                 guest_update_netns(g);
                 guest_set_state(g, GUEST_STATE_CONNECTED);
                 (void)qmp_client_send(c, "query-name", NULL, 0, on_query_name, g);

@@ -484,6 +484,10 @@ static void on_query_reply(QmpClient *c, json_object *result, const QmpError *er
                         log_nic(n, LOG_ERR, "bug: queried a netdev instead of a NIC: %s", desc);
                 else
                         log_nic(n, LOG_WARNING, "query-rx-filter failed: %s", desc);
+                /* A late reply to a timed-out query re-arms QEMU's event without telling us the state:
+                 * ask again (paced by the rate limit), or a change made before a hang never lands. */
+                if (err->error == -ETIMEDOUT)
+                        n->rerun = true;
                 nic_set_error(n, NIC_SYNC_FAILED, desc);
                 nic_work_done(n);
                 return;

@@ -428,12 +428,11 @@ static int client_read(QmpClient *c) {
                 }
                 if (n == 0)
                         return client_fail(c, -ECONNRESET, "monitor closed the connection");
+                /* No shortcut on a short read: an end-of-file that arrived with the last data raises no
+                 * new edge, so only reading on to EAGAIN (or 0) sees it. */
                 int r = qmp_client_feed(c, buf, (size_t)n);
                 if (r < 0)
                         return r;
-                /* A short read drained the socket; data arriving after it raises a new edge. */
-                if ((size_t)n < sizeof(buf))
-                        return 0;
         }
         return 0;
 }

@@ -233,6 +233,13 @@ void sync_job_run(WorkerJob *job) {
                         return;
                 }
                 job_fail(j, "host interface %s: %s", j->ifname, strerror(-r));
+                /* Every attribute we were to keep in sync failed with it: say so per attribute. */
+                if (j->mode != SYNC_JOB_REVERT) {
+                        j->apply.mac = j->trust & TRUST_MAC ? r : 0;
+                        j->apply.promisc = j->trust & TRUST_PROMISC ? r : 0;
+                        j->apply.allmulti = j->trust & TRUST_ALLMULTI ? r : 0;
+                        j->apply.multicast = j->trust & TRUST_MULTICAST ? r : 0;
+                }
                 return;
         }
         j->have_link = true;

@@ -124,8 +124,10 @@ def test_1000_qemu_reconnects(netns, fakes, daemons):
             for k in range(start, stop):
                 p.disconnect()
                 settled(p, k + 1)
-        except Exception as e:  # reported below
-            errors.append("%s: %r" % (p.path, e))
+        except Exception as e:  # reported below, with the peer's counters and the daemon's lines for it
+            name = os.path.basename(p.path)[:-4]
+            errors.append("%s: %s\nstats: %r\ndaemon: %s" % (p.path, e, p.stats(), "\n".join(
+                m.group(0) for m in d.log_lines(r".*guest %s[: ].*" % name)[-8:])))
 
     def run(start, stop):
         ts = [threading.Thread(target=drive, args=(p, start, stop)) for p in peers]

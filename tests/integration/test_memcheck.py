@@ -12,7 +12,7 @@ would be a memcheck error), no "definitely lost"/"indirectly lost" bytes, no inv
 other error, no descriptor left open at exit that the daemon opened itself.
 
 Slow by nature (valgrind runs the daemon ~20x slower): timeouts here are generous, nothing is timed.
-Skipped when valgrind is not installed."""
+Skipped when valgrind is not installed or the build is an ASan/TSan one."""
 
 import os
 import re
@@ -27,6 +27,15 @@ from hostsync_helpers import set_trust, start_bus_daemon
 assert bus_env  # fixture, used by name
 
 VALGRIND = shutil.which("valgrind")
+
+
+def _sanitized_build():
+    """valgrind cannot run an ASan/TSan binary (scripts/sanitize runs this suite against one)."""
+    try:
+        data = daemon_binary().read_bytes()
+    except OSError:
+        return False
+    return any(s in data for s in (b"libasan.so", b"libtsan.so", b"__asan_init", b"__tsan_init"))
 M0 = "52:54:00:12:34:56"
 M1 = "52:54:00:12:34:57"
 SLOW = 30  # seconds for anything the daemon must do under valgrind
@@ -55,6 +64,7 @@ def own_open_fds(text):
 
 
 @pytest.mark.skipif(VALGRIND is None, reason="valgrind is not installed")
+@pytest.mark.skipif(_sanitized_build(), reason="the daemon is a sanitizer build: valgrind cannot run it")
 def test_daemon_run_is_memcheck_clean(netns, fakes, daemons, bus_env, workdir):
     log = os.path.join(workdir, "memcheck.log")
     netns.add_macvtap("mvt0", "lo0")
