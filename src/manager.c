@@ -50,6 +50,8 @@ Manager *manager_free(Manager *m) {
         m->reconcile_timer = sd_event_source_disable_unref(m->reconcile_timer);
         while (m->guests)
                 manager_detach_guest(m, m->guests);
+        /* Parked reverts still run (they undo what we did); other parked work is dropped. */
+        manager_submit_parked_jobs(m);
         manager_bus_disconnect(m);
         /* After the guests: cancelled jobs complete here and drop the last references. */
         m->workers = worker_pool_free(m->workers);

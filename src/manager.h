@@ -10,6 +10,7 @@
 #include "worker.h"
 
 typedef struct Guest Guest;
+typedef struct Nic Nic;
 typedef enum GuestSource GuestSource;
 
 typedef struct sd_bus sd_bus;
@@ -29,6 +30,9 @@ typedef struct Manager {
         sd_event_source *qmp_dir_watch;
         sd_event_source *reconcile_timer; /* armed only while some NIC is trusted */
         char *baseline_dir; /* RuntimeDirectory=/baselines */
+        /* NICs whose job waits for room in the pool (see nic.c): a connect burst of thousands of NICs
+         * would otherwise hold a SyncJob each at once. */
+        Nic *parked_head, *parked_tail;
         bool shutting_down; /* guests keep running without us: nothing is reverted */
 } Manager;
 

@@ -46,6 +46,7 @@ int nic_new(Guest *g, const char *id, Nic **ret) {
         n->manager = g->manager;
         n->tokens = -1; /* bucket starts full on first use */
         n->trust_override = -1;
+        n->parked_mode = -1;
         n->next_reason = "initial";
         *ret = n;
         return 0;
@@ -382,6 +383,7 @@ static void sync_job_complete(WorkerJob *job, int error) {
 
         n->n_jobs++;
         nic_work_done(n);
+        manager_submit_parked_jobs(nic_manager(n));
 finish:
         free(j->parse_error);
         if (j->info)
@@ -391,7 +393,62 @@ finish:
         free(j);
 }
 
+/* Bounds the jobs built at once: each holds about 5 KiB plus its reply, and a thousand guests
+ * connecting together would otherwise build one per NIC in one burst. Enough to keep every worker
+ * busy; the rest wait in a FIFO holding only their reply. */
+#define JOBS_IN_FLIGHT_MAX 256
+
+static void nic_start_job(Nic *n, SyncJobMode mode, json_object *info, unsigned caps);
+
+static void nic_park_job(Nic *n, SyncJobMode mode, json_object *info, unsigned caps) {
+        Manager *m = nic_manager(n);
+
+        n->parked_mode = mode;
+        n->parked_info = info;
+        n->parked_caps = caps;
+        n->parked_next = NULL;
+        nic_ref(n);
+        if (m->parked_tail)
+                m->parked_tail->parked_next = n;
+        else
+                m->parked_head = n;
+        m->parked_tail = n;
+}
+
+void manager_submit_parked_jobs(Manager *m) {
+        while (m->parked_head &&
+                (m->shutting_down || worker_pool_outstanding(m->workers) < JOBS_IN_FLIGHT_MAX)) {
+                Nic *n = m->parked_head;
+                m->parked_head = n->parked_next;
+                if (!m->parked_head)
+                        m->parked_tail = NULL;
+
+                SyncJobMode mode = n->parked_mode;
+                json_object *info = TAKE_PTR(n->parked_info);
+                n->parked_mode = -1;
+                if (mode == SYNC_JOB_REVERT || (!m->shutting_down && !n->removed))
+                        nic_start_job(n, mode, info, n->parked_caps);
+                else {
+                        json_object_put(info);
+                        nic_work_done(n);
+                }
+                nic_unref(n);
+        }
+}
+
 static void nic_submit_job(Nic *n, SyncJobMode mode, json_object *info, unsigned caps) {
+        Manager *m = nic_manager(n);
+
+        /* First come, first served: with others waiting, wait behind them. */
+        if (!m->shutting_down &&
+                (m->parked_head || worker_pool_outstanding(m->workers) >= JOBS_IN_FLIGHT_MAX)) {
+                nic_park_job(n, mode, info, caps);
+                return;
+        }
+        nic_start_job(n, mode, info, caps);
+}
+
+static void nic_start_job(Nic *n, SyncJobMode mode, json_object *info, unsigned caps) {
         Manager *m = nic_manager(n);
         Guest *g = n->guest;
 

@@ -41,6 +41,10 @@ typedef struct Nic {
         bool query_in_flight; /* the outstanding work is a query-rx-filter */
         unsigned pending_revert; /* capabilities to revert before anything else */
         json_object *discovery_reply; /* filter reply held while discovery runs */
+        struct Nic *parked_next; /* in the manager's FIFO of jobs waiting for room */
+        json_object *parked_info;
+        int parked_mode; /* SyncJobMode, or -1 when not parked */
+        unsigned parked_caps;
         int backend_fd; /* fd=N of an fd-passed backend, -1 if none */
         sd_event_source *defer_timer; /* rate limit: the deferred query */
         double tokens;
@@ -84,6 +88,9 @@ bool nic_reconcile(Nic *n);
 /* Finds the NIC's QOM path, backend and host interface (discovery.c), then calls nic_discovery_done(). */
 void nic_discover(Nic *n);
 void nic_discovery_done(Nic *n);
+/* Submits parked jobs while the pool has room; all of them (reverts run, the rest are dropped) when
+ * the daemon is stopping. */
+void manager_submit_parked_jobs(Manager *m);
 /* Drops pending work when the NIC goes (the object may live on while references remain). */
 void nic_detach(Nic *n);
 
