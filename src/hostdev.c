@@ -24,12 +24,18 @@
 
 #include "cleanup.h"
 
-#define HOSTDEV_FLAGS_OURS (IFF_PROMISC | IFF_ALLMULTI | IFF_MULTICAST)
-
 static const char *const hostdev_kind_table[_HOSTDEV_KIND_MAX] = {
         [HOSTDEV_KIND_UNKNOWN] = "unknown",
         [HOSTDEV_KIND_MACVTAP] = "macvtap",
         [HOSTDEV_KIND_TAP] = "tap",
+};
+
+const HostAttribute host_attributes[HOST_ATTRIBUTES_MACVTAP + 1] = {
+        { "mac", offsetof(HostApplyResult, mac), TRUST_MAC, 0 },
+        { "promisc", offsetof(HostApplyResult, promisc), TRUST_PROMISC, IFF_PROMISC },
+        { "allmulti", offsetof(HostApplyResult, allmulti), TRUST_ALLMULTI, IFF_ALLMULTI },
+        { "multicast", offsetof(HostApplyResult, multicast), TRUST_MULTICAST, IFF_MULTICAST },
+        { "fdb", offsetof(HostApplyResult, fdb), TRUST_MAC, 0 },
 };
 
 const char *hostdev_kind_to_string(HostDevKind k) {

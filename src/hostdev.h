@@ -12,6 +12,8 @@
 #include "rxfilter.h"
 
 #define HOSTDEV_MULTICAST_MAX 256 /* global entries we read back; more is refused as -E2BIG */
+/* The link flags guestnetd may change; every other bit is left alone. */
+#define HOSTDEV_FLAGS_OURS (IFF_PROMISC | IFF_ALLMULTI | IFF_MULTICAST)
 
 typedef enum HostDevKind {
         HOSTDEV_KIND_UNKNOWN,
@@ -100,6 +102,26 @@ typedef struct HostChange {
 typedef struct HostApplyResult {
         int mac, promisc, allmulti, multicast, fdb;
 } HostApplyResult;
+
+/* The attributes of a HostApplyResult, each with its name (as in HostSyncFailed), the capability
+ * that governs it and its link flag (0 if none): the one list the sync, the ownership record and
+ * the bus walk. The macvtap attributes come first; fdb (taps) is last. */
+typedef struct HostAttribute {
+        const char *name;
+        size_t offset; /* of its int in HostApplyResult */
+        unsigned trust;
+        unsigned flag;
+} HostAttribute;
+
+#define HOST_ATTRIBUTES_MACVTAP 4
+extern const HostAttribute host_attributes[HOST_ATTRIBUTES_MACVTAP + 1];
+
+static inline int *host_apply_result_field(HostApplyResult *r, const HostAttribute *a) {
+        return (int *)((char *)r + a->offset);
+}
+static inline int host_apply_result_get(const HostApplyResult *r, const HostAttribute *a) {
+        return *(const int *)((const char *)r + a->offset);
+}
 
 /* Computes the change that turns `current` into `desired`, limited to `trust` (Trust bits).
  * A desired MAC that is multicast, broadcast or zero is never planned. Pure. */

@@ -9,8 +9,6 @@
 
 #include "cleanup.h"
 
-#define FLAGS_OURS (IFF_PROMISC | IFF_ALLMULTI | IFF_MULTICAST)
-
 static bool set_contains(const EtherAddr *set, size_t n, const EtherAddr *a) {
         return bsearch(a, set, n, sizeof(EtherAddr), ether_addr_compare) != NULL;
 }
@@ -20,7 +18,7 @@ void host_ownership_init(HostOwnership *o, const HostLinkState *current) {
                 .valid = true,
                 .ifindex = current->ifindex,
                 .baseline_mac = current->mac,
-                .baseline_flags = current->flags & FLAGS_OURS,
+                .baseline_flags = current->flags & HOSTDEV_FLAGS_OURS,
         };
         snprintf(o->ifname, sizeof(o->ifname), "%s", current->ifname);
 }
@@ -91,17 +89,9 @@ void hostsync_record(HostOwnership *o, const HostChange *change, const HostApply
         if (change->set_mac && result->mac == 0)
                 o->mac_set = !ether_addr_equal(&change->mac, &o->baseline_mac);
 
-        static const struct {
-                unsigned flag;
-                size_t offset;
-        } flags[] = {
-                { IFF_PROMISC, offsetof(HostApplyResult, promisc) },
-                { IFF_ALLMULTI, offsetof(HostApplyResult, allmulti) },
-                { IFF_MULTICAST, offsetof(HostApplyResult, multicast) },
-        };
-        for (size_t i = 0; i < ELEMENTSOF(flags); i++) {
-                unsigned f = flags[i].flag;
-                if (!(change->flags_mask & f) || *(const int *)((const char *)result + flags[i].offset) != 0)
+        for (size_t i = 0; i < HOST_ATTRIBUTES_MACVTAP; i++) {
+                unsigned f = host_attributes[i].flag;
+                if (!(change->flags_mask & f) || host_apply_result_get(result, &host_attributes[i]) != 0)
                         continue;
                 /* A bit we set is ours to clear again, even one the baseline had and someone cleared
                  * meanwhile; clearing it makes it not ours. */
@@ -228,8 +218,8 @@ int host_ownership_load(const char *dir, unsigned long netns, int ifindex, HostO
         if (o.ifindex != ifindex)
                 return -ESTALE;
 
-        o.baseline_flags = (unsigned)flags & FLAGS_OURS;
-        o.flags_set = (unsigned)set & FLAGS_OURS;
+        o.baseline_flags = (unsigned)flags & HOSTDEV_FLAGS_OURS;
+        o.flags_set = (unsigned)set & HOSTDEV_FLAGS_OURS;
         *ret = o;
         return 0;
 }

@@ -157,12 +157,11 @@ static int on_reconcile_timer(sd_event_source *s, uint64_t usec, void *userdata)
         return sd_event_source_set_time_relative(s, reconcile_delay(m));
 }
 
-void manager_reconcile_update(Manager *m) {
+static void manager_reconcile_set(Manager *m, bool want) {
         int r;
 
         if (m->shutting_down || m->config.reconcile_interval_usec == 0)
                 return;
-        bool want = manager_has_trusted_nic(m);
 
         if (!m->reconcile_timer) {
                 if (!want)
@@ -181,6 +180,14 @@ void manager_reconcile_update(Manager *m) {
                 (void)sd_event_source_set_enabled(m->reconcile_timer, SD_EVENT_ONESHOT);
         } else if (!want && enabled != SD_EVENT_OFF)
                 (void)sd_event_source_set_enabled(m->reconcile_timer, SD_EVENT_OFF);
+}
+
+void manager_reconcile_update(Manager *m) {
+        manager_reconcile_set(m, manager_has_trusted_nic(m));
+}
+
+void manager_reconcile_arm(Manager *m) {
+        manager_reconcile_set(m, true);
 }
 
 static int manager_load_dropins(Manager *m) {

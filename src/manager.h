@@ -51,5 +51,7 @@ int manager_attach_guest(Manager *m, const char *name, const char *qmp_socket, G
         const GuestConfig *cfg, Guest **ret);
 /* Detaches a guest and (unless the daemon is shutting down) reverts our changes on its devices. */
 void manager_detach_guest(Manager *m, Guest *g);
-/* Arms the reconcile timer when a NIC is trusted, disarms it when none is: no wakeups for nothing. */
+/* Arms the reconcile timer when a NIC is trusted, disarms it when none is: no wakeups for nothing.
+ * The scan of every NIC is for trust changes; a sync of a trusted NIC just arms it. */
 void manager_reconcile_update(Manager *m);
+void manager_reconcile_arm(Manager *m);

@@ -46,7 +46,6 @@ int nic_new(Guest *g, const char *id, Nic **ret) {
         n->manager = g->manager;
         n->tokens = -1; /* bucket starts full on first use */
         n->trust_override = -1;
-        n->parked_mode = -1;
         n->next_reason = "initial";
         *ret = n;
         return 0;
@@ -259,27 +258,19 @@ static void nic_take_host(Nic *n, const SyncJob *j) {
 }
 
 static void nic_emit_failed_attributes(Nic *n, const SyncJob *j) {
-        static const struct {
-                const char *name;
-                size_t offset;
-        } attributes[] = {
-                { "mac", offsetof(HostApplyResult, mac) },
-                { "promisc", offsetof(HostApplyResult, promisc) },
-                { "allmulti", offsetof(HostApplyResult, allmulti) },
-                { "multicast", offsetof(HostApplyResult, multicast) },
-                { "fdb", offsetof(HostApplyResult, fdb) },
-        };
-        for (size_t i = 0; i < ELEMENTSOF(attributes); i++) {
-                int r = *(const int *)((const char *)&j->apply + attributes[i].offset);
+        for (size_t i = 0; i < ELEMENTSOF(host_attributes); i++) {
+                const HostAttribute *a = &host_attributes[i];
+                int r = host_apply_result_get(&j->apply, a);
                 if (r >= 0)
                         continue;
                 char message[300];
-                if (i == 0 && r == -EADDRNOTAVAIL && strstr(j->error, "refused"))
+                if (a->offset == offsetof(HostApplyResult, mac) && r == -EADDRNOTAVAIL &&
+                        strstr(j->error, "refused"))
                         snprintf(message, sizeof(message), "%s", j->error);
                 else
                         snprintf(message, sizeof(message), "%s: %s", j->ifname, strerror(-r));
-                log_nic(n, LOG_WARNING, "host sync of %s failed: %s", attributes[i].name, message);
-                bus_nic_emit_host_sync_failed(n, attributes[i].name, message);
+                log_nic(n, LOG_WARNING, "host sync of %s failed: %s", a->name, message);
+                bus_nic_emit_host_sync_failed(n, a->name, message);
         }
 }
 
@@ -348,7 +339,7 @@ static void nic_complete_filter(Nic *n, const SyncJob *j) {
         bool asked = !streq_ptr(j->reason, "guest");
         if (j->mode == SYNC_JOB_FILTER && (j->changed || state_changed || asked))
                 bus_nic_emit_filter_processed(n, j->changed, outcome, extra);
-        else if (n_extra > 0)
+        else if (state_changed)
                 bus_nic_emit_changed(n, "SyncState", "LastError", NULL);
 
         if (j->changed & RXFILTER_FIELD_MAC) {
@@ -377,7 +368,7 @@ static void sync_job_complete(WorkerJob *job, int error) {
         else if (!n->removed && !j->stale && atomic_load(&n->guest->generation) == j->generation) {
                 nic_complete_filter(n, j);
                 if (nic_trust(n) != TRUST_NONE && n->host_kind == HOSTDEV_KIND_MACVTAP)
-                        manager_reconcile_update(nic_manager(n));
+                        manager_reconcile_arm(nic_manager(n));
         }
         /* else: overtaken by a disconnect; the reconnect's full query resyncs. */
 
@@ -425,7 +416,6 @@ void manager_submit_parked_jobs(Manager *m) {
 
                 SyncJobMode mode = n->parked_mode;
                 json_object *info = TAKE_PTR(n->parked_info);
-                n->parked_mode = -1;
                 if (mode == SYNC_JOB_REVERT || (!m->shutting_down && !n->removed))
                         nic_start_job(n, mode, info, n->parked_caps);
                 else {

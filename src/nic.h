@@ -43,7 +43,7 @@ typedef struct Nic {
         json_object *discovery_reply; /* filter reply held while discovery runs */
         struct Nic *parked_next; /* in the manager's FIFO of jobs waiting for room */
         json_object *parked_info;
-        int parked_mode; /* SyncJobMode, or -1 when not parked */
+        int parked_mode; /* SyncJobMode of the parked job */
         unsigned parked_caps;
         int backend_fd; /* fd=N of an fd-passed backend, -1 if none */
         sd_event_source *defer_timer; /* rate limit: the deferred query */

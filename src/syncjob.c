@@ -117,10 +117,9 @@ static void record_attribute(SyncJob *j, const char *attribute, int r, unsigned 
 static void job_summarize(SyncJob *j) {
         unsigned n_ok = 0, n_failed = 0;
 
-        record_attribute(j, "mac", j->apply.mac, &n_ok, &n_failed);
-        record_attribute(j, "promisc", j->apply.promisc, &n_ok, &n_failed);
-        record_attribute(j, "allmulti", j->apply.allmulti, &n_ok, &n_failed);
-        record_attribute(j, "multicast", j->apply.multicast, &n_ok, &n_failed);
+        for (size_t i = 0; i < HOST_ATTRIBUTES_MACVTAP; i++)
+                record_attribute(j, host_attributes[i].name,
+                        host_apply_result_get(&j->apply, &host_attributes[i]), &n_ok, &n_failed);
         j->outcome = n_failed == 0 ? SYNC_APPLIED : n_ok == 0 ? SYNC_FAILED : SYNC_PARTIAL;
 }
 
@@ -158,12 +157,6 @@ static void job_sync(SyncJob *j) {
 
         if (j->trust == TRUST_NONE)
                 return;
-        if (j->link.kind == HOSTDEV_KIND_TAP) {
-                job_sync_tap(j);
-                return;
-        }
-        if (j->link.kind != HOSTDEV_KIND_MACVTAP)
-                return;
 
         rxfilter_to_host(&j->filter, j->vlan_policy, j->unicast_policy, &desired);
         hostsync_plan(&j->link, &desired, j->trust, &j->ownership, &change);
@@ -183,8 +176,6 @@ static void job_sync(SyncJob *j) {
 static void job_revert(SyncJob *j) {
         HostChange change;
 
-        if (j->link.kind != HOSTDEV_KIND_MACVTAP)
-                return;
         hostsync_plan_revert(&j->link, &j->ownership, j->trust, &change);
         job_apply(j, &change);
         job_summarize(j);
@@ -234,17 +225,15 @@ void sync_job_run(WorkerJob *job) {
                 }
                 job_fail(j, "host interface %s: %s", j->ifname, strerror(-r));
                 /* Every attribute we were to keep in sync failed with it: say so per attribute. */
-                if (j->mode != SYNC_JOB_REVERT) {
-                        j->apply.mac = j->trust & TRUST_MAC ? r : 0;
-                        j->apply.promisc = j->trust & TRUST_PROMISC ? r : 0;
-                        j->apply.allmulti = j->trust & TRUST_ALLMULTI ? r : 0;
-                        j->apply.multicast = j->trust & TRUST_MULTICAST ? r : 0;
-                }
+                if (j->mode != SYNC_JOB_REVERT)
+                        for (size_t i = 0; i < HOST_ATTRIBUTES_MACVTAP; i++)
+                                *host_apply_result_field(&j->apply, &host_attributes[i]) =
+                                        j->trust & host_attributes[i].trust ? r : 0;
                 return;
         }
         j->have_link = true;
-        if (j->link.kind == HOSTDEV_KIND_TAP && j->mode == SYNC_JOB_FILTER) {
-                job_sync(j);
+        if (j->link.kind == HOSTDEV_KIND_TAP && j->mode == SYNC_JOB_FILTER && j->trust != TRUST_NONE) {
+                job_sync_tap(j);
                 return;
         }
         if (j->link.kind != HOSTDEV_KIND_MACVTAP)
