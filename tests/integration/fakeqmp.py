@@ -929,19 +929,27 @@ class FakeQmpProcess:
     wait_until() is not available remotely (pass no callables): use the specific wait_* helpers."""
 
     def __init__(self, path, netns=None, control_dir=None, python="/usr/bin/python3", **kwargs):
+        key = self._prepare(path, control_dir, kwargs)
+        self._spawn([python, os.path.abspath(__file__), "serve", self._control, key.hex(), json.dumps(self._kw)],
+                    key, netns)
+
+    def _prepare(self, path, control_dir, kwargs):
+        """Sets path, the serve kwargs and the control socket; returns the RPC key."""
         import secrets
-        import subprocess
-        from multiprocessing.connection import Client
         self.path = path
         self._kw = dict(kwargs, path=path)
         d = control_dir or os.path.dirname(path)
         self._control = os.path.join(d, ".ctl-%s" % secrets.token_hex(4))
-        key = secrets.token_bytes(16)
-        cmd = [python, os.path.abspath(__file__), "serve", self._control, key.hex(), json.dumps(self._kw)]
+        return secrets.token_bytes(16)
+
+    def _spawn(self, cmd, key, netns):
+        """Starts the serving child (inside netns) and connects to its control socket."""
+        import subprocess
+        from multiprocessing.connection import Client
         if netns:
             cmd = ["ip", "netns", "exec", netns] + cmd
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
-        self.pid = self.proc.pid
+        self.pid = self.proc.pid  # ip netns exec execs: the peer's PID, as SO_PEERCRED reports it
         end = time.monotonic() + 10
         last = None
         while True:

@@ -34,13 +34,12 @@ import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import fakeqmp  # noqa: E402
-from fakeqmp import FakeNic, FakeQmp, FakeQmpError, FakeQmpProcess  # noqa: E402
+from fakeqmp import FakeNic, FakeQmp, FakeQmpProcess  # noqa: E402
 
 PYTHON = "/usr/bin/python3"
 HERE = os.path.abspath(__file__)
@@ -217,34 +216,11 @@ class HsFakeProcess(FakeQmpProcess):
     FakeQmpProcess, plus HsFakeQmp's extra methods."""
 
     def __init__(self, path, netns=None, control_dir=None, fds=(), scratch=None, **kwargs):
-        from multiprocessing.connection import Client
-        self.path = path
-        self._kw = dict(kwargs, path=path)
+        key = self._prepare(path, control_dir, kwargs)
         d = control_dir or os.path.dirname(path)
-        self._control = os.path.join(d, ".ctl-%s" % secrets.token_hex(4))
-        key = secrets.token_bytes(16)
         spec = {"fds": list(fds), "scratch": scratch or os.path.join(d, ".dev-%s" % secrets.token_hex(4))}
-        cmd = [PYTHON, HERE, "serve", json.dumps(spec), self._control, key.hex(), json.dumps(self._kw)]
-        if netns:
-            cmd = ["ip", "netns", "exec", netns] + cmd
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
-        self.pid = self.proc.pid  # ip netns exec execs: the peer's PID, as SO_PEERCRED reports it
-        end = time.monotonic() + 10
-        last = None
-        while True:
-            if self.proc.poll() is not None:
-                raise FakeQmpError("fake peer exited with %s" % self.proc.returncode)
-            try:
-                self._conn = Client(self._control, family="AF_UNIX", authkey=key)
-                break
-            except (FileNotFoundError, ConnectionRefusedError) as e:
-                last = e
-            if time.monotonic() > end:
-                self.kill()
-                raise FakeQmpError("fake peer did not start: %r" % last)
-            time.sleep(0.02)
-        self._lock = threading.Lock()
-        self._stopped = False
+        self._spawn([PYTHON, HERE, "serve", json.dumps(spec), self._control, key.hex(), json.dumps(self._kw)],
+                    key, netns)
 
     def __getattr__(self, name):
         if name in HsFakeQmp.EXTRA_METHODS:
