@@ -8,6 +8,7 @@
 #include "guest.h"
 #include "log.h"
 #include "manager.h"
+#include "netns.h"
 #include "nic.h"
 #include "version.h"
 
@@ -186,7 +187,8 @@ static int method_find_nic_by_host_interface(sd_bus_message *message, void *user
         return sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_NIC, "No NIC uses host interface '%s'.", ifname);
 }
 
-/* AttachGuest's "nics" option: a{ss} NIC id → host interface, into cfg. */
+/* AttachGuest's "nics" option: a{ss} NIC id → host interface, into cfg. Runs before authorization, so
+ * it stops at GUEST_NICS_MAX entries: the duplicate check is quadratic in at most that many. */
 static int read_nics_option(sd_bus_message *message, GuestConfig *cfg, sd_bus_error *error) {
         const char *id, *ifname, *reason;
         int r;
@@ -195,10 +197,16 @@ static int read_nics_option(sd_bus_message *message, GuestConfig *cfg, sd_bus_er
         if (r < 0)
                 return r;
         while ((r = sd_bus_message_read(message, "{ss}", &id, &ifname)) > 0) {
-                if (id[0] == '\0' || strlen(id) > RXFILTER_NAME_MAX || strchr(id, '/'))
+                if (cfg->n_nics >= GUEST_NICS_MAX)
                         return sd_bus_error_setf(error, BUS_ERROR_INVALID_ARGUMENT,
-                                "Invalid NIC id '%s' in option 'nics': 1..%d characters without '/'.", id,
-                                RXFILTER_NAME_MAX);
+                                "Option 'nics' has more than %d entries: a guest has at most %d NICs.",
+                                GUEST_NICS_MAX, GUEST_NICS_MAX);
+                reason = nic_id_invalid_reason(id);
+                if (reason)
+                        return sd_bus_error_setf(error, BUS_ERROR_INVALID_ARGUMENT,
+                                "Invalid NIC id in option 'nics': %s (1..%d bytes of UTF-8 without '/' or "
+                                "control characters).",
+                                reason, NIC_ID_MAX);
                 reason = ifname_invalid_reason(ifname);
                 if (reason)
                         return sd_bus_error_setf(error, BUS_ERROR_INVALID_ARGUMENT,
@@ -207,6 +215,12 @@ static int read_nics_option(sd_bus_message *message, GuestConfig *cfg, sd_bus_er
                 if (guest_config_find_nic(cfg, id))
                         return sd_bus_error_setf(error, BUS_ERROR_INVALID_ARGUMENT,
                                 "NIC '%s' appears twice in option 'nics'.", id);
+                for (size_t i = 0; i < cfg->n_nics; i++)
+                        if (strcmp(cfg->nics[i].host_interface, ifname) == 0)
+                                return sd_bus_error_setf(error, BUS_ERROR_INVALID_ARGUMENT,
+                                        "Host interface '%s' is given for two NICs in option 'nics' ('%s' "
+                                        "and '%s'): a device is driven by one NIC.",
+                                        ifname, cfg->nics[i].id, id);
 
                 NicConfig *nics = realloc(cfg->nics, (cfg->n_nics + 1) * sizeof(NicConfig));
                 if (!nics)
@@ -223,7 +237,9 @@ static int read_nics_option(sd_bus_message *message, GuestConfig *cfg, sd_bus_er
         return sd_bus_message_exit_container(message);
 }
 
-/* AttachGuest's a{sv} options into a new GuestConfig; InvalidArgument says which key and why. */
+/* AttachGuest's a{sv} options into a new GuestConfig; InvalidArgument says which key and why. Runs
+ * before authorization: bounded, and no file system access (which would tell any caller whether a
+ * root-only path exists, or block on a FIFO). */
 static int read_attach_options(sd_bus_message *message, const char *name, const char *qmp_socket,
         GuestConfig **ret, sd_bus_error *error) {
         static const struct {
@@ -280,15 +296,15 @@ static int read_attach_options(sd_bus_message *message, const char *name, const 
                         r = bus_message_read_trust(message, &trust, error);
                         cfg->trust = (int)trust;
                 } else {
-                        const char *netns;
+                        const char *netns, *reason;
                         r = sd_bus_message_read(message, "s", &netns);
-                        if (r >= 0 && netns[0] != '/')
+                        if (r < 0)
+                                return r;
+                        reason = netns_path_invalid_reason(netns);
+                        if (reason)
                                 return sd_bus_error_setf(error, BUS_ERROR_INVALID_ARGUMENT,
-                                        "Option 'netns' must be an absolute path, not '%s'.", netns);
-                        if (r >= 0 && access(netns, F_OK) < 0)
-                                return sd_bus_error_setf(error, BUS_ERROR_INVALID_ARGUMENT,
-                                        "Option 'netns': %s does not exist.", netns);
-                        if (r >= 0 && free_and_strdup(&cfg->netns, netns) < 0)
+                                        "Invalid option 'netns': %s.", reason);
+                        if (free_and_strdup(&cfg->netns, netns) < 0)
                                 return -ENOMEM;
                 }
                 if (r < 0)
@@ -307,6 +323,49 @@ static int read_attach_options(sd_bus_message *message, const char *name, const 
 
         *ret = TAKE_PTR(cfg);
         return 0;
+}
+
+/* "a,b,c" of the NICs' ids or host interfaces, for polkit details (at most GUEST_NICS_MAX entries). */
+static char *join_nic_config(const GuestConfig *cfg, bool host_interfaces) {
+        size_t size = 1;
+        for (size_t i = 0; i < cfg->n_nics; i++)
+                size += strlen(host_interfaces ? cfg->nics[i].host_interface : cfg->nics[i].id) + 1;
+        char *s = malloc(size), *p = s;
+        if (!s)
+                return NULL;
+        *p = '\0';
+        for (size_t i = 0; i < cfg->n_nics; i++)
+                p = stpcpy(stpcpy(p, i > 0 ? "," : ""),
+                        host_interfaces ? cfg->nics[i].host_interface : cfg->nics[i].id);
+        return s;
+}
+
+static int method_attach_guest(sd_bus_message *message, void *userdata, sd_bus_error *error);
+
+/* AttachGuest needs manage-guests, with everything that decides which host devices the guest's NICs
+ * may drive as details: the socket (whose QEMU is trusted to name its fds), the host interfaces, the
+ * namespace. It also needs set-trust when it grants trust: through "trust", or by naming host
+ * interfaces for NICs that DefaultTrust= already trusts. */
+static int attach_guest_authorize(
+        sd_bus_message *message, Manager *m, const GuestConfig *cfg, sd_bus_error *error) {
+        unsigned trust = cfg->trust >= 0 ? (unsigned)cfg->trust : m->config.default_trust;
+        bool grants_trust = cfg->trust > 0 || (cfg->n_nics > 0 && trust != TRUST_NONE);
+        _cleanup_free_ char *ids = join_nic_config(cfg, false), *ifnames = join_nic_config(cfg, true),
+                            *trust_words = trust_to_string(trust);
+
+        if (!ids || !ifnames || !trust_words)
+                return -ENOMEM;
+
+        const char *manage_details[] = { "guest", cfg->name, "qmp_socket", cfg->qmp_socket, "host_interface",
+                ifnames, "netns", cfg->netns ? cfg->netns : "", "trust", trust_words, NULL };
+        const char *trust_details[] = { "guest", cfg->name, "nic", ids, "host_interface", ifnames, "trust",
+                trust_words, NULL };
+        const BusPolkitCheck checks[] = {
+                { BUS_ACTION_MANAGE_GUESTS, manage_details },
+                { BUS_ACTION_SET_TRUST, trust_details },
+        };
+        return bus_polkit_verify_many_async(
+                message, m, checks, grants_trust ? 2 : 1, method_attach_guest, error);
 }
 
 static int method_attach_guest(sd_bus_message *message, void *userdata, sd_bus_error *error) {
@@ -328,8 +387,8 @@ static int method_attach_guest(sd_bus_message *message, void *userdata, sd_bus_e
                         "QMP socket must be an absolute path, not '%s'.", qmp_socket);
         if (strlen(qmp_socket) >= SUN_PATH_MAX)
                 return sd_bus_error_setf(error, BUS_ERROR_INVALID_ARGUMENT,
-                        "QMP socket path is too long for a unix socket (at most %zu bytes): '%s'.",
-                        SUN_PATH_MAX - 1, qmp_socket);
+                        "QMP socket path is too long for a unix socket (at most %zu bytes).",
+                        SUN_PATH_MAX - 1);
         r = read_attach_options(message, name, qmp_socket, &cfg, error);
         if (r < 0)
                 return r;
@@ -337,10 +396,18 @@ static int method_attach_guest(sd_bus_message *message, void *userdata, sd_bus_e
                 return sd_bus_error_setf(
                         error, BUS_ERROR_INVALID_ARGUMENT, "A guest named '%s' is already attached.", name);
 
-        r = bus_polkit_verify_async(message, m, BUS_ACTION_MANAGE_GUESTS,
-                (const char *[]){ "guest", name, NULL }, method_attach_guest, error);
+        r = attach_guest_authorize(message, m, cfg, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
+
+        /* Authorized: now the namespace may be looked at (without blocking or following links). */
+        if (cfg->netns) {
+                _cleanup_close_ int fd = -EBADF;
+                r = netns_open(cfg->netns, false, &fd);
+                if (r < 0)
+                        return sd_bus_error_setf(error, BUS_ERROR_INVALID_ARGUMENT,
+                                "Option 'netns': cannot use %s: %s.", cfg->netns, netns_open_strerror(r));
+        }
 
         r = manager_attach_guest(m, name, qmp_socket, GUEST_SOURCE_BUS, cfg, &g);
         if (r == -EEXIST)

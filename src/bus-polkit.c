@@ -6,6 +6,7 @@
  * its query marked authorized and goes ahead. Otherwise the call is answered with the error here. */
 #include "bus-polkit.h"
 
+#include <assert.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,19 +17,27 @@
 
 #define POLKIT_ALLOW_USER_INTERACTION 1u /* CheckAuthorizationFlags */
 
+/* One action to check and its details (key, value, ..., NULL). */
+typedef struct PolkitAction {
+        char *action;
+        char **details;
+} PolkitAction;
+
 typedef struct PolkitQuery {
         struct PolkitQuery *prev, *next;
         Manager *manager;
         sd_bus_message *message; /* the method call, answered when the query completes */
         sd_bus_message_handler_t handler;
-        char *action;
-        char **details; /* key, value, ..., NULL */
+        PolkitAction actions[BUS_POLKIT_CHECKS_MAX];
+        size_t n_actions, current; /* actions[current] is being checked; all before it said yes */
         sd_bus_slot *slot; /* the call in flight */
         bool authorized; /* set while the handler runs again */
+        bool linked; /* in queries, counted in n_queries */
 } PolkitQuery;
 
 /* Queries in flight. Only the loop thread touches sd-bus, so only it touches this list. */
 static PolkitQuery *queries;
+static size_t n_queries;
 
 static PolkitQuery *polkit_query_free(PolkitQuery *q) {
         if (!q)
@@ -39,12 +48,16 @@ static PolkitQuery *polkit_query_free(PolkitQuery *q) {
                 queries = q->next;
         if (q->next)
                 q->next->prev = q->prev;
+        if (q->linked)
+                n_queries--;
         sd_bus_slot_unref(q->slot);
         sd_bus_message_unref(q->message);
-        free(q->action);
-        for (char **d = q->details; d && *d; d++)
-                free(*d);
-        free(q->details);
+        for (size_t i = 0; i < q->n_actions; i++) {
+                free(q->actions[i].action);
+                for (char **d = q->actions[i].details; d && *d; d++)
+                        free(*d);
+                free(q->actions[i].details);
+        }
         free(q);
         return NULL;
 }
@@ -66,16 +79,21 @@ static void action_to_verb(const char *action, char *buf, size_t size) {
                         *p = ' ';
 }
 
+static const char *polkit_query_action(const PolkitQuery *q) {
+        return q->actions[q->current].action;
+}
+
 static void polkit_query_reply_error(PolkitQuery *q, const char *name, const char *reason) {
+        const char *action = polkit_query_action(q);
         char verb[64];
         int r;
 
-        action_to_verb(q->action, verb, sizeof(verb));
+        action_to_verb(action, verb, sizeof(verb));
         r = sd_bus_reply_method_errorf(q->message, name, "%s to %s (polkit action %s)%s%s.",
                 strcmp(name, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED) == 0
                         ? "Interactive authentication required"
                         : "Not authorized",
-                verb, q->action, reason ? ": " : "", reason ? reason : "");
+                verb, action, reason ? ": " : "", reason ? reason : "");
         if (r < 0)
                 log_debug_errno(r, "Failed to answer a call denied by polkit: %m");
 }
@@ -99,6 +117,8 @@ static void polkit_query_run(PolkitQuery *q) {
         }
 }
 
+static int polkit_query_check_authorization(PolkitQuery *q);
+
 static int on_check_authorization(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
         _cleanup_(polkit_query_freep) PolkitQuery *q = userdata;
         const sd_bus_error *e;
@@ -109,7 +129,7 @@ static int on_check_authorization(sd_bus_message *reply, void *userdata, sd_bus_
         e = sd_bus_message_get_error(reply);
         if (e) {
                 /* No polkitd, or it failed: the safe answer is no. */
-                log_warning("polkit check for %s failed, denying: %s", q->action,
+                log_warning("polkit check for %s failed, denying: %s", polkit_query_action(q),
                         e->message ? e->message : e->name);
                 polkit_query_reply_error(q, SD_BUS_ERROR_ACCESS_DENIED, "polkit is not available");
                 return 0;
@@ -118,12 +138,23 @@ static int on_check_authorization(sd_bus_message *reply, void *userdata, sd_bus_
         if (r >= 0)
                 r = sd_bus_message_read(reply, "bb", &authorized, &challenge);
         if (r < 0) {
-                log_warning_errno(r, "polkit answered %s with a malformed reply, denying: %m", q->action);
+                log_warning_errno(
+                        r, "polkit answered %s with a malformed reply, denying: %m", polkit_query_action(q));
                 polkit_query_reply_error(q, SD_BUS_ERROR_ACCESS_DENIED, "malformed reply from polkit");
                 return 0;
         }
 
-        if (authorized)
+        if (authorized && q->current + 1 < q->n_actions) {
+                /* Every action must say yes: ask about the next one. */
+                q->current++;
+                r = polkit_query_check_authorization(q);
+                if (r < 0) {
+                        log_warning_errno(
+                                r, "Failed to ask polkit about %s, denying: %m", polkit_query_action(q));
+                        polkit_query_reply_error(q, SD_BUS_ERROR_ACCESS_DENIED, "polkit could not be asked");
+                } else
+                        TAKE_PTR(q); /* the next answer owns it */
+        } else if (authorized)
                 polkit_query_run(q);
         else if (challenge)
                 polkit_query_reply_error(q, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED, NULL);
@@ -134,6 +165,7 @@ static int on_check_authorization(sd_bus_message *reply, void *userdata, sd_bus_
 
 static int polkit_query_check_authorization(PolkitQuery *q) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *pk = NULL;
+        const PolkitAction *a = &q->actions[q->current];
         sd_bus *bus = sd_bus_message_get_bus(q->message);
         int r;
 
@@ -143,13 +175,13 @@ static int polkit_query_check_authorization(PolkitQuery *q) {
         if (r < 0)
                 return r;
         r = sd_bus_message_append(pk, "(sa{sv})s", "system-bus-name", 1, "name", "s",
-                sd_bus_message_get_sender(q->message), q->action);
+                sd_bus_message_get_sender(q->message), a->action);
         if (r < 0)
                 return r;
         r = sd_bus_message_open_container(pk, 'a', "{ss}");
         if (r < 0)
                 return r;
-        for (char **d = q->details; d && d[0] && d[1]; d += 2) {
+        for (char **d = a->details; d && d[0] && d[1]; d += 2) {
                 r = sd_bus_message_append(pk, "{ss}", d[0], d[1]);
                 if (r < 0)
                         return r;
@@ -185,19 +217,43 @@ static int on_connection_unix_user(sd_bus_message *reply, void *userdata, sd_bus
 
         r = polkit_query_check_authorization(q);
         if (r < 0) {
-                log_warning_errno(r, "Failed to ask polkit about %s, denying: %m", q->action);
+                log_warning_errno(r, "Failed to ask polkit about %s, denying: %m", polkit_query_action(q));
                 polkit_query_reply_error(q, SD_BUS_ERROR_ACCESS_DENIED, "polkit could not be asked");
                 polkit_query_free(q);
         }
         return 0;
 }
 
-int bus_polkit_verify_async(sd_bus_message *message, Manager *m, const char *action,
-        const char *const *details, sd_bus_message_handler_t handler, sd_bus_error *error) {
+static int polkit_action_init(PolkitAction *a, const char *action, const char *const *details) {
+        size_t n = 0;
+
+        while (details && details[n])
+                n++;
+        a->action = strdup(action);
+        a->details = calloc(n + 1, sizeof(char *));
+        if (!a->action || !a->details)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                if (!(a->details[i] = strdup(details[i])))
+                        return -ENOMEM;
+        return 0;
+}
+
+static size_t queries_of_sender(const char *sender) {
+        size_t n = 0;
+        for (PolkitQuery *q = queries; q; q = q->next)
+                if (strcmp(sd_bus_message_get_sender(q->message), sender) == 0)
+                        n++;
+        return n;
+}
+
+int bus_polkit_verify_many_async(sd_bus_message *message, Manager *m, const BusPolkitCheck *checks,
+        size_t n_checks, sd_bus_message_handler_t handler, sd_bus_error *error) {
         _cleanup_(polkit_query_freep) PolkitQuery *q = NULL;
         const char *sender;
-        size_t n = 0;
         int r;
+
+        assert(n_checks > 0 && n_checks <= BUS_POLKIT_CHECKS_MAX);
 
         q = polkit_query_find(message);
         if (q) {
@@ -212,18 +268,26 @@ int bus_polkit_verify_async(sd_bus_message *message, Manager *m, const char *act
         if (!sender)
                 return sd_bus_error_set(error, SD_BUS_ERROR_ACCESS_DENIED, "Caller has no bus name.");
 
-        while (details && details[n])
-                n++;
+        /* Each query holds a call to the bus or polkitd; the bus caps the replies one connection may
+         * await (128 on the system bus), so a flood from one caller must not use them up for everyone. */
+        if (n_queries >= BUS_POLKIT_QUERIES_MAX)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
+                        "Too many authorizations in progress (%d); try again later.",
+                        BUS_POLKIT_QUERIES_MAX);
+        if (queries_of_sender(sender) >= BUS_POLKIT_QUERIES_PER_SENDER_MAX)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
+                        "Too many authorizations in progress for %s (%d); wait for their answers.", sender,
+                        BUS_POLKIT_QUERIES_PER_SENDER_MAX);
+
         q = calloc(1, sizeof(PolkitQuery));
         if (!q)
                 return -ENOMEM;
-        q->details = calloc(n + 1, sizeof(char *));
-        q->action = strdup(action);
-        if (!q->details || !q->action)
-                return -ENOMEM;
-        for (size_t i = 0; i < n; i++)
-                if (!(q->details[i] = strdup(details[i])))
-                        return -ENOMEM;
+        for (size_t i = 0; i < n_checks; i++) {
+                q->n_actions++;
+                r = polkit_action_init(&q->actions[i], checks[i].action, checks[i].details);
+                if (r < 0)
+                        return r;
+        }
         q->manager = m;
         q->handler = handler;
         q->message = sd_bus_message_ref(message);
@@ -237,8 +301,16 @@ int bus_polkit_verify_async(sd_bus_message *message, Manager *m, const char *act
         q->next = queries;
         if (queries)
                 queries->prev = q;
+        q->linked = true;
         queries = TAKE_PTR(q);
+        n_queries++;
         return 0;
+}
+
+int bus_polkit_verify_async(sd_bus_message *message, Manager *m, const char *action,
+        const char *const *details, sd_bus_message_handler_t handler, sd_bus_error *error) {
+        return bus_polkit_verify_many_async(
+                message, m, &(BusPolkitCheck){ action, details }, 1, handler, error);
 }
 
 void bus_polkit_flush(sd_bus *bus) {

@@ -5,6 +5,17 @@
 
 typedef struct Manager Manager;
 
+#define BUS_POLKIT_CHECKS_MAX 2 /* actions one call may need, all of which must say yes */
+/* Authorizations in flight. Each holds one call to the bus or polkitd, and the system bus lets a
+ * connection await at most 128 replies: stay well below, and keep one caller from taking them all. */
+#define BUS_POLKIT_QUERIES_MAX            64
+#define BUS_POLKIT_QUERIES_PER_SENDER_MAX 8
+
+typedef struct BusPolkitCheck {
+        const char *action;
+        const char *const *details; /* key, value, ..., NULL; may be NULL */
+} BusPolkitCheck;
+
 /* Call from a method handler before it changes anything. Returns
  *   1  authorized: go ahead (the caller is root, or polkit said yes and the handler is being run again);
  *   0  a query is on its way: return 1 from the handler, the reply is sent when the query completes;
@@ -15,9 +26,14 @@ typedef struct Manager Manager;
  * When authorized, the handler is called again with the same message and a freshly looked up userdata
  * (bus_object_resolve()), so it re-validates its arguments and the object against the current state.
  * A challenge becomes InteractiveAuthorizationRequired; a "no", an error or no polkit, AccessDenied.
- * Nothing blocks: both calls are asynchronous. */
+ * Nothing blocks: both calls are asynchronous. More than BUS_POLKIT_QUERIES_MAX queries in flight,
+ * or BUS_POLKIT_QUERIES_PER_SENDER_MAX from one caller, are refused with LimitsExceeded. */
 int bus_polkit_verify_async(sd_bus_message *message, Manager *m, const char *action,
         const char *const *details, sd_bus_message_handler_t handler, sd_bus_error *error);
+/* The same for several actions (at most BUS_POLKIT_CHECKS_MAX), asked in order: the handler runs
+ * again only when every one said yes; the first that does not answers the call. */
+int bus_polkit_verify_many_async(sd_bus_message *message, Manager *m, const BusPolkitCheck *checks,
+        size_t n_checks, sd_bus_message_handler_t handler, sd_bus_error *error);
 
 /* Answers every call still waiting for polkit on this bus (NULL: on any bus) because the daemon is
  * going away, and frees them: the pending queries hold the messages, which hold the bus. */

@@ -350,6 +350,20 @@ const char *guest_name_invalid_reason(const char *name) {
         return NULL;
 }
 
+const char *nic_id_invalid_reason(const char *id) {
+        if (isempty(id))
+                return "the id is empty";
+        if (strlen(id) > NIC_ID_MAX)
+                return "the id is longer than 128 bytes";
+        if (strchr(id, '/'))
+                return "the id contains '/'";
+        if (has_control_chars(id))
+                return "the id contains control characters";
+        if (!utf8_is_valid(id))
+                return "the id is not valid UTF-8";
+        return NULL;
+}
+
 const char *ifname_invalid_reason(const char *name) {
         if (isempty(name))
                 return "the name is empty";
@@ -559,6 +573,8 @@ static int guest_nic_index(GuestConfig *g, const char *id, size_t *ret) {
                         *ret = i;
                         return 0;
                 }
+        if (g->n_nics >= GUEST_NICS_MAX)
+                return -E2BIG;
 
         _cleanup_free_ char *copy = strdup(id);
         if (!copy)
@@ -598,14 +614,21 @@ static int guest_on_section(ConfigParser *p, const char *section) {
         _cleanup_free_ char *nic_id = strndup(id, len);
         if (!nic_id)
                 return -ENOMEM;
-        if (has_control_chars(nic_id) || !utf8_is_valid(nic_id)) {
+        const char *reason = nic_id_invalid_reason(nic_id);
+        if (reason) {
                 char escaped[ESCAPED_MAX];
-                log_error("%s:%u: invalid section [%s]: the NIC id must be UTF-8 without control characters",
-                        p->path, p->line, escape(section, escaped));
+                log_error("%s:%u: invalid section [%s]: %s (a NIC id is 1..%d bytes of UTF-8 without '/' or "
+                          "control characters)",
+                        p->path, p->line, escape(section, escaped), reason, NIC_ID_MAX);
                 return -EINVAL;
         }
 
         int r = guest_nic_index(gp->guest, nic_id, &gp->nic);
+        if (r == -E2BIG) {
+                log_error("%s:%u: invalid section [Nic %s]: a guest has at most %d NICs", p->path, p->line,
+                        nic_id, GUEST_NICS_MAX);
+                return -EINVAL;
+        }
         if (r < 0)
                 return r;
         gp->section = GUEST_SECTION_NIC;

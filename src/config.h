@@ -13,6 +13,11 @@
 #define QMP_DIR_DEFAULT     "/run/guestnetd/qmp"
 #define RUNTIME_DIR_DEFAULT "/run/guestnetd"
 
+/* NICs of one guest we keep track of: a QEMU machine has a few dozen at most. More is refused in
+ * drop-ins and AttachGuest, and ignored in a monitor's replies: each NIC costs a bus object. */
+#define GUEST_NICS_MAX 64
+#define NIC_ID_MAX     128 /* bytes, as RXFILTER_NAME_MAX */
+
 typedef struct NicConfig {
         char *id; /* [Nic ID] */
         char *host_interface; /* HostInterface= or NULL */
@@ -74,6 +79,9 @@ const NicConfig *guest_config_find_nic(const GuestConfig *g, const char *id);
 /* NULL when name is a valid guest name (1..200 bytes of UTF-8, no '/', no control characters), else a
  * static string saying what is wrong with it. */
 const char *guest_name_invalid_reason(const char *name);
+/* NULL when id is a valid NIC id (1..NIC_ID_MAX bytes of UTF-8, no '/', no control characters: it is
+ * logged, printed and published), else a static string saying what is wrong with it. */
+const char *nic_id_invalid_reason(const char *id);
 /* NULL when name is a valid interface name (1..15 printable ASCII bytes, no '/', ':' or whitespace, not
  * "." or ".."), else a static string saying what is wrong with it. */
 const char *ifname_invalid_reason(const char *name);

@@ -7,6 +7,7 @@
 
 #include "bus.h"
 #include "manager.h"
+#include "netns.h"
 #include "nic.h"
 
 static const char *const guest_state_names[_GUEST_STATE_MAX] = {
@@ -336,12 +337,20 @@ static void guest_update_netns(Guest *g) {
                 p = path;
         }
 
-        int fd = open(p, O_RDONLY | O_CLOEXEC);
+        /* A configured path is not followed (a planted link could lead anywhere); /proc/PID/ns/net is
+         * a magic link by design. Fail closed: without the namespace no device is matched by name in
+         * ours, the guest's NICs fail to sync instead. */
+        int fd = -EBADF, r = netns_open(p, !g->config || !g->config->netns, &fd);
         struct stat st;
-        if (fd < 0 || fstat(fd, &st) < 0) {
-                log_guest_errno(
-                        g, LOG_WARNING, errno, "cannot open network namespace %s, using ours: %m", p);
+        if (r >= 0 && fstat(fd, &st) < 0)
+                r = -errno;
+        if (r < 0) {
+                log_guest_errno(g, LOG_ERR, r,
+                        "cannot open network namespace %s: %s; its NICs will not be synced", p,
+                        netns_open_strerror(r));
                 safe_close(fd);
+                if (host_namespace_new(r, &g->netns) < 0)
+                        log_oom();
                 return;
         }
         if ((unsigned long)st.st_ino == g->manager->host->netns_id) {

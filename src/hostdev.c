@@ -477,7 +477,8 @@ int host_namespace_new(int netns_fd, HostNamespace **ret) {
                 return -ENOMEM;
         }
         ns->n_ref = 1;
-        ns->netns_fd = netns_fd;
+        ns->netns_fd = netns_fd >= 0 ? netns_fd : -EBADF;
+        ns->error = netns_fd < 0 ? netns_fd : 0;
         pthread_mutex_init(&ns->lock, NULL);
         *ret = ns;
         return 0;

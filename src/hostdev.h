@@ -63,7 +63,8 @@ typedef struct HostNamespace {
         int error; /* sticky failure to open it, e.g. -EPERM without CAP_SYS_ADMIN */
 } HostNamespace;
 
-/* Takes ownership of netns_fd. */
+/* Takes ownership of netns_fd. A negative netns_fd is the errno of a namespace that could not be
+ * opened: every job in it fails with that error (fail closed: never fall back to our namespace). */
 int host_namespace_new(int netns_fd, HostNamespace **ret);
 HostNamespace *host_namespace_ref(HostNamespace *ns);
 HostNamespace *host_namespace_unref(HostNamespace *ns);

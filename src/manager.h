@@ -5,6 +5,7 @@
 #include <systemd/sd-event.h>
 
 #include "config.h"
+#include "hostclaim.h"
 #include "hostdev.h"
 #include "strmap.h"
 #include "worker.h"
@@ -22,6 +23,7 @@ typedef struct Manager {
         char *guests_dir;
         WorkerPool *workers;
         HostContext *host; /* the daemon's own network namespace */
+        HostClaims *claims; /* which NIC drives which host device */
 
         Guest *guests; /* list, attach order */
         StrMap guests_by_name; /* keys are the guests' own names */

@@ -79,6 +79,7 @@ Nic *nic_unref(Nic *n) {
         if (!n || --n->n_ref > 0)
                 return NULL;
         nic_detach(n);
+        host_claims_release(n->manager->claims, n);
         guest_unref(n->guest);
         free(n->id);
         free(n->qom_path);
@@ -473,7 +474,11 @@ static void nic_start_job(Nic *n, SyncJobMode mode, json_object *info, unsigned 
         j->state_dir = m->baseline_dir;
         if (n->host_interface)
                 snprintf(j->ifname, sizeof(j->ifname), "%s", n->host_interface);
+        j->ifname_configured = n->host_interface_configured;
         j->backend_fd = n->backend_fd;
+        j->claims = m->claims;
+        j->guest_name = g->name;
+        j->nic_id = n->id;
         j->peer_pid = g->qmp ? qmp_client_get_peer_pid(g->qmp) : 0;
         if (n->ownership) {
                 j->have_ownership = true;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cleanup.h"
+#include "peerdev.h"
 
 static const char *const sync_outcome_names[_SYNC_OUTCOME_MAX] = {
         [SYNC_OBSERVED] = "observed",
@@ -18,40 +19,6 @@ static const char *const sync_outcome_names[_SYNC_OUTCOME_MAX] = {
 
 const char *sync_outcome_to_string(SyncOutcome o) {
         return o >= 0 && o < _SYNC_OUTCOME_MAX ? sync_outcome_names[o] : NULL;
-}
-
-/* Resolves an fd-passed backend on the host: a tap fd shows "iff:" in fdinfo, a macvtap fd is
- * /dev/tapIFINDEX. */
-static int resolve_backend_fd(HostContext *host, pid_t pid, int fd, char ifname[static IF_NAMESIZE]) {
-        char path[64], target[PATH_MAX];
-
-        snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)pid, fd);
-        ssize_t len = readlink(path, target, sizeof(target) - 1);
-        if (len < 0)
-                return -errno;
-        target[len] = '\0';
-
-        /* A macvtap's character device is named tapIFINDEX; QEMU may have been handed a node outside
-         * /dev (a private one, as namespaces share /dev but not ifindexes), so match the name only. */
-        const char *base = strrchr(target, '/');
-        unsigned ifindex;
-        char rest;
-        if (sscanf(base ? base + 1 : target, "tap%u%c", &ifindex, &rest) == 1)
-                return hostdev_ifname_from_index(host, (int)ifindex, ifname);
-
-        snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", (int)pid, fd);
-        _cleanup_fclose_ FILE *f = fopen(path, "re");
-        if (!f)
-                return -errno;
-        char line[256];
-        while (fgets(line, sizeof(line), f)) {
-                char name[IF_NAMESIZE + 1];
-                if (sscanf(line, "iff: %16s", name) == 1 && strlen(name) < IF_NAMESIZE) {
-                        strcpy(ifname, name);
-                        return 0;
-                }
-        }
-        return -ENOENT;
 }
 
 _printf_(2, 3) static void job_fail(SyncJob *j, const char *fmt, ...) {
@@ -82,6 +49,79 @@ static void job_ensure_ownership(SyncJob *j) {
         j->ownership_changed = true;
         if (j->state_dir)
                 (void)host_ownership_save(j->state_dir, j->host->netns_id, &j->ownership);
+}
+
+/* The device the job may act on: the one the operator configured, or one the QEMU at the other end of
+ * the socket demonstrably holds open, never a name or fd number its monitor merely reports. Fills
+ * j->ifname (and j->verified); false when there is no device to act on (j->error says why, if that is
+ * a failure). */
+static bool job_resolve_device(SyncJob *j) {
+        int r;
+
+        if (j->ifname_configured)
+                return j->ifname[0] != '\0';
+        if (!j->ifname[0] && j->backend_fd < 0)
+                return false; /* nothing known: observe only */
+        if (j->peer_pid <= 0) {
+                job_fail(j, "host interface: the QEMU process is unknown, its devices cannot be verified");
+                return false;
+        }
+        if (j->backend_fd >= 0) {
+                r = peerdev_from_fd(j->peer_pid, j->backend_fd, &j->verified);
+                if (r < 0) {
+                        job_fail(j, "host interface: fd %d of QEMU (pid %d) is not a tap or macvtap: %s",
+                                j->backend_fd, (int)j->peer_pid,
+                                r == -ENODEV ? "refusing it" : strerror(-r));
+                        return false;
+                }
+                if (j->ifname[0] && strcmp(j->ifname, j->verified.ifname) != 0) {
+                        job_fail(j, "host interface: QEMU reports %s but its fd %d is %s", j->ifname,
+                                j->backend_fd, j->verified.ifname);
+                        return false;
+                }
+        } else {
+                r = peerdev_find(j->peer_pid, j->ifname, &j->verified);
+                if (r <= 0) {
+                        job_fail(j, "host interface %s: QEMU (pid %d) does not hold it open%s%s", j->ifname,
+                                (int)j->peer_pid, r < 0 ? ": " : ", refusing it", r < 0 ? strerror(-r) : "");
+                        j->ifname[0] = '\0';
+                        return false;
+                }
+        }
+        memcpy(j->ifname, j->verified.ifname, sizeof(j->ifname));
+        return true;
+}
+
+/* The link read in the job's namespace must be the device QEMU holds: same kind, and for a macvtap the
+ * ifindex its character device names (another namespace may have a device of the same name). */
+static bool job_link_matches_verified(SyncJob *j) {
+        if (j->ifname_configured)
+                return true;
+        if (j->link.kind == j->verified.kind &&
+                (j->verified.kind != HOSTDEV_KIND_MACVTAP || j->link.ifindex == j->verified.ifindex))
+                return true;
+        job_fail(j, "host interface %s: the device in the guest's namespace is not the one QEMU holds",
+                j->ifname);
+        return false;
+}
+
+/* No device is driven by two NICs: the first NIC that syncs it holds it until it goes. */
+static bool job_claim_device(SyncJob *j) {
+        char holder[HOST_CLAIM_LABEL_MAX], label[HOST_CLAIM_LABEL_MAX];
+
+        if (!j->claims)
+                return true;
+        snprintf(label, sizeof(label), "guest %s nic %s", j->guest_name, j->nic_id);
+        int r = host_claims_take(j->claims, j->host->netns_id, j->link.ifindex, j->owner, label, holder);
+        if (r == -EBUSY) {
+                job_fail(j, "host interface %s is already driven by %s", j->ifname, holder);
+                return false;
+        }
+        if (r < 0) {
+                job_fail(j, "host interface %s: %s", j->ifname, strerror(-r));
+                return false;
+        }
+        return true;
 }
 
 static void job_apply(SyncJob *j, const HostChange *change) {
@@ -206,9 +246,7 @@ void sync_job_run(WorkerJob *job) {
                 }
         }
 
-        if (!j->ifname[0] && j->backend_fd >= 0 && j->peer_pid > 0)
-                (void)resolve_backend_fd(j->host, j->peer_pid, j->backend_fd, j->ifname);
-        if (!j->ifname[0])
+        if (!job_resolve_device(j))
                 return;
 
         /* The multicast list is read only when it is ours to change. */
@@ -231,12 +269,16 @@ void sync_job_run(WorkerJob *job) {
                                         j->trust & host_attributes[i].trust ? r : 0;
                 return;
         }
+        if (!job_link_matches_verified(j))
+                return;
         j->have_link = true;
         if (j->link.kind == HOSTDEV_KIND_TAP && j->mode == SYNC_JOB_FILTER && j->trust != TRUST_NONE) {
                 job_sync_tap(j);
                 return;
         }
         if (j->link.kind != HOSTDEV_KIND_MACVTAP)
+                return;
+        if (j->trust != TRUST_NONE && !job_claim_device(j))
                 return;
 
         job_ensure_ownership(j);

@@ -7,8 +7,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "hostclaim.h"
 #include "hostdev.h"
 #include "hostsync.h"
+#include "peerdev.h"
 #include "rxfilter.h"
 #include "worker.h"
 
@@ -45,9 +47,12 @@ typedef struct SyncJob {
         HostContext *host; /* the daemon's namespace, unless netns is set */
         HostNamespace *netns; /* the guest's namespace (a reference), or NULL */
         const char *state_dir; /* persisted ownership, or NULL */
-        char ifname[IF_NAMESIZE]; /* empty: resolve from backend_fd + peer_pid, or unknown */
-        int backend_fd;
-        pid_t peer_pid;
+        char ifname[IF_NAMESIZE]; /* configured, or reported by QEMU (to verify); empty: unknown */
+        bool ifname_configured; /* by the operator (drop-in, AttachGuest): needs no verification */
+        int backend_fd; /* fd=N QEMU reports for its backend, -1 if none */
+        pid_t peer_pid; /* the QEMU at the other end of the socket (SO_PEERCRED) */
+        HostClaims *claims; /* which NIC drives which device, or NULL */
+        const char *guest_name, *nic_id; /* borrowed (immutable while the job holds its NIC) */
         const char *reason; /* FILTER: what MacChanged will say */
         bool have_ownership;
         HostOwnership ownership;
@@ -59,6 +64,7 @@ typedef struct SyncJob {
         char *parse_error;
         RxFilter filter;
         unsigned changed; /* RxFilterField bits vs previous */
+        PeerDevice verified; /* the device QEMU holds, when not configured */
         bool have_link;
         HostLinkState link;
         bool ownership_changed;

@@ -54,9 +54,43 @@ def _field_key(k):
     return k.replace("_", "-")
 
 
+def _hold_device(ifname):
+    """Opens ifname as QEMU would hold it: a tap through /dev/net/tun + TUNSETIFF, a macvtap through
+    its character device (a private node made from /sys/class/net/IF/macvtap/tapN/dev, since the
+    host's /dev/tapN may name another namespace's device). None if ifname is not here."""
+    import fcntl
+    import struct
+    import tempfile
+    sys_dir = "/sys/class/net/%s" % ifname
+    if os.path.exists(sys_dir + "/tun_flags"):
+        TUNSETIFF, IFF_TAP, IFF_NO_PI = 0x400454CA, 0x0002, 0x1000
+        fd = os.open("/dev/net/tun", os.O_RDWR | os.O_CLOEXEC)
+        try:
+            fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", ifname.encode(), IFF_TAP | IFF_NO_PI))
+        except OSError:
+            os.close(fd)
+            return None
+        return fd
+    try:
+        (tap,) = os.listdir(sys_dir + "/macvtap")
+        with open("%s/macvtap/%s/dev" % (sys_dir, tap)) as f:
+            major, minor = (int(x) for x in f.read().split(":"))
+    except (OSError, ValueError):
+        return None
+    d = tempfile.mkdtemp(prefix="fakeqmp-dev-")
+    node = os.path.join(d, tap)
+    try:
+        os.mknod(node, 0o600 | 0o020000, os.makedev(major, minor))
+        return os.open(node, os.O_RDWR | os.O_CLOEXEC)
+    finally:
+        if os.path.exists(node):
+            os.unlink(node)
+        os.rmdir(d)
+
+
 class FakeNic:
     def __init__(self, nic_id, mac, index=0, ifname=None, netdev=None, model="virtio-net-pci", fd=None,
-                 anonymous=False, open_path=None, attach_tap=None):
+                 anonymous=False, open_path=None, attach_tap=None, hold=True):
         self.id = nic_id
         self.mac = mac.lower()
         self.index = index
@@ -79,6 +113,10 @@ class FakeNic:
                 os.close(fd)
                 raise
             self.fd = self.owned_fd = fd
+        elif ifname and hold and fd is None:
+            # A QEMU that reports ifname= holds that device open (guestnetd verifies it does):
+            # hold it too when it is in this process's namespace. hold=False plays a QEMU that lies.
+            self.owned_fd = _hold_device(ifname)
         self.model = model
         self.anonymous = anonymous  # created without id=: the event carries no name
         self.armed = True  # QEMU: set when the NIC is created

@@ -463,7 +463,9 @@ TEST(guest_invalid_values) {
                 { "Name=a\x01z\n", ":2: invalid Name=a\\x01z: the name contains control characters" },
                 { "Name=caf\xc3\n", ":2: invalid Name=caf\\xc3: the name is not valid UTF-8" },
                 { "Name=caf\xc3\xa9\x7f\n", ":2: invalid Name=caf\xc3\xa9\\x7f: the name contains control" },
-                { "[Nic net\x02]\n", ":2: invalid section [Nic net\\x02]: the NIC id must be UTF-8" },
+                { "[Nic net\x02]\n",
+                        ":2: invalid section [Nic net\\x02]: the id contains control characters" },
+                { "[Nic a/b]\n", ":2: invalid section [Nic a/b]: the id contains '/'" },
                 { "QmpSocket=/run/"
                   "01234567890123456789012345678901234567890123456789012345678901234567890123456789012345678"
                   "9012345678901234567890123\n",
@@ -488,6 +490,27 @@ TEST(guest_invalid_values) {
         }
 }
 
+/* A drop-in is the operator's, but a bound is a bound: one NIC per bus object, a few dozen at most. */
+TEST(guest_too_many_nics) {
+        _cleanup_(tmpdir_removep) char *dir = make_tmpdir();
+        _cleanup_free_ char *content = NULL, *path = NULL, *log = NULL;
+        size_t len = 0;
+        FILE *f;
+        GuestConfig *g = NULL;
+
+        ASSERT_TRUE(dir);
+        f = open_memstream(&content, &len);
+        ASSERT_TRUE(f);
+        fputs("[Guest]\nQmpSocket=/run/x.qmp\n", f);
+        for (int i = 0; i <= GUEST_NICS_MAX; i++)
+                fprintf(f, "[Nic net%d]\nHostInterface=mvt%d\n", i, i);
+        ASSERT_INT_EQ(fclose(f), 0);
+        path = write_file(dir, "vm.conf", content);
+        ASSERT_TRUE(path);
+        ASSERT_ERROR(load_guest(path, &g, &log), EINVAL);
+        ASSERT_STR_CONTAINS(log, "invalid section [Nic net64]: a guest has at most 64 NICs");
+}
+
 TEST(guest_name_from_bad_file_name) {
         _cleanup_(tmpdir_removep) char *dir = make_tmpdir();
         GuestConfig *g = NULL;
@@ -508,6 +531,14 @@ TEST(name_validation) {
         ASSERT_TRUE(guest_name_invalid_reason("\xed\xa0\x80") != NULL); /* a UTF-16 surrogate */
         ASSERT_TRUE(guest_name_invalid_reason("\xc0\xaf") != NULL); /* overlong '/' */
         ASSERT_TRUE(guest_name_invalid_reason("a\x7f") != NULL);
+
+        ASSERT_TRUE(nic_id_invalid_reason("net0") == NULL);
+        ASSERT_TRUE(nic_id_invalid_reason("virtio-net-pci.0") == NULL);
+        ASSERT_TRUE(nic_id_invalid_reason("") != NULL);
+        ASSERT_TRUE(nic_id_invalid_reason("a/b") != NULL);
+        ASSERT_TRUE(nic_id_invalid_reason("net0\n<0>forged") != NULL);
+        ASSERT_TRUE(nic_id_invalid_reason("\x1b[2J") != NULL);
+        ASSERT_TRUE(nic_id_invalid_reason("caf\xc3") != NULL);
 
         ASSERT_TRUE(ifname_invalid_reason("eth0") == NULL);
         ASSERT_TRUE(ifname_invalid_reason("macvtap-123456") == NULL);

@@ -1,0 +1,99 @@
+/* hostclaim.c: which NIC drives which host device, so that no device is driven by two NICs. */
+#include "hostclaim.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleanup.h"
+
+typedef struct HostClaim {
+        char device_key[48];
+        char owner_key[24];
+        const void *owner;
+        char label[HOST_CLAIM_LABEL_MAX];
+} HostClaim;
+
+int host_claims_new(HostClaims **ret) {
+        HostClaims *c = calloc(1, sizeof(HostClaims));
+        if (!c)
+                return -ENOMEM;
+        pthread_mutex_init(&c->lock, NULL);
+        *ret = c;
+        return 0;
+}
+
+static void claim_drop(HostClaims *c, HostClaim *claim) {
+        strmap_remove(&c->by_device, claim->device_key);
+        strmap_remove(&c->by_owner, claim->owner_key);
+        free(claim);
+}
+
+HostClaims *host_claims_free(HostClaims *c) {
+        if (!c)
+                return NULL;
+        for (size_t i = 0; i < c->by_owner.n_buckets; i++)
+                free(c->by_owner.entries[i].value);
+        strmap_done(&c->by_device);
+        strmap_done(&c->by_owner);
+        pthread_mutex_destroy(&c->lock);
+        free(c);
+        return NULL;
+}
+
+int host_claims_take(HostClaims *c, unsigned long netns_id, int ifindex, const void *owner,
+        const char *label, char holder[static HOST_CLAIM_LABEL_MAX]) {
+        char device_key[48], owner_key[24];
+        int r = 0;
+
+        snprintf(device_key, sizeof(device_key), "%lu-%d", netns_id, ifindex);
+        snprintf(owner_key, sizeof(owner_key), "%p", owner);
+
+        pthread_mutex_lock(&c->lock);
+        HostClaim *claim = strmap_get(&c->by_device, device_key);
+        if (claim) {
+                if (claim->owner != owner) {
+                        snprintf(holder, HOST_CLAIM_LABEL_MAX, "%s", claim->label);
+                        r = -EBUSY;
+                }
+                goto unlock;
+        }
+
+        HostClaim *previous = strmap_get(&c->by_owner, owner_key);
+        if (previous)
+                claim_drop(c, previous);
+        claim = calloc(1, sizeof(HostClaim));
+        if (!claim) {
+                r = -ENOMEM;
+                goto unlock;
+        }
+        memcpy(claim->device_key, device_key, sizeof(device_key));
+        memcpy(claim->owner_key, owner_key, sizeof(owner_key));
+        claim->owner = owner;
+        snprintf(claim->label, sizeof(claim->label), "%s", label);
+        r = strmap_put(&c->by_device, claim->device_key, claim);
+        if (r >= 0) {
+                r = strmap_put(&c->by_owner, claim->owner_key, claim);
+                if (r < 0)
+                        strmap_remove(&c->by_device, claim->device_key);
+        }
+        if (r < 0)
+                free(claim);
+unlock:
+        pthread_mutex_unlock(&c->lock);
+        return r;
+}
+
+void host_claims_release(HostClaims *c, const void *owner) {
+        char owner_key[24];
+
+        if (!c)
+                return;
+        snprintf(owner_key, sizeof(owner_key), "%p", owner);
+        pthread_mutex_lock(&c->lock);
+        HostClaim *claim = strmap_get(&c->by_owner, owner_key);
+        if (claim)
+                claim_drop(c, claim);
+        pthread_mutex_unlock(&c->lock);
+}

@@ -1,0 +1,26 @@
+/* hostclaim.h: which NIC drives which host device, so that no device is driven by two NICs. */
+#pragma once
+
+#include <pthread.h>
+
+#include "strmap.h"
+
+#define HOST_CLAIM_LABEL_MAX 384 /* "guest NAME nic ID", both bounded (200 + 128 bytes) */
+
+/* Shared by the worker threads: a job claims its device before it changes anything. */
+typedef struct HostClaims {
+        pthread_mutex_t lock;
+        StrMap by_device; /* "NETNS-IFINDEX" → HostClaim */
+        StrMap by_owner; /* "%p" of the owner → the same HostClaim: an owner holds one device */
+} HostClaims;
+
+int host_claims_new(HostClaims **ret);
+HostClaims *host_claims_free(HostClaims *c);
+
+/* Claims the device (netns_id, ifindex) for owner, described by label in messages. 0 when it is now
+ * (or was already) owner's, releasing the device owner held before; -EBUSY when another owner holds
+ * it, with that owner's label in holder; -ENOMEM. */
+int host_claims_take(HostClaims *c, unsigned long netns_id, int ifindex, const void *owner,
+        const char *label, char holder[static HOST_CLAIM_LABEL_MAX]);
+/* Releases owner's device, if any (the NIC is gone). */
+void host_claims_release(HostClaims *c, const void *owner);
