@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 
 #include "log.h"
@@ -183,6 +184,13 @@ int64_t qmp_client_send(QmpClient *c, const char *command, json_object *argument
         if (c->fd < 0 || (c->state != QMP_STATE_READY && !(capabilities && c->greeted))) {
                 json_object_put(arguments);
                 return -ENOTCONN;
+        }
+        if (c->n_pending >= QMP_PENDING_MAX || c->out_size - c->out_offset >= QMP_OUTPUT_MAX) {
+                json_object_put(arguments);
+                bool replies = c->n_pending >= QMP_PENDING_MAX;
+                (void)client_fail(c, -ENOBUFS, "the monitor does not keep up: %s",
+                        replies ? "512 commands without a reply" : "256 KiB of commands it does not read");
+                return -ENOBUFS;
         }
 
         size_t name_len = strlen(command);
@@ -443,11 +451,20 @@ static int on_greeting_timeout(sd_event_source *s, uint64_t usec, void *userdata
         return 0;
 }
 
-static void record_peer(QmpClient *c) {
+/* Who listens on the socket: root, or the user who made the socket file (QEMU creates its own). */
+static int record_peer(QmpClient *c) {
         struct ucred cred;
         socklen_t len = sizeof(cred);
+        struct stat st;
 
-        c->peer_pid = getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 ? cred.pid : 0;
+        if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+                return client_fail(c, -errno, "cannot read the monitor's credentials: %s", strerror(errno));
+        if (cred.uid != 0 && (stat(c->path, &st) < 0 || st.st_uid != cred.uid))
+                return client_fail(c, -EPERM,
+                        "the monitor runs as uid %u, which is neither root nor the owner of its socket",
+                        (unsigned)cred.uid);
+        c->peer_pid = cred.pid;
+        return 0;
 }
 
 static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
@@ -462,8 +479,8 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
                 if (error != 0)
                         return client_fail(c, -error, "connect to %s failed: %s", c->path, strerror(error)),
                                0;
-                record_peer(c);
-                (void)client_update_io_events(c);
+                if (record_peer(c) >= 0)
+                        (void)client_update_io_events(c);
                 return 0;
         }
 
@@ -493,14 +510,12 @@ int qmp_client_connect(QmpClient *c) {
         if (fd < 0)
                 return -errno;
 
-        bool in_progress = false;
-        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-                if (errno != EINPROGRESS && errno != EAGAIN)
-                        return -errno;
-                in_progress = true;
-        }
+        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno != EINPROGRESS && errno != EAGAIN)
+                return -errno;
 
-        r = sd_event_add_io(c->event, &c->io, fd, in_progress ? EPOLLOUT : EPOLLIN | EPOLLET, on_io, c);
+        /* Even a connect that completed at once is finished in on_io (the socket is writable): the
+         * peer is checked there, outside our caller, which must not see the state change under it. */
+        r = sd_event_add_io(c->event, &c->io, fd, EPOLLOUT, on_io, c);
         if (r < 0)
                 return r;
         r = sd_event_add_time_relative(c->event, &c->greeting_timeout, CLOCK_MONOTONIC, QMP_GREETING_TIMEOUT,
@@ -513,10 +528,6 @@ int qmp_client_connect(QmpClient *c) {
         c->fd = TAKE_FD(fd);
         c->state = QMP_STATE_CONNECTING;
         c->peer_pid = -1;
-        if (!in_progress) {
-                record_peer(c);
-                (void)client_update_io_events(c);
-        }
         return 0;
 }
 

@@ -11,6 +11,11 @@
 #define QMP_MESSAGE_MAX     (1024 * 1024) /* longest message we accept from a monitor */
 #define QMP_JSON_DEPTH_MAX  32 /* deeper nesting is not QMP */
 #define QMP_TIMEOUT_DEFAULT (5 * 1000000ULL)
+/* A monitor that stops reading must not make us buffer without end: past either bound the
+ * connection is closed (and retried with backoff). A guest has at most a few dozen NICs, each with
+ * at most one command outstanding. */
+#define QMP_PENDING_MAX 512 /* commands awaiting a reply */
+#define QMP_OUTPUT_MAX  (256 * 1024) /* bytes written but not yet taken by the monitor */
 
 typedef struct QmpClient QmpClient;
 
@@ -52,8 +57,9 @@ int qmp_client_connect(QmpClient *c);
  * with error and reason. No-op when already disconnected. */
 void qmp_client_disconnect(QmpClient *c, int error, const char *reason);
 
-/* Queues a command; arguments (may be NULL) is consumed. timeout_usec 0 = QMP_TIMEOUT_DEFAULT. The
- * handler may be NULL. Returns the command id (> 0): the handler will then run exactly once, possibly
+/* Queues a command; arguments (may be NULL) is consumed. Past QMP_PENDING_MAX or QMP_OUTPUT_MAX the
+ * connection is closed (pending handlers run) and -ENOBUFS returned. timeout_usec 0 = QMP_TIMEOUT_DEFAULT.
+ * The handler may be NULL. Returns the command id (> 0): the handler will then run exactly once, possibly
  * before this returns (a failed write disconnects). A negative errno (-ENOTCONN unless READY, or
  * greeted for qmp_capabilities) means nothing was queued and the handler never runs. */
 int64_t qmp_client_send(QmpClient *c, const char *command, json_object *arguments, uint64_t timeout_usec,
@@ -61,7 +67,9 @@ int64_t qmp_client_send(QmpClient *c, const char *command, json_object *argument
 
 QmpState qmp_client_get_state(const QmpClient *c);
 const char *qmp_client_get_path(const QmpClient *c);
-/* The peer's pid from SO_PEERCRED, or 0 when unknown/not connected. */
+/* The peer's pid from SO_PEERCRED, or 0 when unknown/not connected. The peer must run as root or as
+ * the owner of the socket file, else the connection is refused: a socket in a place we watch is only
+ * trusted as far as whoever made it. */
 pid_t qmp_client_get_peer_pid(const QmpClient *c);
 /* Number of commands awaiting a reply. */
 size_t qmp_client_pending(const QmpClient *c);

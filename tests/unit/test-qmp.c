@@ -1,8 +1,10 @@
 /* test-qmp.c: QMP framing, greeting, id-matched replies, timeouts, events and disconnects. */
 #include <json-c/json.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 
 #include "qmp.h"
 #include "tests.h"
@@ -432,4 +434,102 @@ TEST(missing_greeting_times_out_differently_than_wrong_greeting) {
         ASSERT_INT_EQ(rec.disconnected, 1);
         ASSERT_STR_CONTAINS(rec.reason, "greeting");
         teardown(e, &p, c);
+}
+
+/* A monitor that takes our commands but never answers: past QMP_PENDING_MAX the connection goes, and
+ * every pending handler learns it; memory stays bounded whatever the guest's event rate. */
+TEST(pending_commands_are_capped) {
+        sd_event *e;
+        Peer p;
+        Recorder rec, replies = { 0 };
+        QmpClient *c;
+
+        ASSERT_OK(setup(&e, &p, &rec, &c));
+        for (int i = 0; i < QMP_PENDING_MAX; i++)
+                ASSERT_TRUE(qmp_client_send(c, "query-name", NULL, 0, on_reply, &replies) > 0);
+        ASSERT_INT_EQ(qmp_client_pending(c), QMP_PENDING_MAX);
+        ASSERT_ERROR(qmp_client_send(c, "query-name", NULL, 0, on_reply, &replies), ENOBUFS);
+        ASSERT_INT_EQ(rec.disconnected, 1);
+        ASSERT_INT_EQ(rec.last_error, -ENOBUFS);
+        ASSERT_STR_CONTAINS(rec.reason, "does not keep up: 512 commands without a reply");
+        ASSERT_INT_EQ(replies.replies, QMP_PENDING_MAX);
+        ASSERT_INT_EQ(replies.last_reply_error, -ECONNRESET);
+        ASSERT_INT_EQ(qmp_client_pending(c), 0);
+        teardown(e, &p, c);
+}
+
+/* A monitor that never reads: what the socket does not take stays in our buffer, up to QMP_OUTPUT_MAX. */
+TEST(unread_output_is_capped) {
+        sd_event *e;
+        Peer p;
+        Recorder rec, replies = { 0 };
+        QmpClient *c;
+        char big[4096];
+        int64_t r = 0;
+        int sent = 0;
+
+        memset(big, 'x', sizeof(big) - 1);
+        big[sizeof(big) - 1] = '\0';
+        ASSERT_OK(setup(&e, &p, &rec, &c));
+        for (; sent < QMP_PENDING_MAX; sent++) {
+                json_object *args = json_object_new_object();
+                json_object_object_add(args, "pad", json_object_new_string(big));
+                r = qmp_client_send(c, "human-monitor-command", args, 0, on_reply, &replies);
+                if (r < 0)
+                        break;
+        }
+        printf("# monitor stopped reading: closed after %d commands of 4 KiB\n", sent);
+        ASSERT_ERROR(r, ENOBUFS);
+        ASSERT_TRUE(sent < QMP_PENDING_MAX);
+        ASSERT_STR_CONTAINS(rec.reason, "256 KiB of commands it does not read");
+        ASSERT_INT_EQ(replies.replies, sent);
+        teardown(e, &p, c);
+}
+
+/* A listener that is neither root nor the owner of the socket file is not trusted as the guest's QEMU. */
+TEST(peer_neither_root_nor_socket_owner_is_refused) {
+        sd_event *e;
+        Peer p;
+        Recorder rec = { 0 };
+        QmpClient *c;
+        int ready[2];
+        char byte;
+
+        ASSERT_OK(sd_event_new(&e));
+        ASSERT_OK(pipe(ready));
+        snprintf(p.dir, sizeof(p.dir), "/tmp/test-qmp-XXXXXX");
+        ASSERT_TRUE(mkdtemp(p.dir));
+        snprintf(p.path, sizeof(p.path), "%s/qmp.sock", p.dir);
+        p.listen_fd = p.fd = -1;
+        pid_t pid = fork();
+        ASSERT_TRUE(pid >= 0);
+        if (pid == 0) {
+                struct sockaddr_un sa = { .sun_family = AF_UNIX };
+                strcpy(sa.sun_path, p.path);
+                int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+                /* The file is root's; the listener becomes nobody before listen() (SO_PEERCRED's time). */
+                if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || setgid(65534) < 0 ||
+                        setuid(65534) < 0 || listen(fd, 1) < 0)
+                        _exit(1);
+                (void)write(ready[1], "x", 1);
+                int conn = accept(fd, NULL, NULL);
+                (void)read(conn, &byte, 1);
+                _exit(0);
+        }
+        close(ready[1]);
+        ASSERT_INT_EQ(read(ready[0], &byte, 1), 1);
+        close(ready[0]);
+        ASSERT_OK(qmp_client_new(e, p.path, on_state, on_event, &rec, &c));
+        ASSERT_OK(qmp_client_connect(c));
+        run_loop(e, 3);
+        ASSERT_INT_EQ(rec.disconnected, 1);
+        ASSERT_INT_EQ(rec.last_error, -EPERM);
+        ASSERT_STR_CONTAINS(
+                rec.reason, "runs as uid 65534, which is neither root nor the owner of its socket");
+        ASSERT_INT_EQ(qmp_client_get_peer_pid(c), 0);
+        qmp_client_free(c);
+        (void)kill(pid, SIGKILL);
+        (void)waitpid(pid, NULL, 0);
+        peer_close(&p);
+        sd_event_unref(e);
 }
