@@ -2,6 +2,7 @@
 #include "hostclaim.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,12 +43,12 @@ HostClaims *host_claims_free(HostClaims *c) {
         return NULL;
 }
 
-int host_claims_take(HostClaims *c, unsigned long netns_id, int ifindex, const void *owner,
-        const char *label, char holder[static HOST_CLAIM_LABEL_MAX]) {
+int host_claims_take(HostClaims *c, uint64_t netns_cookie, int ifindex, const void *owner, const char *label,
+        char holder[static HOST_CLAIM_LABEL_MAX]) {
         char device_key[48], owner_key[24];
         int r = 0;
 
-        snprintf(device_key, sizeof(device_key), "%lu-%d", netns_id, ifindex);
+        snprintf(device_key, sizeof(device_key), "%" PRIu64 "-%d", netns_cookie, ifindex);
         snprintf(owner_key, sizeof(owner_key), "%p", owner);
 
         pthread_mutex_lock(&c->lock);

@@ -24,6 +24,10 @@
 
 #include "cleanup.h"
 
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71 /* Linux 5.14 */
+#endif
+
 static const char *const hostdev_kind_table[_HOSTDEV_KIND_MAX] = {
         [HOSTDEV_KIND_UNKNOWN] = "unknown",
         [HOSTDEV_KIND_MACVTAP] = "macvtap",
@@ -171,6 +175,9 @@ int host_context_new(const char *dev_mcast_path, HostContext **ret) {
         if (stat("/proc/thread-self/ns/net", &st) < 0)
                 return -errno;
         c->netns_id = (unsigned long)st.st_ino;
+        socklen_t len = sizeof(c->netns_cookie);
+        if (getsockopt(c->ioctl_fd, SOL_SOCKET, SO_NETNS_COOKIE, &c->netns_cookie, &len) < 0)
+                return -errno;
 
         *ret = TAKE_PTR(c);
         return 0;

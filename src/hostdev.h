@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "cleanup.h"
 #include "ether.h"
@@ -33,6 +34,7 @@ typedef struct HostContext {
         char *dev_mcast_path; /* "/proc/self/net/dev_mcast" or "/proc/PID/net/dev_mcast" */
         int dev_mcast_fd; /* >= 0: opened inside another namespace, re-read under the lock */
         unsigned long netns_id; /* inode of the network namespace the sockets live in */
+        uint64_t netns_cookie; /* SO_NETNS_COOKIE: unlike the inode, never reused while the host runs */
 } HostContext;
 
 /* Opens the sockets in the calling thread's current network namespace. */

@@ -2,7 +2,9 @@
 #include "hostsync.h"
 
 #include <fcntl.h>
+#include <inttypes.h>
 #include <json-c/json.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -112,9 +114,26 @@ void hostsync_record(HostOwnership *o, const HostChange *change, const HostApply
 
 /* ---- persistence ---------------------------------------------------------------------------------- */
 
-static int ownership_path(const char *dir, unsigned long netns, int ifindex, char *buf, size_t size) {
-        int n = snprintf(buf, size, "%s/%lu-%d.json", dir, netns, ifindex);
+static int ownership_name(uint64_t netns, int ifindex, const char *suffix, char *buf, size_t size) {
+        int n = snprintf(buf, size, "%" PRIu64 "-%d.json%s", netns, ifindex, suffix);
         return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
+
+/* The records' directory, created if needed, and refused unless it is ours and nobody else may write
+ * to it: we write there as root. */
+static int open_state_dir(const char *dir) {
+        struct stat st;
+
+        if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+                return -errno;
+        int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0 || st.st_uid != geteuid() || (st.st_mode & 022)) {
+                safe_close(fd);
+                return -EPERM;
+        }
+        return fd;
 }
 
 static json_object *mac_to_json(const EtherAddr *a) {
@@ -122,15 +141,16 @@ static json_object *mac_to_json(const EtherAddr *a) {
         return json_object_new_string(ether_addr_format(a, s));
 }
 
-int host_ownership_save(const char *dir, unsigned long netns, const HostOwnership *o) {
-        char path[4096], tmp[4200];
+int host_ownership_save(const char *dir, uint64_t netns, const HostOwnership *o) {
+        char name[96], tmp[128];
         int r;
 
-        r = ownership_path(dir, netns, o->ifindex, path, sizeof(path));
+        r = ownership_name(netns, o->ifindex, "", name, sizeof(name));
         if (r < 0)
                 return r;
-        if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-                return -errno;
+        _cleanup_close_ int dfd = open_state_dir(dir);
+        if (dfd < 0)
+                return dfd;
 
         json_object *root = json_object_new_object(), *added = json_object_new_array();
         if (!root || !added) {
@@ -148,14 +168,21 @@ int host_ownership_save(const char *dir, unsigned long netns, const HostOwnershi
                 json_object_array_add(added, mac_to_json(&o->added[i]));
         json_object_object_add(root, "multicast-added", added);
 
-        /* Write and rename: a crash never leaves a torn baseline. */
-        snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-        r = json_object_to_file_ext(tmp, root, JSON_C_TO_STRING_PLAIN) < 0 ? -EIO : 0;
-        json_object_put(root);
-        if (r == 0 && rename(tmp, path) < 0)
+        /* A fresh file (never a planted one, never through a link), then renamed: a crash never leaves
+         * a torn record. */
+        snprintf(tmp, sizeof(tmp), ".%s.%lx.tmp", name, (unsigned long)pthread_self());
+        (void)unlinkat(dfd, tmp, 0);
+        _cleanup_close_ int fd =
+                openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0)
                 r = -errno;
-        if (r < 0)
-                (void)unlink(tmp);
+        else
+                r = json_object_to_fd(fd, root, JSON_C_TO_STRING_PLAIN) < 0 ? -EIO : 0;
+        json_object_put(root);
+        if (r == 0 && renameat(dfd, tmp, dfd, name) < 0)
+                r = -errno;
+        if (r < 0 && fd >= 0)
+                (void)unlinkat(dfd, tmp, 0);
         return r;
 }
 
@@ -173,21 +200,37 @@ static int json_get_mac(json_object *v, EtherAddr *ret) {
         return ether_addr_parse(json_object_get_string(v), ret) < 0 ? -EBADMSG : 0;
 }
 
-int host_ownership_load(const char *dir, unsigned long netns, int ifindex, HostOwnership *ret) {
-        char path[4096];
+/* A corrupt record is kept for the operator; until it is dealt with, the device's ownership is unknown. */
+static int set_aside_corrupt(int dfd, const char *name, const char *corrupt) {
+        if (renameat(dfd, name, dfd, corrupt) < 0 && errno != ENOENT)
+                return -errno;
+        return -EBADMSG;
+}
+
+int host_ownership_load(
+        const char *dir, uint64_t netns, int ifindex, const char *ifname, HostOwnership *ret) {
+        char name[96], corrupt[112];
         HostOwnership o = { .valid = true };
         json_object *v;
         int r, flags, set;
 
-        r = ownership_path(dir, netns, ifindex, path, sizeof(path));
+        r = ownership_name(netns, ifindex, "", name, sizeof(name));
+        if (r >= 0)
+                r = ownership_name(netns, ifindex, ".corrupt", corrupt, sizeof(corrupt));
         if (r < 0)
                 return r;
-        if (access(path, F_OK) < 0)
+        _cleanup_close_ int dfd = open_state_dir(dir);
+        if (dfd < 0)
+                return dfd;
+        if (faccessat(dfd, corrupt, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+                return -EBADMSG;
+        _cleanup_close_ int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
                 return -errno;
 
-        json_object *root = json_object_from_file(path);
+        json_object *root = json_object_from_fd(fd);
         if (!root)
-                return -EBADMSG;
+                return set_aside_corrupt(dfd, name, corrupt);
 
         r = json_get_int(root, "ifindex", &o.ifindex);
         if (r >= 0)
@@ -213,10 +256,13 @@ int host_ownership_load(const char *dir, unsigned long netns, int ifindex, HostO
                 }
         }
         json_object_put(root);
-        if (r < 0)
-                return r;
-        if (o.ifindex != ifindex)
+        if (r < 0 || o.ifindex != ifindex || !o.ifname[0])
+                return set_aside_corrupt(dfd, name, corrupt);
+        if (strcmp(o.ifname, ifname) != 0) {
+                /* Another device had this index (deleted meanwhile): its record is not this one's. */
+                (void)unlinkat(dfd, name, 0);
                 return -ESTALE;
+        }
 
         o.baseline_flags = (unsigned)flags & HOSTDEV_FLAGS_OURS;
         o.flags_set = (unsigned)set & HOSTDEV_FLAGS_OURS;
@@ -224,10 +270,13 @@ int host_ownership_load(const char *dir, unsigned long netns, int ifindex, HostO
         return 0;
 }
 
-int host_ownership_remove(const char *dir, unsigned long netns, int ifindex) {
-        char path[4096];
-        int r = ownership_path(dir, netns, ifindex, path, sizeof(path));
+int host_ownership_remove(const char *dir, uint64_t netns, int ifindex) {
+        char name[96];
+        int r = ownership_name(netns, ifindex, "", name, sizeof(name));
         if (r < 0)
                 return r;
-        return unlink(path) < 0 && errno != ENOENT ? -errno : 0;
+        _cleanup_close_ int dfd = open_state_dir(dir);
+        if (dfd < 0)
+                return dfd;
+        return unlinkat(dfd, name, 0) < 0 && errno != ENOENT ? -errno : 0;
 }

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "hostdev.h"
 
@@ -41,7 +42,16 @@ void hostsync_record(HostOwnership *o, const HostChange *change, const HostApply
 bool host_ownership_is_clean(const HostOwnership *o);
 
 /* Persistence across daemon restarts, so a restart never takes guest-made state for the baseline.
- * Files live in dir as "<netns inode>-<ifindex>.json". load: -ENOENT when there is none. */
-int host_ownership_load(const char *dir, unsigned long netns, int ifindex, HostOwnership *ret);
-int host_ownership_save(const char *dir, unsigned long netns, const HostOwnership *o);
-int host_ownership_remove(const char *dir, unsigned long netns, int ifindex);
+ * Only records with something of ours are kept (a clean device's state is its baseline). Files live
+ * in dir as "<netns cookie>-<ifindex>.json": the cookie is never reused while the host runs, the
+ * ifindex is checked together with the name. dir must be ours and writable by nobody else; files
+ * are created with O_EXCL|O_NOFOLLOW in it and renamed into place, so a planted link is never
+ * followed.
+ * load: 0 and *ret; -ENOENT when there is none; -ESTALE when the record is of another device that
+ * had this ifindex (name differs: the record is removed); -EBADMSG when it is corrupt: it is then
+ * moved aside to "….json.corrupt" and -EBADMSG returned for as long as that file exists, because
+ * what is ours on the device is unknown until an operator looks. */
+int host_ownership_load(
+        const char *dir, uint64_t netns, int ifindex, const char *ifname, HostOwnership *ret);
+int host_ownership_save(const char *dir, uint64_t netns, const HostOwnership *o);
+int host_ownership_remove(const char *dir, uint64_t netns, int ifindex);

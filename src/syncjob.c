@@ -1,6 +1,7 @@
 /* syncjob.c: the worker side of a NIC sync: every blocking call happens here. */
 #include "syncjob.h"
 
+#include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -33,22 +34,47 @@ _printf_(2, 3) static void job_fail(SyncJob *j, const char *fmt, ...) {
 }
 
 /* The device's ownership record: the one we hold, else the persisted one (daemon restart), else the
- * device's current state becomes its baseline. */
-static void job_ensure_ownership(SyncJob *j) {
-        if (j->have_ownership && j->ownership.ifindex == j->link.ifindex)
-                return;
+ * device's current state becomes its baseline (nothing of ours is on it: a clean record is not kept).
+ * False when the record is corrupt: what is ours is unknown, so nothing is changed. */
+static bool job_ensure_ownership(SyncJob *j) {
+        if (j->have_ownership && j->ownership.ifindex == j->link.ifindex &&
+                strcmp(j->ownership.ifname, j->link.ifname) == 0)
+                return true;
 
-        if (j->state_dir &&
-                host_ownership_load(j->state_dir, j->host->netns_id, j->link.ifindex, &j->ownership) >= 0) {
-                j->have_ownership = true;
-                j->ownership_changed = true;
-                return;
+        int r = j->state_dir ? host_ownership_load(j->state_dir, j->host->netns_cookie, j->link.ifindex,
+                                       j->link.ifname, &j->ownership)
+                             : -ENOENT;
+        if (r == -EBADMSG) {
+                job_fail(j,
+                        "baseline record of %s is corrupt (kept as %" PRIu64 "-%d.json.corrupt in %s); not "
+                        "changing the device until it is removed",
+                        j->ifname, j->host->netns_cookie, j->link.ifindex, j->state_dir);
+                return false;
         }
-        host_ownership_init(&j->ownership, &j->link);
+        if (r < 0 && r != -ENOENT && r != -ESTALE) {
+                job_fail(j, "baseline record of %s cannot be read: %s", j->ifname, strerror(-r));
+                return false;
+        }
+        if (r < 0)
+                host_ownership_init(&j->ownership, &j->link);
         j->have_ownership = true;
         j->ownership_changed = true;
-        if (j->state_dir)
-                (void)host_ownership_save(j->state_dir, j->host->netns_id, &j->ownership);
+        return true;
+}
+
+/* A record that cannot be written means a restart could take guest-made state for the baseline: say
+ * so (LastError) although the device itself is in sync. */
+static void job_persist(SyncJob *j) {
+        int r;
+
+        if (!j->state_dir)
+                return;
+        if (host_ownership_is_clean(&j->ownership))
+                r = host_ownership_remove(j->state_dir, j->host->netns_cookie, j->ownership.ifindex);
+        else
+                r = host_ownership_save(j->state_dir, j->host->netns_cookie, &j->ownership);
+        if (r < 0)
+                j->persist_error = r;
 }
 
 /* The device the job may act on: the one the operator configured, or one the QEMU at the other end of
@@ -112,7 +138,7 @@ static bool job_claim_device(SyncJob *j) {
         if (!j->claims)
                 return true;
         snprintf(label, sizeof(label), "guest %s nic %s", j->guest_name, j->nic_id);
-        int r = host_claims_take(j->claims, j->host->netns_id, j->link.ifindex, j->owner, label, holder);
+        int r = host_claims_take(j->claims, j->host->netns_cookie, j->link.ifindex, j->owner, label, holder);
         if (r == -EBUSY) {
                 job_fail(j, "host interface %s is already driven by %s", j->ifname, holder);
                 return false;
@@ -135,13 +161,8 @@ static void job_apply(SyncJob *j, const HostChange *change) {
         if (memcmp(&before, &j->ownership, sizeof(before)) == 0)
                 return;
         j->ownership_changed = true;
-        if (!j->state_dir)
-                return;
         /* Persist only what changed: this is the one file write on the trusted path. */
-        if (host_ownership_is_clean(&j->ownership) && j->mode == SYNC_JOB_REVERT)
-                (void)host_ownership_remove(j->state_dir, j->host->netns_id, j->ownership.ifindex);
-        else
-                (void)host_ownership_save(j->state_dir, j->host->netns_id, &j->ownership);
+        job_persist(j);
 }
 
 static void record_attribute(SyncJob *j, const char *attribute, int r, unsigned *n_ok, unsigned *n_failed) {
@@ -252,15 +273,19 @@ void sync_job_run(WorkerJob *job) {
         /* The multicast list is read only when it is ours to change. */
         r = hostdev_read_full(j->host, j->ifname, j->trust & TRUST_MULTICAST, &j->link);
         if (r < 0) {
-                /* A device that is gone has nothing left to revert. */
-                if (j->mode == SYNC_JOB_REVERT && r == -ENODEV) {
-                        if (j->state_dir && j->have_ownership)
+                /* A device that is gone has nothing of ours left on it: forget its record (its ifindex may
+                 * be given to another device), and a revert is done. A renamed one keeps it. */
+                char name_now[IF_NAMESIZE];
+                if (r == -ENODEV && j->have_ownership &&
+                        hostdev_ifname_from_index(j->host, j->ownership.ifindex, name_now) < 0) {
+                        if (j->state_dir)
                                 (void)host_ownership_remove(
-                                        j->state_dir, j->host->netns_id, j->ownership.ifindex);
+                                        j->state_dir, j->host->netns_cookie, j->ownership.ifindex);
                         j->have_ownership = false;
                         j->ownership_changed = true;
-                        return;
                 }
+                if (j->mode == SYNC_JOB_REVERT && r == -ENODEV)
+                        return;
                 job_fail(j, "host interface %s: %s", j->ifname, strerror(-r));
                 /* Every attribute we were to keep in sync failed with it: say so per attribute. */
                 if (j->mode != SYNC_JOB_REVERT)
@@ -281,9 +306,16 @@ void sync_job_run(WorkerJob *job) {
         if (j->trust != TRUST_NONE && !job_claim_device(j))
                 return;
 
-        job_ensure_ownership(j);
+        if (!job_ensure_ownership(j))
+                return;
         if (j->mode == SYNC_JOB_REVERT)
                 job_revert(j);
         else
                 job_sync(j);
+        if (j->persist_error < 0 && !j->error[0]) {
+                if (j->outcome == SYNC_APPLIED)
+                        j->outcome = SYNC_PARTIAL;
+                snprintf(j->error, sizeof(j->error), "baseline record of %s cannot be saved in %s: %s",
+                        j->ifname, j->state_dir, strerror(-j->persist_error));
+        }
 }

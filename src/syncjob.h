@@ -68,6 +68,7 @@ typedef struct SyncJob {
         bool have_link;
         HostLinkState link;
         bool ownership_changed;
+        int persist_error; /* saving or removing the record failed (negative errno), 0 if not */
         SyncOutcome outcome;
         bool stale;
         char error[256]; /* first failure, for LastError */

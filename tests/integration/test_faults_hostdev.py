@@ -26,7 +26,7 @@ def prop(bus, guest, name):
     return bus.get_property(nic_path(guest, "net0"), NIC_IFACE, name)
 
 
-def start_world(netns, fakes, daemons, bus_env, binary=None, config=None):
+def start_world(netns, fakes, daemons, bus_env, binary=None, config=None, guest_keys=""):
     netns.add_macvtap("mvt0", "lo0")
     netns.add_macvtap("mvt1", "lo0")
     base = {d: netns.host_state(d) for d in ("mvt0", "mvt1")}
@@ -34,6 +34,7 @@ def start_world(netns, fakes, daemons, bus_env, binary=None, config=None):
     vm2 = fakes("vm2", nics=[{"id": "net0", "mac": M1}])
     guests = {"vm1": guest_dropin("vm1", vm1.path, "all", {"net0": {"HostInterface": "mvt0"}}),
               "vm2": guest_dropin("vm2", vm2.path, "all", {"net0": {"HostInterface": "mvt1"}})}
+    guests = {k: v.replace("[Guest]\n", "[Guest]\n" + guest_keys, 1) for k, v in guests.items()}
     kw = {"binary": binary} if binary else {}
     d = start_bus_daemon(daemons, bus_env, guests=guests, config=config, **kw)
     d.wait_log(r"guest vm1: connected to QEMU")
@@ -122,7 +123,10 @@ def no_caps_binary(workdir):
 def test_netlink_eperm_is_reported_per_attribute(netns, fakes, daemons, bus_env, workdir):
     sub = Subscriber(bus_env)
     try:
-        vm1, vm2, d, base = start_world(netns, fakes, daemons, bus_env, binary=no_caps_binary(workdir))
+        # Without capabilities QEMU's /proc/PID/ns/net cannot be opened, and a namespace that cannot
+        # be opened fails closed: name the namespace (ours) by its bind mount instead.
+        vm1, vm2, d, base = start_world(netns, fakes, daemons, bus_env, binary=no_caps_binary(workdir),
+                                        guest_keys="NetworkNamespace=/run/netns/%s\n" % netns.name)
         with open("/proc/%d/status" % d.pid) as f:
             capeff = [line.split()[1] for line in f if line.startswith("CapEff:")][0]
         assert int(capeff, 16) == 0, capeff

@@ -174,7 +174,7 @@ TEST(persistence_round_trip_and_stale_ifindex) {
         o.added[1] = mac("33:33:00:00:00:01");
 
         ASSERT_OK(host_ownership_save(dir, 4026531840UL, &o));
-        ASSERT_OK(host_ownership_load(dir, 4026531840UL, 7, &back));
+        ASSERT_OK(host_ownership_load(dir, 4026531840UL, 7, "mvt0", &back));
         ASSERT_TRUE(ether_addr_equal(&back.baseline_mac, &o.baseline_mac));
         ASSERT_INT_EQ(back.baseline_flags, IFF_MULTICAST | IFF_ALLMULTI);
         ASSERT_TRUE(back.mac_set);
@@ -183,18 +183,62 @@ TEST(persistence_round_trip_and_stale_ifindex) {
         ASSERT_TRUE(ether_addr_equal(&back.added[1], &o.added[1]));
         ASSERT_STR_EQ(back.ifname, "mvt0");
 
-        ASSERT_ERROR(host_ownership_load(dir, 4026531840UL, 8, &back), ENOENT);
-        ASSERT_ERROR(host_ownership_load(dir, 1UL, 7, &back), ENOENT);
+        ASSERT_ERROR(host_ownership_load(dir, 4026531840UL, 8, "mvt0", &back), ENOENT);
+        ASSERT_ERROR(host_ownership_load(dir, 1UL, 7, "mvt0", &back), ENOENT);
 
-        /* A torn or foreign file is refused, not trusted. */
-        char path[256];
+        /* Another device now has ifindex 7 (the old one was deleted): not its record, which goes. */
+        ASSERT_ERROR(host_ownership_load(dir, 4026531840UL, 7, "mvt9", &back), ESTALE);
+        ASSERT_ERROR(host_ownership_load(dir, 4026531840UL, 7, "mvt0", &back), ENOENT);
+
+        /* A torn or foreign file is refused, kept aside, and keeps refusing until it is removed. */
+        char path[256], corrupt[256];
         snprintf(path, sizeof(path), "%s/4026531840-7.json", dir);
+        snprintf(corrupt, sizeof(corrupt), "%s/4026531840-7.json.corrupt", dir);
         FILE *f = fopen(path, "w");
         fputs("{\"ifindex\": 7, \"baseline-mac\": 5}", f);
         fclose(f);
-        ASSERT_ERROR(host_ownership_load(dir, 4026531840UL, 7, &back), EBADMSG);
+        ASSERT_ERROR(host_ownership_load(dir, 4026531840UL, 7, "mvt0", &back), EBADMSG);
+        ASSERT_OK(access(corrupt, F_OK));
+        ASSERT_TRUE(access(path, F_OK) < 0);
+        ASSERT_ERROR(host_ownership_load(dir, 4026531840UL, 7, "mvt0", &back), EBADMSG);
+        ASSERT_OK(unlink(corrupt));
+        ASSERT_ERROR(host_ownership_load(dir, 4026531840UL, 7, "mvt0", &back), ENOENT);
 
         ASSERT_OK(host_ownership_remove(dir, 4026531840UL, 7));
+        ASSERT_OK(rmdir(dir));
+}
+
+/* Records are written as root: a link planted where the record or its temporary file will be is
+ * never followed, and a directory others may write to is refused. */
+TEST(persistence_never_follows_planted_links) {
+        char dir[] = "/tmp/test-hostsync-XXXXXX", victim[] = "/tmp/test-hostsync-victim-XXXXXX";
+        char link_path[256];
+        ASSERT_TRUE(mkdtemp(dir));
+        int vfd = mkstemp(victim);
+        ASSERT_TRUE(vfd >= 0);
+        ASSERT_INT_EQ(write(vfd, "precious\n", 9), 9);
+        close(vfd);
+
+        HostLinkState s = macvtap(IFF_MULTICAST);
+        HostOwnership o;
+        host_ownership_init(&o, &s);
+        o.mac_set = true;
+        snprintf(link_path, sizeof(link_path), "%s/4026531840-7.json", dir);
+        ASSERT_OK(symlink(victim, link_path));
+        ASSERT_OK(host_ownership_save(dir, 4026531840UL, &o)); /* replaces the link, not its target */
+        struct stat st;
+        ASSERT_OK(lstat(link_path, &st));
+        ASSERT_TRUE(S_ISREG(st.st_mode));
+        char buf[32] = {};
+        FILE *f = fopen(victim, "re");
+        ASSERT_TRUE(f && fgets(buf, sizeof(buf), f));
+        fclose(f);
+        ASSERT_STR_EQ(buf, "precious\n");
+
+        ASSERT_OK(chmod(dir, 0777));
+        ASSERT_ERROR(host_ownership_save(dir, 4026531840UL, &o), EPERM);
+        ASSERT_OK(chmod(dir, 0700));
         ASSERT_OK(host_ownership_remove(dir, 4026531840UL, 7));
+        ASSERT_OK(unlink(victim));
         ASSERT_OK(rmdir(dir));
 }
