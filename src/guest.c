@@ -66,6 +66,7 @@ int guest_new(Manager *m, const char *name, const char *qmp_socket, GuestSource 
         g->manager = m;
         g->source = source;
         g->state = GUEST_STATE_DISCONNECTED;
+        g->generation = 1; /* 0 is "never" for a NIC's discovered_generation */
         g->backoff_usec = GUEST_RECONNECT_MIN_USEC;
         g->full_query_backoff_usec = GUEST_FULL_QUERY_RETRY_MIN_USEC;
         g->full_query_limit = RATE_LIMIT_INIT;
@@ -109,7 +110,7 @@ Guest *guest_unref(Guest *g) {
 static void guest_set_state(Guest *g, GuestState state, const char *why) {
         if (g->state == state)
                 return;
-        log_guest(g, LOG_DEBUG, "%s -> %s (%s)", guest_state_to_string(g->state),
+        log_guest(g, LOG_DEBUG, "state %s -> %s (%s)", guest_state_to_string(g->state),
                 guest_state_to_string(state), why);
         bool publish = guest_state_bus_names[g->state] != guest_state_bus_names[state];
         g->state = state;

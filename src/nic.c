@@ -134,8 +134,8 @@ const char *nic_state_to_string(NicState s) {
 static void nic_set_state(Nic *n, NicState state, const char *why) {
         if (n->state == state)
                 return;
-        log_nic(n, LOG_DEBUG, "%s -> %s (%s)", nic_state_to_string(n->state), nic_state_to_string(state),
-                why);
+        log_nic(n, LOG_DEBUG, "state %s -> %s (%s)", nic_state_to_string(n->state),
+                nic_state_to_string(state), why);
         if (n->state == NIC_STATE_IDLE)
                 n->guest->n_nics_working++;
         else if (state == NIC_STATE_IDLE)
