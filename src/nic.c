@@ -557,7 +557,9 @@ static void nic_send_query(Nic *n) {
                 nic_work_done(n, "out of memory");
                 return;
         }
-        /* Set before sending: a write that fails runs on_query_reply() inside qmp_client_send(). */
+        /* Set before sending: a write that fails runs on_query_reply() inside qmp_client_send(). What
+         * was asked until now, this query answers. */
+        n->want_query = false;
         n->query_generation = atomic_load(&n->guest->generation);
         nic_set_state(n, NIC_STATE_QUERYING, "query-rx-filter");
         n->n_queries++;

@@ -1,0 +1,2 @@
+/* test-guest.c */
+#include "tests.h"
