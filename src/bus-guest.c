@@ -60,7 +60,7 @@ static int property_get_string(sd_bus *bus, const char *path, const char *interf
         else if (strcmp(property, "QmpSocket") == 0)
                 s = g->qmp_socket;
         else if (strcmp(property, "State") == 0)
-                s = guest_state_to_string(g->state);
+                s = guest_state_to_bus_string(g->state);
         else if (strcmp(property, "QemuVersion") == 0)
                 s = g->qemu_version;
         return sd_bus_message_append(reply, "s", s ? s : "");
@@ -102,9 +102,9 @@ static int method_resync(sd_bus_message *message, void *userdata, sd_bus_error *
         Guest *g = userdata;
         int r;
 
-        if (g->state != GUEST_STATE_CONNECTED)
+        if (!guest_is_connected(g))
                 return sd_bus_error_setf(error, BUS_ERROR_GUEST_NOT_CONNECTED,
-                        "Guest '%s' is not connected (%s).", g->name, guest_state_to_string(g->state));
+                        "Guest '%s' is not connected (%s).", g->name, guest_state_to_bus_string(g->state));
 
         r = bus_polkit_verify_async(message, g->manager, BUS_ACTION_RESYNC,
                 (const char *[]){ "guest", g->name, NULL }, method_resync, error);
@@ -112,9 +112,9 @@ static int method_resync(sd_bus_message *message, void *userdata, sd_bus_error *
                 return r < 0 ? r : 1;
 
         /* Checked again: the guest may have disconnected while polkit was asked. */
-        if (g->state != GUEST_STATE_CONNECTED)
+        if (!guest_is_connected(g))
                 return sd_bus_error_setf(error, BUS_ERROR_GUEST_NOT_CONNECTED,
-                        "Guest '%s' is not connected (%s).", g->name, guest_state_to_string(g->state));
+                        "Guest '%s' is not connected (%s).", g->name, guest_state_to_bus_string(g->state));
         r = guest_query_all_nics(g, "resync");
         if (r < 0)
                 return sd_bus_error_set_errnof(

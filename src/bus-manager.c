@@ -449,7 +449,7 @@ static int method_resync(sd_bus_message *message, void *userdata, sd_bus_error *
 
         /* Guests that are not connected resync by themselves when they connect. */
         for (Guest *g = m->guests; g; g = g->next)
-                if (g->state == GUEST_STATE_CONNECTED) {
+                if (guest_is_connected(g)) {
                         r = guest_query_all_nics(g, "resync");
                         if (r < 0)
                                 log_guest_errno(

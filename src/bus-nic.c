@@ -196,22 +196,8 @@ static int property_get_filter_field(sd_bus *bus, const char *path, const char *
 static int property_get_string(sd_bus *bus, const char *path, const char *interface, const char *property,
         sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         Nic *n = userdata;
-        const char *s = NULL;
-
-        if (strcmp(property, "Id") == 0)
-                s = n->id;
-        else if (strcmp(property, "QomPath") == 0)
-                s = n->qom_path;
-        else if (strcmp(property, "HostInterface") == 0)
-                s = n->host_interface;
-        else if (strcmp(property, "HostInterfaceKind") == 0)
-                s = hostdev_kind_to_string(n->host_kind);
-        else if (strcmp(property, "ConfiguredMac") == 0)
-                s = n->configured_mac;
-        else if (strcmp(property, "SyncState") == 0)
-                s = nic_sync_state_to_string(n->sync_state);
-        else if (strcmp(property, "LastError") == 0)
-                s = n->last_error;
+        const char *s = strcmp(property, "HostInterfaceKind") == 0 ? hostdev_kind_to_string(n->host_kind)
+                                                                   : nic_sync_state_to_string(n->sync_state);
         return sd_bus_message_append(reply, "s", s ? s : "");
 }
 
@@ -227,13 +213,6 @@ static int property_get_guest(sd_bus *bus, const char *path, const char *interfa
 static int property_get_trust(sd_bus *bus, const char *path, const char *interface, const char *property,
         sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         return bus_message_append_trust(reply, nic_trust(userdata));
-}
-
-static int property_get_counter(sd_bus *bus, const char *path, const char *interface, const char *property,
-        sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        Nic *n = userdata;
-        return sd_bus_message_append(
-                reply, "t", strcmp(property, "Changes") == 0 ? n->changes : n->last_change_usec);
 }
 
 /* ---- methods ------------------------------------------------------------------------------------------ */
@@ -267,17 +246,17 @@ static int method_resync(sd_bus_message *message, void *userdata, sd_bus_error *
         Guest *g = n->guest;
         int r;
 
-        if (g->state != GUEST_STATE_CONNECTED)
+        if (!guest_is_connected(g))
                 return sd_bus_error_setf(error, BUS_ERROR_GUEST_NOT_CONNECTED,
-                        "Guest '%s' is not connected (%s).", g->name, guest_state_to_string(g->state));
+                        "Guest '%s' is not connected (%s).", g->name, guest_state_to_bus_string(g->state));
         r = bus_polkit_verify_async(
                 message, g->manager, BUS_ACTION_RESYNC, NIC_POLKIT_DETAILS(n), method_resync, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
 
-        if (g->state != GUEST_STATE_CONNECTED)
+        if (!guest_is_connected(g))
                 return sd_bus_error_setf(error, BUS_ERROR_GUEST_NOT_CONNECTED,
-                        "Guest '%s' is not connected (%s).", g->name, guest_state_to_string(g->state));
+                        "Guest '%s' is not connected (%s).", g->name, guest_state_to_bus_string(g->state));
         nic_resync(n, "resync");
         return sd_bus_reply_method_return(message, NULL);
 }
@@ -287,13 +266,16 @@ static int method_resync(sd_bus_message *message, void *userdata, sd_bus_error *
 
 const sd_bus_vtable bus_nic_vtable[] = {
         SD_BUS_VTABLE_START(0),
-        SD_BUS_PROPERTY("Id", "s", property_get_string, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        /* NULL strings read as "" (sd-bus appends a NULL string as the empty one). */
+        SD_BUS_PROPERTY("Id", "s", NULL, offsetof(Nic, id), SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Guest", "o", property_get_guest, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-        SD_BUS_PROPERTY("QomPath", "s", property_get_string, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-        SD_BUS_PROPERTY("HostInterface", "s", property_get_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("QomPath", "s", NULL, offsetof(Nic, qom_path), SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("HostInterface", "s", NULL, offsetof(Nic, host_interface),
+                SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY(
                 "HostInterfaceKind", "s", property_get_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("ConfiguredMac", "s", property_get_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("ConfiguredMac", "s", NULL, offsetof(Nic, configured_mac),
+                SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         FILTER_PROPERTY("Mac", "s"),
         FILTER_PROPERTY("Promiscuous", "b"),
         FILTER_PROPERTY("UnicastMode", "s"),
@@ -306,9 +288,11 @@ const sd_bus_vtable bus_nic_vtable[] = {
         FILTER_PROPERTY("MulticastOverflow", "b"),
         SD_BUS_PROPERTY("Trust", "as", property_get_trust, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("SyncState", "s", property_get_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("LastError", "s", property_get_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("Changes", "t", property_get_counter, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("LastChangeUSec", "t", property_get_counter, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY(
+                "LastError", "s", NULL, offsetof(Nic, last_error), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Changes", "t", NULL, offsetof(Nic, changes), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("LastChangeUSec", "t", NULL, offsetof(Nic, last_change_usec),
+                SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_METHOD_WITH_ARGS("SetTrust", SD_BUS_ARGS("as", capabilities), SD_BUS_NO_RESULT,
                 method_set_trust, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS(
@@ -423,7 +407,7 @@ static int append_rx_filter_changed(
 
 /* PropertiesChanged always goes out: properties are state and stay current with EmitSignals=no. Only
  * the event signals (RxFilterChanged, MacChanged, HostSyncFailed, NetEvent) are switched off. */
-void bus_nic_emit_filter_processed(
+static void nic_emit_filter_processed(
         Nic *n, unsigned changed_fields, const char *sync, const char *const *extra) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *signal = NULL;
         const char *names[ELEMENTSOF(filter_fields) + 8] = {};
@@ -473,8 +457,30 @@ static void nic_emit_signal(Nic *n, const char *member, const char *a, const cha
                 log_nic(n, LOG_WARNING, "failed to emit %s: %s", member, strerror(-r));
 }
 
-void bus_nic_emit_mac_changed(Nic *n, const char *old_mac, const char *new_mac, const char *reason) {
-        nic_emit_signal(n, "MacChanged", old_mac, new_mac, reason);
+void bus_nic_publish_change_set(Nic *n, const NicChangeSet *cs) {
+        const char *extra[5] = {};
+        size_t n_extra = 0;
+
+        if (cs->changed) {
+                extra[n_extra++] = "Changes";
+                extra[n_extra++] = "LastChangeUSec";
+        }
+        if (cs->sync_state_changed) {
+                extra[n_extra++] = "SyncState";
+                extra[n_extra++] = "LastError";
+        }
+        /* A change set is a reply that changed something, or one we asked for (resync, trust, reset). */
+        bool asked = cs->reason && strcmp(cs->reason, "guest") != 0;
+        if (cs->processed && (cs->changed || cs->sync_state_changed || asked))
+                nic_emit_filter_processed(n, cs->changed, cs->outcome, extra);
+        else if (n_extra > 0 && nic_bus(n))
+                nic_emit_properties_changed(n, extra);
+
+        if ((cs->changed & RXFILTER_FIELD_MAC) && n->filter) {
+                char new_mac[ETHER_ADDR_STRLEN];
+                nic_emit_signal(n, "MacChanged", cs->old_mac,
+                        ether_addr_format(&n->filter->main_mac, new_mac), cs->reason ? cs->reason : "guest");
+        }
 }
 
 void bus_nic_emit_host_sync_failed(Nic *n, const char *attribute, const char *error) {

@@ -62,13 +62,21 @@ void bus_nic_emit_changed(Nic *n, const char *property, ...) __attribute__((sent
 /* Guest.NetEvent(s event, a{sv} data): the event's fields plus "timestamp" (t, µs). */
 void bus_guest_emit_net_event(Guest *g, const char *event, json_object *data, uint64_t timestamp_usec);
 
-/* One processed change set: one PropertiesChanged with every changed filter property (RxFilterField
- * bits in changed_fields) plus Changes, LastChangeUSec, SyncState, LastError as given in extra
- * (NULL-terminated names, may be empty); then RxFilterChanged(filter, changed, sync). */
-void bus_nic_emit_filter_processed(
-        Nic *n, unsigned changed_fields, const char *sync, const char *const *extra);
-/* Nic.MacChanged(s old, s new, s reason): reason guest, initial, resync, reset. */
-void bus_nic_emit_mac_changed(Nic *n, const char *old_mac, const char *new_mac, const char *reason);
+/* What one completed sync changed on a NIC, as the core saw it; bus_nic_publish_change_set() decides
+ * how that looks on the bus. */
+typedef struct NicChangeSet {
+        unsigned changed; /* RxFilterField bits vs the previous filter (all for the first) */
+        bool sync_state_changed; /* SyncState or LastError */
+        bool processed; /* a query-rx-filter reply (not a reconcile of the last filter) */
+        const char *outcome; /* sync outcome: observed, applied, partial, failed */
+        const char *reason; /* why it was queried: guest, initial, resync, reset */
+        char old_mac[18]; /* the MAC before, "" for the first filter */
+} NicChangeSet;
+
+/* One change set: one PropertiesChanged with every changed property; RxFilterChanged(filter, changed,
+ * sync) for a reply that changed something or one we asked for (any reason but "guest"); MacChanged
+ * when the MAC changed. */
+void bus_nic_publish_change_set(Nic *n, const NicChangeSet *cs);
 /* Nic.HostSyncFailed(s attribute, s error). */
 void bus_nic_emit_host_sync_failed(Nic *n, const char *attribute, const char *error);
 

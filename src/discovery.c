@@ -36,7 +36,9 @@ static Discovery *discovery_free(Discovery *d) {
 static void discovery_finish(Discovery *d) {
         Nic *n = nic_ref(d->nic);
         discovery_free(d);
-        nic_discovery_done(n);
+        /* Not DISCOVERING any more: the NIC was removed meanwhile and has moved on. */
+        if (n->state == NIC_STATE_DISCOVERING)
+                nic_discovery_done(n);
         nic_unref(n);
 }
 
@@ -115,9 +117,11 @@ static void discovery_take_backend(Discovery *d) {
                 n->backend_fd = atoi(value);
 }
 
+/* Still the NIC's current work, on the connection it started on. */
 static bool discovery_alive(Discovery *d) {
         Nic *n = d->nic;
-        return !n->removed && n->guest->manager && n->guest->state == GUEST_STATE_CONNECTED;
+        return n->state == NIC_STATE_DISCOVERING && nic_is_live(n) &&
+                atomic_load(&n->guest->generation) == n->query_generation;
 }
 
 static int64_t discovery_send(
@@ -170,9 +174,7 @@ static void on_candidate_netdev(QmpClient *c, json_object *result, const QmpErro
         if (!err && json_object_is_type(result, json_type_string) &&
                 strcmp(json_object_get_string(result), d->nic->netdev) == 0) {
                 char *path = d->candidates[d->next - 1];
-                free(d->nic->qom_path);
-                d->nic->qom_path = strdup(path);
-                if (!d->nic->qom_path) {
+                if (guest_set_nic_qom_path(d->nic->guest, d->nic, path) < 0) {
                         log_oom();
                         discovery_finish(d);
                         return;

@@ -12,12 +12,25 @@
 
 static const char *const guest_state_names[_GUEST_STATE_MAX] = {
         [GUEST_STATE_CONNECTING] = "connecting",
-        [GUEST_STATE_CONNECTED] = "connected",
+        [GUEST_STATE_NEGOTIATING] = "negotiating",
+        [GUEST_STATE_READY] = "ready",
+        [GUEST_STATE_DISCONNECTED] = "disconnected",
+};
+
+/* The bus contract predates NEGOTIATING: a monitor that answers commands is "connected". */
+static const char *const guest_state_bus_names[_GUEST_STATE_MAX] = {
+        [GUEST_STATE_CONNECTING] = "connecting",
+        [GUEST_STATE_NEGOTIATING] = "connected",
+        [GUEST_STATE_READY] = "connected",
         [GUEST_STATE_DISCONNECTED] = "disconnected",
 };
 
 const char *guest_state_to_string(GuestState s) {
         return s >= 0 && s < _GUEST_STATE_MAX ? guest_state_names[s] : NULL;
+}
+
+const char *guest_state_to_bus_string(GuestState s) {
+        return s >= 0 && s < _GUEST_STATE_MAX ? guest_state_bus_names[s] : NULL;
 }
 
 static GuestConfig *guest_config_copy(const GuestConfig *src) {
@@ -54,7 +67,10 @@ int guest_new(Manager *m, const char *name, const char *qmp_socket, GuestSource 
         g->manager = m;
         g->source = source;
         g->state = GUEST_STATE_DISCONNECTED;
+        g->generation = 1; /* 0 is "never" for a NIC's discovered_generation */
         g->backoff_usec = GUEST_RECONNECT_MIN_USEC;
+        g->full_query_backoff_usec = GUEST_FULL_QUERY_RETRY_MIN_USEC;
+        g->full_query_limit = RATE_LIMIT_INIT;
         g->name = strdup(name);
         g->qmp_socket = strdup(qmp_socket);
         if (!g->name || !g->qmp_socket)
@@ -76,7 +92,10 @@ Guest *guest_unref(Guest *g) {
                 return NULL;
         qmp_client_free(g->qmp);
         sd_event_source_disable_unref(g->reconnect_timer);
+        sd_event_source_disable_unref(g->full_query_timer);
         free(g->nics);
+        strmap_done(&g->nics_by_id);
+        strmap_done(&g->nics_by_qom_path);
         guest_config_free(g->config);
         free(g->name);
         free(g->qmp_socket);
@@ -88,11 +107,23 @@ Guest *guest_unref(Guest *g) {
         return NULL;
 }
 
-static void guest_set_state(Guest *g, GuestState state) {
+/* The one place a guest's state changes. */
+static void guest_set_state(Guest *g, GuestState state, const char *why) {
         if (g->state == state)
                 return;
+        log_guest(g, LOG_DEBUG, "state %s -> %s (%s)", guest_state_to_string(g->state),
+                guest_state_to_string(state), why);
+        bool publish = guest_state_bus_names[g->state] != guest_state_bus_names[state];
         g->state = state;
-        bus_guest_emit_changed(g, "State", NULL);
+        if (publish)
+                bus_guest_emit_changed(g, "State", NULL);
+}
+
+bool guest_is_connected(const Guest *g) {
+        /* The client is asked too: it fails its pending commands before it tells us it disconnected, and
+         * a handler running then must not start new work for the old connection. */
+        return g->manager && (g->state == GUEST_STATE_NEGOTIATING || g->state == GUEST_STATE_READY) &&
+                g->qmp && qmp_client_get_state(g->qmp) == QMP_STATE_READY;
 }
 
 unsigned guest_nic_trust(Guest *g, const char *nic_id) {
@@ -107,21 +138,28 @@ unsigned guest_nic_trust(Guest *g, const char *nic_id) {
 }
 
 Nic *guest_find_nic(Guest *g, const char *id) {
-        for (size_t i = 0; i < g->n_nics; i++)
-                if (strcmp(g->nics[i]->id, id) == 0)
-                        return g->nics[i];
-        return NULL;
+        return strmap_get(&g->nics_by_id, id);
 }
 
 Nic *guest_find_nic_by_qom_path(Guest *g, const char *qom_path) {
-        for (size_t i = 0; i < g->n_nics; i++)
-                if (strcmp(g->nics[i]->qom_path, qom_path) == 0)
-                        return g->nics[i];
-        return NULL;
+        return strmap_get(&g->nics_by_qom_path, qom_path);
+}
+
+int guest_set_nic_qom_path(Guest *g, Nic *n, const char *qom_path) {
+        char *p = strdup(qom_path);
+        if (!p)
+                return -ENOMEM;
+        if (strmap_get(&g->nics_by_qom_path, n->qom_path) == n)
+                strmap_remove(&g->nics_by_qom_path, n->qom_path);
+        free(n->qom_path);
+        n->qom_path = p;
+        /* Two NICs claiming one path (a lying monitor): the first keeps it, the other is found by id. */
+        int r = strmap_put(&g->nics_by_qom_path, n->qom_path, n);
+        return r == -EEXIST ? 0 : r;
 }
 
 static int guest_add_nic(Guest *g, const char *id, Nic **ret) {
-        Nic *n;
+        _cleanup_(nic_unrefp) Nic *n = NULL;
         int r;
 
         Nic **nics = realloc(g->nics, (g->n_nics + 1) * sizeof(Nic *));
@@ -135,35 +173,69 @@ static int guest_add_nic(Guest *g, const char *id, Nic **ret) {
         const NicConfig *nc = g->config ? guest_config_find_nic(g->config, id) : NULL;
         if (nc && nc->host_interface) {
                 n->host_interface = strdup(nc->host_interface);
-                if (!n->host_interface) {
-                        nic_unref(n);
+                if (!n->host_interface)
                         return -ENOMEM;
-                }
                 n->host_interface_configured = true;
+        }
+        r = strmap_put(&g->nics_by_id, n->id, n);
+        if (r < 0)
+                return r;
+        r = strmap_put(&g->nics_by_qom_path, n->qom_path, n);
+        if (r < 0 && r != -EEXIST) {
+                strmap_remove(&g->nics_by_id, n->id);
+                return r;
         }
         g->nics[g->n_nics++] = n;
         _cleanup_free_ char *trust = trust_to_string(guest_nic_trust(g, id));
         log_nic(n, LOG_INFO, "discovered (trust %s)", trust ? trust : "?");
-        *ret = n;
+        *ret = TAKE_PTR(n);
         return 0;
 }
 
-void guest_remove_nic(Guest *g, Nic *n, bool revert) {
+/* Takes n out of the guest; returns whether it was on the bus (the caller publishes Nics). */
+static bool guest_drop_nic(Guest *g, Nic *n, bool revert) {
         for (size_t i = 0; i < g->n_nics; i++) {
                 if (g->nics[i] != n)
                         continue;
+                bool published = n->published;
                 bus_nic_emit_removed(n);
                 memmove(g->nics + i, g->nics + i + 1, (g->n_nics - i - 1) * sizeof(Nic *));
                 g->n_nics--;
-                if (n->published)
-                        bus_guest_emit_changed(g, "Nics", NULL);
+                strmap_remove(&g->nics_by_id, n->id);
+                if (strmap_get(&g->nics_by_qom_path, n->qom_path) == n)
+                        strmap_remove(&g->nics_by_qom_path, n->qom_path);
                 log_nic(n, LOG_INFO, "removed");
                 nic_detach(n);
                 if (revert)
                         nic_revert(n, TRUST_ALL);
                 nic_unref(n);
-                return;
+                return published;
         }
+        return false;
+}
+
+void guest_remove_nic(Guest *g, Nic *n, bool revert) {
+        if (guest_drop_nic(g, n, revert))
+                bus_guest_emit_changed(g, "Nics", NULL);
+        guest_nic_idle(g);
+}
+
+/* Every NIC goes with one Nics change, however many there were. */
+static void guest_remove_all_nics(Guest *g, bool revert) {
+        bool published = false;
+        while (g->n_nics > 0)
+                published |= guest_drop_nic(g, g->nics[g->n_nics - 1], revert);
+        if (published)
+                bus_guest_emit_changed(g, "Nics", NULL);
+        guest_nic_idle(g);
+}
+
+void guest_nic_idle(Guest *g) {
+        /* A stopped guest's namespace (and the sockets opened in it) is held only for its reverts. */
+        if (g->state != GUEST_STATE_DISCONNECTED || !g->netns || g->n_nics_working > 0)
+                return;
+        log_guest(g, LOG_DEBUG, "reverts done, releasing its network namespace");
+        g->netns = host_namespace_unref(g->netns);
 }
 
 /* ---- connection ---------------------------------------------------------------------------------- */
@@ -184,7 +256,7 @@ static void guest_schedule_reconnect(Guest *g, int error, const char *reason) {
                                                                          : g->backoff_usec * 2;
         /* A lost connection is news; a retry that fails again is not (State would flap on the bus). */
         if (reason)
-                guest_set_state(g, GUEST_STATE_DISCONNECTED);
+                guest_set_state(g, GUEST_STATE_DISCONNECTED, reason);
         if (!g->manager)
                 return;
 
@@ -244,37 +316,58 @@ static void on_query_version(QmpClient *c, json_object *result, const QmpError *
                 g->qemu_name ? g->qemu_name : "", g->uuid ? ", uuid " : "", g->uuid ? g->uuid : "");
 }
 
+/* ---- the full query ----------------------------------------------------------------------------- */
+
 typedef struct FullQuery {
         Guest *guest;
         const char *reason;
 } FullQuery;
 
-static void on_query_all_nics(QmpClient *c, json_object *result, const QmpError *err, void *userdata) {
-        _cleanup_free_ FullQuery *q = userdata;
-        _cleanup_(guest_unrefp) Guest *g = q->guest;
+static int reason_rank(const char *reason) {
+        return strcmp(reason, "reset") == 0 ? 2 : strcmp(reason, "resync") == 0 ? 1 : 0;
+}
 
-        if (!g->manager || g->state != GUEST_STATE_CONNECTED)
-                return;
-        if (err) {
-                if (err->error != -ECONNRESET && err->error != -ECANCELED)
-                        log_guest(g, LOG_WARNING, "query-rx-filter (all NICs) failed: %s",
-                                err->desc ? err->desc : strerror(-err->error));
-                return;
-        }
-        if (!json_object_is_type(result, json_type_array)) {
-                log_guest(g, LOG_WARNING, "query-rx-filter (all NICs) did not return a list");
-                return;
-        }
-        /* Only a monitor that answered its first full query counts as healthy: one that negotiates and
-         * then always fails must not be reconnected every 100 ms forever. */
-        g->backoff_usec = GUEST_RECONNECT_MIN_USEC;
+/* Folds a request into the follow-up: one query answers them all, with the strongest reason. */
+static void guest_full_query_want(Guest *g, const char *reason) {
+        if (!g->full_query_pending || reason_rank(reason) > reason_rank(g->full_query_pending))
+                g->full_query_pending = reason;
+}
 
-        size_t n_infos = json_object_array_length(result);
-        bool *seen = calloc(g->n_nics + n_infos + 1, sizeof(bool));
-        if (!seen) {
-                log_oom();
-                return;
-        }
+static void guest_full_query_kick(Guest *g);
+
+static int on_full_query_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Guest *g = userdata;
+        g->full_query_timer = sd_event_source_disable_unref(g->full_query_timer);
+        guest_full_query_kick(g);
+        return 0;
+}
+
+static void guest_full_query_arm(Guest *g, uint64_t delay) {
+        int r = sd_event_add_time_relative(
+                g->manager->event, &g->full_query_timer, CLOCK_MONOTONIC, delay, 0, on_full_query_timer, g);
+        if (r < 0)
+                log_guest_errno(g, LOG_ERR, r, "cannot schedule the full query-rx-filter: %m");
+}
+
+/* A full query failed or timed out: ask again later, backing off, until one is answered. */
+static void guest_full_query_retry(Guest *g, const char *reason) {
+        uint64_t delay = g->full_query_backoff_usec;
+
+        g->full_query_backoff_usec =
+                delay * 2 > GUEST_FULL_QUERY_RETRY_MAX_USEC ? GUEST_FULL_QUERY_RETRY_MAX_USEC : delay * 2;
+        guest_full_query_want(g, reason);
+        g->full_query_timer = sd_event_source_disable_unref(g->full_query_timer);
+        log_guest(g, LOG_INFO, "retrying the full query-rx-filter in %llu ms",
+                (unsigned long long)(delay / 1000));
+        guest_full_query_arm(g, delay);
+}
+
+static void guest_process_full_reply(Guest *g, json_object *result, const char *reason) {
+        size_t n_infos = json_object_array_length(result), n_ignored = 0;
+        uint64_t generation = atomic_load(&g->generation);
+
+        for (size_t k = 0; k < g->n_nics; k++)
+                g->nics[k]->seen = false;
 
         for (size_t i = 0; i < n_infos; i++) {
                 json_object *info = json_object_array_get_idx(result, i), *name;
@@ -287,39 +380,118 @@ static void on_query_all_nics(QmpClient *c, json_object *result, const QmpError 
                         continue;
                 }
                 Nic *n = guest_find_nic(g, json_object_get_string(name));
-                if (!n && guest_add_nic(g, json_object_get_string(name), &n) < 0) {
-                        log_oom();
-                        continue;
+                if (!n) {
+                        if (g->n_nics >= GUEST_NICS_MAX) {
+                                n_ignored++;
+                                continue;
+                        }
+                        if (guest_add_nic(g, json_object_get_string(name), &n) < 0) {
+                                log_oom();
+                                continue;
+                        }
                 }
-                for (size_t k = 0; k < g->n_nics; k++)
-                        if (g->nics[k] == n)
-                                seen[k] = true;
+                if (n->seen)
+                        continue; /* listed twice: the first entry counts */
+                n->seen = true;
 
                 /* Exclusive ownership before a worker touches it: json-c refcounts are not atomic. */
                 json_object *owned = json_object_get(info);
                 json_object_array_put_idx(result, i, NULL);
-                nic_process_full_reply(n, owned, q->reason);
+                nic_process_full_reply(n, owned, reason);
         }
+        if (n_ignored > 0)
+                log_guest(g, LOG_WARNING,
+                        "query-rx-filter listed %zu NICs beyond the limit of %d, ignoring them", n_ignored,
+                        GUEST_NICS_MAX);
 
-        /* NICs QEMU no longer reports are gone (unplugged while we were away). */
+        /* NICs QEMU no longer reports are gone (unplugged while we were away), unless the connection went
+         * while we processed (then the reply is not the whole truth any more). */
+        if (!guest_is_connected(g) || atomic_load(&g->generation) != generation)
+                return;
+        bool published = false;
         for (size_t k = g->n_nics; k > 0; k--)
-                if (!seen[k - 1])
-                        guest_remove_nic(g, g->nics[k - 1], true);
-        free(seen);
+                if (!g->nics[k - 1]->seen)
+                        published |= guest_drop_nic(g, g->nics[k - 1], true);
+        if (published)
+                bus_guest_emit_changed(g, "Nics", NULL);
+}
+
+static void on_query_all_nics(QmpClient *c, json_object *result, const QmpError *err, void *userdata) {
+        _cleanup_free_ FullQuery *q = userdata;
+        _cleanup_(guest_unrefp) Guest *g = q->guest;
+
+        g->full_query_in_flight = false;
+        /* Disconnected (or detached): the reconnect's full query takes over. */
+        if (!guest_is_connected(g) || (err && (err->error == -ECONNRESET || err->error == -ECANCELED)))
+                return;
+        if (err || !json_object_is_type(result, json_type_array)) {
+                log_guest(g, LOG_WARNING, "query-rx-filter (all NICs) failed: %s",
+                        err ? (err->desc ? err->desc : strerror(-err->error)) : "the reply is not a list");
+                guest_full_query_retry(g, q->reason);
+                return;
+        }
+        /* Only a monitor that answered its first full query counts as healthy: one that negotiates and
+         * then always fails must not be reconnected every 100 ms forever. */
+        g->backoff_usec = GUEST_RECONNECT_MIN_USEC;
+        g->full_query_backoff_usec = GUEST_FULL_QUERY_RETRY_MIN_USEC;
+        guest_set_state(g, GUEST_STATE_READY, "first full query answered");
+
+        guest_process_full_reply(g, result, q->reason);
+        guest_full_query_kick(g);
+}
+
+static void guest_send_full_query(Guest *g) {
+        FullQuery *q = malloc(sizeof(FullQuery));
+        if (!q) {
+                log_oom();
+                return;
+        }
+        *q = (FullQuery){ .guest = guest_ref(g), .reason = TAKE_PTR(g->full_query_pending) };
+        /* Set before sending: a write that fails runs on_query_all_nics() inside qmp_client_send(). */
+        g->full_query_in_flight = true;
+        int64_t r = qmp_client_send(
+                g->qmp, "query-rx-filter", NULL, g->query_timeout_usec, on_query_all_nics, q);
+        if (r < 0) {
+                g->full_query_in_flight = false;
+                log_guest_errno(g, LOG_WARNING, (int)r, "cannot send query-rx-filter: %m");
+                if (r != -ENOTCONN)
+                        guest_full_query_retry(g, q->reason);
+                guest_unref(g);
+                free(q);
+        }
+}
+
+static void guest_full_query_kick(Guest *g) {
+        if (g->full_query_in_flight || g->full_query_timer || !g->full_query_pending)
+                return;
+        if (!guest_is_connected(g)) {
+                g->full_query_pending = NULL;
+                return;
+        }
+        /* Paced like a NIC's own queries: a RESET flood costs one query per token, not one per event. */
+        unsigned rate = g->manager->config.max_queries_per_second;
+        uint64_t delay = rate_limit_take(&g->full_query_limit, rate,
+                rate > NIC_QUERY_BURST ? rate : NIC_QUERY_BURST, manager_now(g->manager));
+        if (delay > 0) {
+                guest_full_query_arm(g, delay);
+                return;
+        }
+        guest_send_full_query(g);
 }
 
 int guest_query_all_nics(Guest *g, const char *reason) {
-        FullQuery *q = malloc(sizeof(FullQuery));
-        if (!q)
-                return -ENOMEM;
-        *q = (FullQuery){ .guest = guest_ref(g), .reason = reason };
-        int64_t r = qmp_client_send(g->qmp, "query-rx-filter", NULL, 0, on_query_all_nics, q);
-        if (r < 0) {
-                guest_unref(g);
-                free(q);
-                return (int)r;
-        }
+        if (!guest_is_connected(g))
+                return -ENOTCONN;
+        guest_full_query_want(g, reason);
+        guest_full_query_kick(g);
         return 0;
+}
+
+/* Forgets the full query's follow-up and retry: the next connection starts afresh. */
+static void guest_full_query_reset(Guest *g) {
+        g->full_query_pending = NULL;
+        g->full_query_timer = sd_event_source_disable_unref(g->full_query_timer);
+        g->full_query_backoff_usec = GUEST_FULL_QUERY_RETRY_MIN_USEC;
 }
 
 /* Host work happens in the guest's network namespace: NetworkNamespace= if configured, else the QEMU
@@ -368,7 +540,8 @@ static void on_qmp_state(QmpClient *c, QmpState state, int error, const char *re
 
         if (state == QMP_STATE_READY) {
                 guest_update_netns(g);
-                guest_set_state(g, GUEST_STATE_CONNECTED);
+                guest_full_query_reset(g);
+                guest_set_state(g, GUEST_STATE_NEGOTIATING, "monitor ready");
                 (void)qmp_client_send(c, "query-name", NULL, 0, on_query_name, g);
                 (void)qmp_client_send(c, "query-uuid", NULL, 0, on_query_uuid, g);
                 (void)qmp_client_send(c, "query-version", NULL, 0, on_query_version, g);
@@ -380,12 +553,14 @@ static void on_qmp_state(QmpClient *c, QmpState state, int error, const char *re
 
         if (state == QMP_STATE_DISCONNECTED) {
                 atomic_fetch_add(&g->generation, 1);
+                guest_full_query_reset(g);
                 /* The guest stopped (or we lost it): its host devices go back to their baselines; a
                  * reconnect's full query syncs them again. */
                 if (g->manager && g->manager->config.revert_on_stop)
                         for (size_t i = 0; i < g->n_nics; i++)
                                 nic_revert(g->nics[i], TRUST_ALL);
                 guest_schedule_reconnect(g, error, reason ? reason : "connection lost");
+                guest_nic_idle(g);
         }
 }
 
@@ -410,17 +585,19 @@ static int guest_connect(Guest *g) {
 
 int guest_start(Guest *g) {
         log_guest(g, LOG_INFO, "attached (QMP socket %s)", g->qmp_socket);
-        guest_set_state(g, GUEST_STATE_CONNECTING);
+        guest_set_state(g, GUEST_STATE_CONNECTING, "attached");
         return guest_connect(g);
 }
 
 void guest_stop(Guest *g, bool revert) {
         g->reconnect_timer = sd_event_source_disable_unref(g->reconnect_timer);
+        guest_full_query_reset(g);
         atomic_fetch_add(&g->generation, 1);
-        guest_set_state(g, GUEST_STATE_DISCONNECTED);
         /* Freeing the client fails its pending commands: their handlers drop their references. */
         g->qmp = qmp_client_free(g->qmp);
-        while (g->n_nics > 0)
-                guest_remove_nic(g, g->nics[g->n_nics - 1], revert);
+        guest_remove_all_nics(g, revert);
+        /* Only now: the reverts are all asked for, so the namespace stays until they are done. */
+        guest_set_state(g, GUEST_STATE_DISCONNECTED, "detached");
+        guest_nic_idle(g);
         log_guest(g, LOG_INFO, "detached");
 }

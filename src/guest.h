@@ -10,14 +10,19 @@
 #include "hostdev.h"
 #include "log.h"
 #include "qmp.h"
+#include "ratelimit.h"
+#include "strmap.h"
 
 typedef struct Manager Manager;
 typedef struct Nic Nic;
 
+/* The guest's connection. Every change goes through guest_set_state() (guest.c), which logs it at
+ * debug level and publishes State. On the bus NEGOTIATING and READY both read "connected". */
 typedef enum GuestState {
-        GUEST_STATE_CONNECTING,
-        GUEST_STATE_CONNECTED,
-        GUEST_STATE_DISCONNECTED,
+        GUEST_STATE_CONNECTING, /* socket connecting, greeting and capabilities */
+        GUEST_STATE_NEGOTIATING, /* monitor ready; the first full query-rx-filter is outstanding */
+        GUEST_STATE_READY, /* NICs known */
+        GUEST_STATE_DISCONNECTED, /* lost or not up yet: reconnecting with backoff */
         _GUEST_STATE_MAX,
 } GuestState;
 
@@ -30,6 +35,12 @@ typedef enum GuestSource GuestSource;
 
 #define GUEST_RECONNECT_MIN_USEC (100 * 1000ULL)
 #define GUEST_RECONNECT_MAX_USEC (10 * 1000000ULL)
+/* A full query that failed or timed out is retried with backoff between these. */
+#define GUEST_FULL_QUERY_RETRY_MIN_USEC (100 * 1000ULL)
+#define GUEST_FULL_QUERY_RETRY_MAX_USEC (10 * 1000000ULL)
+/* NICs per guest: a PCI bus holds 32 devices and real guests have a few; entries of a full reply beyond
+ * this are ignored (one log line), so a hostile QEMU can't make us build objects without bound. */
+#define GUEST_NICS_MAX 64
 
 typedef struct Guest {
         unsigned n_ref;
@@ -50,11 +61,23 @@ typedef struct Guest {
         char *uuid, *qemu_name, *qemu_version;
         HostNamespace *netns; /* where its host devices live; NULL: the daemon's own namespace */
 
-        Nic **nics;
+        Nic **nics; /* discovery order */
         size_t n_nics;
+        StrMap nics_by_id, nics_by_qom_path; /* keys are the NICs' own strings */
+        unsigned n_nics_working; /* NICs (removed ones too) not IDLE: a revert may still need netns */
 
         sd_event_source *reconnect_timer;
         uint64_t backoff_usec;
+
+        /* The full query-rx-filter: at most one outstanding; what is asked meanwhile (RESET floods,
+         * Resync storms, unknown-NIC events) folds into one follow-up with the strongest reason. */
+        bool full_query_in_flight;
+        const char *full_query_pending; /* reason of the follow-up, NULL: none */
+        sd_event_source *full_query_timer; /* retry backoff or rate limit */
+        uint64_t full_query_backoff_usec;
+        RateLimit full_query_limit;
+        uint64_t query_timeout_usec; /* for the full query; 0: QMP_TIMEOUT_DEFAULT (tests shorten it) */
+        bool full_query_capped_logged;
 } Guest;
 
 #define log_guest(g, level, fmt, ...) log_full((level), "guest %s: " fmt, (g)->name, ##__VA_ARGS__)
@@ -75,12 +98,19 @@ void guest_stop(Guest *g, bool revert);
 
 Nic *guest_find_nic(Guest *g, const char *id);
 Nic *guest_find_nic_by_qom_path(Guest *g, const char *qom_path);
-/* Drops a NIC (unplugged, gone, guest detached); revert: undo our changes on its host device. */
+/* Drops a NIC (unplugged, gone); revert: undo our changes on its host device. */
 void guest_remove_nic(Guest *g, Nic *n, bool revert);
+/* Keeps the QOM path index current when discovery finds a NIC's real path. */
+int guest_set_nic_qom_path(Guest *g, Nic *n, const char *qom_path);
 
-/* A query-rx-filter without a name: (re)discovers every NIC, re-arms their events and syncs them;
- * reason ("resync", "reset") is what MacChanged will say. */
+/* A query-rx-filter without a name: finds every NIC, re-arms their events and syncs them; reason
+ * ("guest", "resync", "reset") is what MacChanged will say. Coalesced (one outstanding, one follow-up),
+ * rate-limited like a NIC's queries, retried with backoff when it fails. -ENOTCONN unless connected. */
 int guest_query_all_nics(Guest *g, const char *reason);
+/* Connected: the monitor is ready and the guest attached (NEGOTIATING or READY). */
+bool guest_is_connected(const Guest *g);
+/* A NIC of g went idle: a stopped guest releases its namespace once no NIC works any more. */
+void guest_nic_idle(Guest *g);
 /* Trust mask for a NIC of this guest: the NIC's Trust=, else the guest's, else DefaultTrust=. */
 unsigned guest_nic_trust(Guest *g, const char *nic_id);
 
@@ -96,3 +126,5 @@ typedef struct QmpEventHandler {
 const QmpEventHandler *qmp_event_table(size_t *ret_n);
 
 const char *guest_state_to_string(GuestState s);
+/* The State property: connecting, connected, disconnected. */
+const char *guest_state_to_bus_string(GuestState s);

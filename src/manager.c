@@ -5,9 +5,11 @@
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "bus.h"
 #include "guest.h"
+#include "jobqueue.h"
 #include "log.h"
 #include "nic.h"
 
@@ -54,7 +56,7 @@ Manager *manager_free(Manager *m) {
         while (m->guests)
                 manager_detach_guest(m, m->guests);
         /* Parked reverts still run (they undo what we did); other parked work is dropped. */
-        manager_submit_parked_jobs(m);
+        job_queue_admit(m);
         manager_bus_disconnect(m);
         /* After the guests: cancelled jobs complete here and drop the last references. */
         m->workers = worker_pool_free(m->workers);
@@ -71,6 +73,15 @@ Manager *manager_free(Manager *m) {
 
 Guest *manager_find_guest(Manager *m, const char *name) {
         return strmap_get(&m->guests_by_name, name);
+}
+
+uint64_t manager_now(const Manager *m) {
+        struct timespec ts;
+
+        if (m->clock_override_usec)
+                return m->clock_override_usec;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000ULL;
 }
 
 int manager_attach_guest(Manager *m, const char *name, const char *qmp_socket, GuestSource source,
@@ -158,7 +169,9 @@ static int on_reconcile_timer(sd_event_source *s, uint64_t usec, void *userdata)
 
         if (!manager_has_trusted_nic(m))
                 return sd_event_source_set_enabled(s, SD_EVENT_OFF);
-        return sd_event_source_set_time_relative(s, reconcile_delay(m));
+        /* sd-event turned this one-shot source off before calling us: arm it again. */
+        (void)sd_event_source_set_time_relative(s, reconcile_delay(m));
+        return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
 }
 
 static void manager_reconcile_set(Manager *m, bool want) {
@@ -254,11 +267,32 @@ static void manager_socket_vanished(Manager *m, const char *filename) {
                 manager_detach_guest_full(m, g, m->config.revert_on_stop); /* the guest stopped */
 }
 
+/* Makes the directory-attached guests match the sockets there: what inotify says, after it lost events. */
+static int manager_rescan_qmp_dir(Manager *m) {
+        const char *dir = m->config.qmp_directory;
+
+        for (Guest *g = m->guests, *next; g; g = next) {
+                struct stat st;
+                next = g->next;
+                if (g->source == GUEST_SOURCE_DIRECTORY &&
+                        (stat(g->qmp_socket, &st) < 0 || !S_ISSOCK(st.st_mode)))
+                        manager_detach_guest_full(m, g, m->config.revert_on_stop);
+        }
+
+        _cleanup_(closedirp) DIR *d = opendir(dir);
+        if (!d)
+                return log_error_errno(errno, "Failed to read the QMP directory %s: %m", dir);
+        for (struct dirent *de; (de = readdir(d));)
+                manager_socket_appeared(m, de->d_name);
+        return 0;
+}
+
 static int on_qmp_dir_event(sd_event_source *s, const struct inotify_event *event, void *userdata) {
         Manager *m = userdata;
 
         if (event->mask & IN_Q_OVERFLOW) {
                 log_warning("inotify queue overflow on %s, rescanning", m->config.qmp_directory);
+                (void)manager_rescan_qmp_dir(m);
                 return 0;
         }
         if (event->len == 0)
@@ -287,12 +321,7 @@ static int manager_watch_qmp_dir(Manager *m) {
                 return log_error_errno(r, "Failed to watch the QMP directory %s: %m", dir);
 
         /* Sockets that exist before the watch started. */
-        _cleanup_(closedirp) DIR *d = opendir(dir);
-        if (!d)
-                return log_error_errno(errno, "Failed to read the QMP directory %s: %m", dir);
-        for (struct dirent *de; (de = readdir(d));)
-                manager_socket_appeared(m, de->d_name);
-        return 0;
+        return manager_rescan_qmp_dir(m);
 }
 
 int manager_start(Manager *m) {

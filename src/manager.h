@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stddef.h>
+#include <stdint.h>
 #include <systemd/sd-event.h>
 
 #include "config.h"
@@ -32,10 +33,11 @@ typedef struct Manager {
         sd_event_source *qmp_dir_watch;
         sd_event_source *reconcile_timer; /* armed only while some NIC is trusted */
         char *baseline_dir; /* RuntimeDirectory=/baselines */
-        /* NICs whose job waits for room in the pool (see nic.c): a connect burst of thousands of NICs
+        /* NICs whose job waits for room in the pool (jobqueue.c): a connect burst of thousands of NICs
          * would otherwise hold a SyncJob each at once. */
         Nic *parked_head, *parked_tail;
         bool shutting_down; /* guests keep running without us: nothing is reverted */
+        uint64_t clock_override_usec; /* tests: a controllable CLOCK_MONOTONIC for rate limits; 0: real */
 } Manager;
 
 /* Takes over config (the caller's copy is reset). */
@@ -48,6 +50,8 @@ DEFINE_POINTER_CLEANUP_FUNC(Manager, manager_free);
 int manager_start(Manager *m);
 
 Guest *manager_find_guest(Manager *m, const char *name);
+/* CLOCK_MONOTONIC in µs, as the rate limits see it. */
+uint64_t manager_now(const Manager *m);
 /* Creates and connects a guest. -EEXIST if a guest of that name is attached. cfg may be NULL. */
 int manager_attach_guest(Manager *m, const char *name, const char *qmp_socket, GuestSource source,
         const GuestConfig *cfg, Guest **ret);

@@ -1,13 +1,13 @@
 /* nic.c: a NIC's pipeline on the loop thread: event → query-rx-filter (async) → sync job → completion. */
 #include "nic.h"
 
-#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include "bus.h"
+#include "jobqueue.h"
 #include "manager.h"
 #include "syncjob.h"
 
@@ -44,7 +44,7 @@ int nic_new(Guest *g, const char *id, Nic **ret) {
         }
         n->guest = guest_ref(g);
         n->manager = g->manager;
-        n->tokens = -1; /* bucket starts full on first use */
+        n->query_limit = RATE_LIMIT_INIT;
         n->trust_override = -1;
         n->next_reason = "initial";
         *ret = n;
@@ -55,24 +55,6 @@ Nic *nic_ref(Nic *n) {
         if (n)
                 n->n_ref++;
         return n;
-}
-
-void nic_detach(Nic *n) {
-        n->removed = true;
-        if (n->defer_timer) {
-                /* The deferred query will never be sent: that was our outstanding work. */
-                n->defer_timer = sd_event_source_disable_unref(n->defer_timer);
-                n->busy = false;
-        }
-        if (n->query_in_flight) {
-                /* Don't let a hung QEMU hold up the revert of a NIC it unplugged: forget the query. */
-                n->query_in_flight = false;
-                n->busy = false;
-        }
-        if (n->discovery_reply) {
-                json_object_put(n->discovery_reply);
-                n->discovery_reply = NULL;
-        }
 }
 
 Nic *nic_unref(Nic *n) {
@@ -123,48 +105,85 @@ static Manager *nic_manager(Nic *n) {
         return n->manager;
 }
 
-static bool nic_is_live(Nic *n) {
-        return !n->removed && n->guest->manager && n->guest->state == GUEST_STATE_CONNECTED;
+bool nic_is_live(const Nic *n) {
+        return !n->removed && guest_is_connected(n->guest);
 }
 
-/* ---- the work queue of one ---------------------------------------------------------------------- *
- * A NIC has at most one piece of work outstanding (a query, a discovery or a job: `busy`). What arrives
- * meanwhile is folded into flags: `pending_revert` (capabilities to undo) and `rerun` (query again).
- * When the work finishes, nic_kick() starts the next: reverts first, then the query. So one NIC's work
- * never overlaps or reorders, and the final state always lands. */
+/* ---- the state machine ------------------------------------------------------------------------------ *
+ * A NIC has at most one piece of work outstanding: its state says which (nic.h). What is asked meanwhile
+ * waits as a pending request: want_revert (capabilities to undo) and want_query (query again). When the
+ * work finishes, nic_kick() starts the next: reverts first, then the query. So one NIC's work never
+ * overlaps or reorders, and the final state always lands. The state is set before the step that may
+ * run a handler synchronously (qmp_client_send() fails a command inside when its write fails), so no
+ * handler ever sees a half-made transition. */
+
+static const char *const nic_state_names[_NIC_STATE_MAX] = {
+        [NIC_STATE_IDLE] = "idle",
+        [NIC_STATE_DEFERRED] = "deferred",
+        [NIC_STATE_QUERYING] = "querying",
+        [NIC_STATE_DISCOVERING] = "discovering",
+        [NIC_STATE_PARKED] = "parked",
+        [NIC_STATE_SYNCING] = "syncing",
+        [NIC_STATE_REVERTING] = "reverting",
+};
+
+const char *nic_state_to_string(NicState s) {
+        return s >= 0 && s < _NIC_STATE_MAX ? nic_state_names[s] : NULL;
+}
+
+/* The one place a NIC's state changes. */
+static void nic_set_state(Nic *n, NicState state, const char *why) {
+        if (n->state == state)
+                return;
+        log_nic(n, LOG_DEBUG, "state %s -> %s (%s)", nic_state_to_string(n->state),
+                nic_state_to_string(state), why);
+        if (n->state == NIC_STATE_IDLE)
+                n->guest->n_nics_working++;
+        else if (state == NIC_STATE_IDLE)
+                n->guest->n_nics_working--;
+        n->state = state;
+}
 
 static void nic_start_query(Nic *n);
 static void nic_submit_job(Nic *n, SyncJobMode mode, json_object *info, unsigned caps);
 
 static void nic_kick(Nic *n) {
-        if (n->busy)
+        if (n->state != NIC_STATE_IDLE)
                 return;
-        if (n->pending_revert) {
-                unsigned caps = n->pending_revert;
-                n->pending_revert = 0;
+        if (n->want_revert) {
+                unsigned caps = n->want_revert;
+                n->want_revert = 0;
                 if (n->ownership && n->host_interface) {
-                        n->busy = true;
                         nic_submit_job(n, SYNC_JOB_REVERT, NULL, caps);
                         return;
                 }
         }
-        if (!n->rerun)
-                return;
-        n->rerun = false;
-        if (n->sync_state == NIC_SYNC_UNSUPPORTED || !nic_is_live(n))
-                return;
-        n->busy = true;
-        nic_start_query(n);
+        if (n->want_query) {
+                n->want_query = false;
+                if (n->sync_state != NIC_SYNC_UNSUPPORTED && nic_is_live(n)) {
+                        nic_start_query(n);
+                        return;
+                }
+        }
+        guest_nic_idle(n->guest);
 }
 
-static void nic_work_done(Nic *n) {
-        n->busy = false;
+/* The outstanding work is over: back to IDLE, then whatever was asked meanwhile. */
+static void nic_work_done(Nic *n, const char *why) {
+        nic_set_state(n, NIC_STATE_IDLE, why);
         nic_kick(n);
 }
 
 static void nic_request_query(Nic *n) {
-        n->rerun = true;
+        n->want_query = true;
         nic_kick(n);
+}
+
+/* A stronger reason is never overwritten by "guest": a Resync() or reset asked for is what the next
+ * processed filter answers, even when a guest event comes in between. */
+static void nic_set_next_reason(Nic *n, const char *reason) {
+        if (!n->next_reason || strcmp(n->next_reason, "guest") == 0 || strcmp(reason, "guest") != 0)
+                n->next_reason = reason;
 }
 
 void nic_filter_changed(Nic *n) {
@@ -173,15 +192,38 @@ void nic_filter_changed(Nic *n) {
 }
 
 void nic_resync(Nic *n, const char *reason) {
-        n->next_reason = reason;
+        nic_set_next_reason(n, n->filter ? reason : "initial");
         nic_request_query(n);
 }
 
 void nic_revert(Nic *n, unsigned caps) {
         if (caps == 0)
                 return;
-        n->pending_revert |= caps;
+        n->want_revert |= caps;
         nic_kick(n);
+}
+
+void nic_detach(Nic *n) {
+        n->removed = true;
+        n->want_query = false;
+        switch (n->state) {
+        case NIC_STATE_DEFERRED:
+                /* The deferred query will never be sent: that was our outstanding work. */
+                n->defer_timer = sd_event_source_disable_unref(n->defer_timer);
+                nic_set_state(n, NIC_STATE_IDLE, "removed while deferred");
+                break;
+        case NIC_STATE_QUERYING:
+                /* Don't let a hung QEMU hold up the revert of a NIC it unplugged: forget the query. */
+                nic_set_state(n, NIC_STATE_IDLE, "removed while querying");
+                break;
+        case NIC_STATE_DISCOVERING:
+                /* Likewise: discovery.c sees the NIC is no longer DISCOVERING and stops. */
+                json_object_put(TAKE_PTR(n->discovery_reply));
+                nic_set_state(n, NIC_STATE_IDLE, "removed while discovering");
+                break;
+        default:
+                break;
+        }
 }
 
 void nic_set_trust(Nic *n, unsigned trust) {
@@ -202,10 +244,9 @@ void nic_set_trust(Nic *n, unsigned trust) {
 }
 
 bool nic_reconcile(Nic *n) {
-        if (n->busy || !n->filter || !nic_is_live(n) || nic_trust(n) == TRUST_NONE ||
-                n->host_kind != HOSTDEV_KIND_MACVTAP)
+        if (n->state != NIC_STATE_IDLE || n->want_query || n->want_revert || !n->filter || !nic_is_live(n) ||
+                nic_trust(n) == TRUST_NONE || n->host_kind != HOSTDEV_KIND_MACVTAP)
                 return false;
-        n->busy = true;
         nic_submit_job(n, SYNC_JOB_RECONCILE, NULL, 0);
         return true;
 }
@@ -296,9 +337,14 @@ static void nic_complete_filter(Nic *n, const SyncJob *j) {
                 return;
         }
 
-        char old_mac[ETHER_ADDR_STRLEN] = "";
+        NicChangeSet cs = {
+                .changed = j->changed,
+                .outcome = sync_outcome_to_string(j->outcome),
+                .reason = j->reason,
+                .processed = j->mode == SYNC_JOB_FILTER,
+        };
         if (n->filter)
-                ether_addr_format(&n->filter->main_mac, old_mac);
+                ether_addr_format(&n->filter->main_mac, cs.old_mac);
         else if (!(n->filter = malloc(sizeof(RxFilter)))) {
                 log_oom();
                 return;
@@ -312,42 +358,20 @@ static void nic_complete_filter(Nic *n, const SyncJob *j) {
         NicSyncState state = j->outcome == SYNC_APPLIED       ? NIC_SYNC_IN_SYNC
                 : j->outcome == SYNC_OBSERVED && !j->error[0] ? NIC_SYNC_OBSERVING
                                                               : NIC_SYNC_FAILED;
-        bool state_changed = nic_update_sync_state(n, state, j->error[0] ? j->error : NULL);
+        cs.sync_state_changed = nic_update_sync_state(n, state, j->error[0] ? j->error : NULL);
 
-        const char *outcome = sync_outcome_to_string(j->outcome);
         int level = j->outcome == SYNC_FAILED || j->outcome == SYNC_PARTIAL ? LOG_WARNING : LOG_INFO;
         if (j->changed) {
                 char fields[256];
                 format_fields(j->changed, fields, sizeof(fields));
-                log_nic(n, level, "filter changed [%s]; host %s%s%s", fields, outcome,
+                log_nic(n, level, "filter changed [%s]; host %s%s%s", fields, cs.outcome,
                         j->error[0] ? ": " : "", j->error);
         } else
                 log_nic(n, j->error[0] ? level : LOG_DEBUG, "filter %s; host %s%s%s",
-                        j->mode == SYNC_JOB_RECONCILE ? "reconciled" : "unchanged", outcome,
+                        j->mode == SYNC_JOB_RECONCILE ? "reconciled" : "unchanged", cs.outcome,
                         j->error[0] ? ": " : "", j->error);
 
-        const char *extra[5] = {};
-        size_t n_extra = 0;
-        if (j->changed) {
-                extra[n_extra++] = "Changes";
-                extra[n_extra++] = "LastChangeUSec";
-        }
-        if (state_changed) {
-                extra[n_extra++] = "SyncState";
-                extra[n_extra++] = "LastError";
-        }
-        /* A change set is a reply that changed something, or one we asked for (resync, trust, reset). */
-        bool asked = !streq_ptr(j->reason, "guest");
-        if (j->mode == SYNC_JOB_FILTER && (j->changed || state_changed || asked))
-                bus_nic_emit_filter_processed(n, j->changed, outcome, extra);
-        else if (state_changed)
-                bus_nic_emit_changed(n, "SyncState", "LastError", NULL);
-
-        if (j->changed & RXFILTER_FIELD_MAC) {
-                char new_mac[ETHER_ADDR_STRLEN];
-                bus_nic_emit_mac_changed(
-                        n, old_mac, ether_addr_format(&n->filter->main_mac, new_mac), j->reason);
-        }
+        bus_nic_publish_change_set(n, &cs);
         nic_emit_failed_attributes(n, j);
 }
 
@@ -355,28 +379,27 @@ static void sync_job_complete(WorkerJob *job, int error) {
         SyncJob *j = (SyncJob *)job;
         Nic *n = j->owner;
 
-        if (error == -ECANCELED) {
+        if (error == -ECANCELED)
                 /* Shutdown: nothing more will run. */
-                n->busy = false;
-                goto finish;
+                nic_set_state(n, NIC_STATE_IDLE, "job cancelled");
+        else {
+                /* Host facts (interface, kind, ownership) are true whatever happened to the guest
+                 * meanwhile. */
+                nic_take_host(n, j);
+
+                if (j->mode == SYNC_JOB_REVERT)
+                        nic_complete_revert(n, j);
+                else if (!n->removed && !j->stale && atomic_load(&n->guest->generation) == j->generation) {
+                        nic_complete_filter(n, j);
+                        if (nic_trust(n) != TRUST_NONE && n->host_kind == HOSTDEV_KIND_MACVTAP)
+                                manager_reconcile_arm(nic_manager(n));
+                }
+                /* else: overtaken by a disconnect; the reconnect's full query resyncs. */
+
+                n->n_jobs++;
+                nic_work_done(n, "job done");
+                job_queue_admit(nic_manager(n));
         }
-
-        /* Host facts (interface, kind, ownership) are true whatever happened to the guest meanwhile. */
-        nic_take_host(n, j);
-
-        if (j->mode == SYNC_JOB_REVERT)
-                nic_complete_revert(n, j);
-        else if (!n->removed && !j->stale && atomic_load(&n->guest->generation) == j->generation) {
-                nic_complete_filter(n, j);
-                if (nic_trust(n) != TRUST_NONE && n->host_kind == HOSTDEV_KIND_MACVTAP)
-                        manager_reconcile_arm(nic_manager(n));
-        }
-        /* else: overtaken by a disconnect; the reconnect's full query resyncs. */
-
-        n->n_jobs++;
-        nic_work_done(n);
-        manager_submit_parked_jobs(nic_manager(n));
-finish:
         free(j->parse_error);
         if (j->info)
                 json_object_put(j->info);
@@ -385,69 +408,26 @@ finish:
         free(j);
 }
 
-/* Bounds the jobs built at once: each holds about 5 KiB plus its reply, and a thousand guests
- * connecting together would otherwise build one per NIC in one burst. Enough to keep every worker
- * busy; the rest wait in a FIFO holding only their reply. */
-#define JOBS_IN_FLIGHT_MAX 256
-
-static void nic_start_job(Nic *n, SyncJobMode mode, json_object *info, unsigned caps);
-
-static void nic_park_job(Nic *n, SyncJobMode mode, json_object *info, unsigned caps) {
-        Manager *m = nic_manager(n);
-
-        n->parked_mode = mode;
-        n->parked_info = info;
-        n->parked_caps = caps;
-        n->parked_next = NULL;
-        nic_ref(n);
-        if (m->parked_tail)
-                m->parked_tail->parked_next = n;
-        else
-                m->parked_head = n;
-        m->parked_tail = n;
-}
-
-void manager_submit_parked_jobs(Manager *m) {
-        while (m->parked_head &&
-                (m->shutting_down || worker_pool_outstanding(m->workers) < JOBS_IN_FLIGHT_MAX)) {
-                Nic *n = m->parked_head;
-                m->parked_head = n->parked_next;
-                if (!m->parked_head)
-                        m->parked_tail = NULL;
-
-                SyncJobMode mode = n->parked_mode;
-                json_object *info = TAKE_PTR(n->parked_info);
-                if (mode == SYNC_JOB_REVERT || (!m->shutting_down && !n->removed))
-                        nic_start_job(n, mode, info, n->parked_caps);
-                else {
-                        json_object_put(info);
-                        nic_work_done(n);
-                }
-                nic_unref(n);
-        }
-}
-
 static void nic_submit_job(Nic *n, SyncJobMode mode, json_object *info, unsigned caps) {
-        Manager *m = nic_manager(n);
-
-        /* First come, first served: with others waiting, wait behind them. */
-        if (!m->shutting_down &&
-                (m->parked_head || worker_pool_outstanding(m->workers) >= JOBS_IN_FLIGHT_MAX)) {
-                nic_park_job(n, mode, info, caps);
-                return;
-        }
-        nic_start_job(n, mode, info, caps);
+        if (!job_queue_submit(nic_manager(n), n, mode, info, caps))
+                nic_set_state(n, NIC_STATE_PARKED, "waiting for room in the worker pool");
 }
 
-static void nic_start_job(Nic *n, SyncJobMode mode, json_object *info, unsigned caps) {
+void nic_drop_parked_job(Nic *n) {
+        json_object_put(TAKE_PTR(n->parked_info));
+        nic_work_done(n, "parked job dropped");
+}
+
+void nic_start_job(Nic *n, int mode, json_object *info, unsigned caps) {
         Manager *m = nic_manager(n);
         Guest *g = n->guest;
 
+        nic_set_state(n, mode == SYNC_JOB_REVERT ? NIC_STATE_REVERTING : NIC_STATE_SYNCING, "job submitted");
         SyncJob *j = calloc(1, sizeof(SyncJob));
         if (!j) {
                 json_object_put(info);
                 log_nic(n, LOG_ERR, "cannot queue a sync job: out of memory");
-                n->busy = false;
+                nic_work_done(n, "out of memory");
                 return;
         }
         j->job.run = sync_job_run;
@@ -458,7 +438,8 @@ static void nic_start_job(Nic *n, SyncJobMode mode, json_object *info, unsigned 
         j->mode = mode;
         j->info = info;
         j->generation_now = &g->generation;
-        j->generation = atomic_load(&g->generation);
+        /* A filter belongs to the connection it was queried on: a disconnect since makes it stale. */
+        j->generation = mode == SYNC_JOB_FILTER ? n->query_generation : atomic_load(&g->generation);
         if (n->filter) {
                 j->have_previous = true;
                 j->previous = *n->filter;
@@ -489,6 +470,7 @@ static void nic_start_job(Nic *n, SyncJobMode mode, json_object *info, unsigned 
         if (r < 0) {
                 log_nic(n, LOG_ERR, "cannot queue a sync job: %s", strerror(-r));
                 j->job.complete(&j->job, -ECANCELED);
+                nic_kick(n);
         }
 }
 
@@ -502,17 +484,33 @@ static json_object *steal_array_element(json_object *array, size_t index) {
         return o;
 }
 
+/* A filter reply for the connection it was queried on: discover first when this connection has not
+ * been discovered yet (a restarted QEMU may use other devices), else sync. */
+static void nic_process_reply(Nic *n, json_object *info) {
+        if (n->discovered_generation == n->query_generation) {
+                nic_submit_job(n, SYNC_JOB_FILTER, info, 0);
+                return;
+        }
+        n->discovery_reply = info;
+        if (!n->host_interface_configured) {
+                n->host_announced = false;
+                n->host_interface = mfree(n->host_interface);
+                n->backend_fd = -1;
+        }
+        nic_set_state(n, NIC_STATE_DISCOVERING, "first reply on this connection");
+        nic_discover(n);
+}
+
 static void on_query_reply(QmpClient *c, json_object *result, const QmpError *err, void *userdata) {
         _cleanup_(nic_unrefp) Nic *n = userdata;
 
-        if (!n->query_in_flight)
+        if (n->state != NIC_STATE_QUERYING)
                 return; /* abandoned when the NIC went: other work may be running by now */
-        n->query_in_flight = false;
 
         if (!nic_is_live(n) || (err && (err->error == -ECONNRESET || err->error == -ECANCELED))) {
                 /* Gone or disconnected: the reconnect's full query resyncs. */
-                n->rerun = false;
-                nic_work_done(n);
+                n->want_query = false;
+                nic_work_done(n, "disconnected while querying");
                 return;
         }
 
@@ -520,7 +518,7 @@ static void on_query_reply(QmpClient *c, json_object *result, const QmpError *er
                 const char *desc = err->desc ? err->desc : strerror(-err->error);
                 if (strstr(desc, "invalid net client name")) {
                         log_nic(n, LOG_INFO, "gone from QEMU (%s)", desc);
-                        n->busy = false;
+                        nic_set_state(n, NIC_STATE_IDLE, "gone from QEMU");
                         guest_remove_nic(n->guest, n, true);
                         return;
                 }
@@ -528,8 +526,8 @@ static void on_query_reply(QmpClient *c, json_object *result, const QmpError *er
                         log_nic(n, LOG_NOTICE, "not a virtio-net NIC, its filter can't be queried: %s",
                                 desc);
                         nic_set_error(n, NIC_SYNC_UNSUPPORTED, desc);
-                        n->rerun = false;
-                        nic_work_done(n);
+                        n->want_query = false;
+                        nic_work_done(n, "unsupported");
                         return;
                 }
                 if (strstr(desc, "isn't a NIC"))
@@ -539,9 +537,9 @@ static void on_query_reply(QmpClient *c, json_object *result, const QmpError *er
                 /* A late reply to a timed-out query re-arms QEMU's event without telling us the state:
                  * ask again (paced by the rate limit), or a change made before a hang never lands. */
                 if (err->error == -ETIMEDOUT)
-                        n->rerun = true;
+                        n->want_query = true;
                 nic_set_error(n, NIC_SYNC_FAILED, desc);
-                nic_work_done(n);
+                nic_work_done(n, "query failed");
                 return;
         }
 
@@ -550,10 +548,10 @@ static void on_query_reply(QmpClient *c, json_object *result, const QmpError *er
                         json_object_is_type(result, json_type_array) ? "a list of another length"
                                                                      : "something that is not a list");
                 nic_set_error(n, NIC_SYNC_FAILED, "malformed query-rx-filter reply");
-                nic_work_done(n);
+                nic_work_done(n, "malformed reply");
                 return;
         }
-        nic_submit_job(n, SYNC_JOB_FILTER, steal_array_element(result, 0), 0);
+        nic_process_reply(n, steal_array_element(result, 0));
 }
 
 static void nic_send_query(Nic *n) {
@@ -561,20 +559,24 @@ static void nic_send_query(Nic *n) {
         if (!args || json_object_object_add(args, "name", json_object_new_string(n->id)) < 0) {
                 json_object_put(args);
                 log_oom();
-                nic_work_done(n);
+                nic_work_done(n, "out of memory");
                 return;
         }
+        /* Set before sending: a write that fails runs on_query_reply() inside qmp_client_send(). What
+         * was asked until now, this query answers. */
+        n->want_query = false;
+        n->query_generation = atomic_load(&n->guest->generation);
+        nic_set_state(n, NIC_STATE_QUERYING, "query-rx-filter");
+        n->n_queries++;
+        _cleanup_(nic_unrefp) Nic *hold = nic_ref(n);
         int64_t r = qmp_client_send(n->guest->qmp, "query-rx-filter", args, 0, on_query_reply, nic_ref(n));
         if (r < 0) {
                 nic_unref(n);
                 if (r != -ENOTCONN)
                         log_nic(n, LOG_WARNING, "cannot send query-rx-filter: %s", strerror((int)-r));
-                n->rerun = false;
-                nic_work_done(n);
-                return;
+                n->want_query = false;
+                nic_work_done(n, "query not sent");
         }
-        n->n_queries++;
-        n->query_in_flight = true;
 }
 
 static int on_defer_timer(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -583,33 +585,17 @@ static int on_defer_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         if (nic_is_live(n))
                 nic_send_query(n);
         else
-                nic_work_done(n);
+                nic_work_done(n, "not live when the deferred query was due");
         return 0;
 }
 
-/* Token bucket per NIC (MaxQueriesPerSecond=): an excess query is deferred, never dropped, so a
- * flooding guest costs bounded CPU and the final state still lands. */
+/* Token bucket per NIC (MaxQueriesPerSecond= refills it, NIC_QUERY_BURST is its size): an excess query
+ * is deferred, never dropped, so a flooding guest costs bounded CPU and the final state still lands. */
 static uint64_t nic_rate_limit_delay(Nic *n) {
-        unsigned rate = nic_manager(n)->config.max_queries_per_second;
-        if (rate == 0)
-                return 0;
-
-        uint64_t now = now_usec(CLOCK_MONOTONIC);
-        double burst = rate;
-        if (n->tokens < 0)
-                n->tokens = burst;
-        else
-                n->tokens = fmin(burst, n->tokens + (double)(now - n->tokens_usec) * rate / 1e6);
-        n->tokens_usec = now;
-
-        if (n->tokens >= 1.0) {
-                n->tokens -= 1.0;
-                return 0;
-        }
-        uint64_t delay = (uint64_t)((1.0 - n->tokens) * 1e6 / rate) + 1;
-        n->tokens = 0; /* the deferred query spends the token that accrues meanwhile */
-        n->tokens_usec = now + delay;
-        return delay;
+        Manager *m = nic_manager(n);
+        unsigned rate = m->config.max_queries_per_second;
+        return rate_limit_take(
+                &n->query_limit, rate, rate > NIC_QUERY_BURST ? rate : NIC_QUERY_BURST, manager_now(m));
 }
 
 static void nic_start_query(Nic *n) {
@@ -623,7 +609,9 @@ static void nic_start_query(Nic *n) {
         if (r < 0) {
                 log_nic(n, LOG_WARNING, "cannot defer query, sending now: %s", strerror(-r));
                 nic_send_query(n);
+                return;
         }
+        nic_set_state(n, NIC_STATE_DEFERRED, "rate limit");
 }
 
 /* ---- discovery ------------------------------------------------------------------------------------ */
@@ -640,37 +628,32 @@ static void nic_publish(Nic *n) {
 void nic_discovery_done(Nic *n) {
         json_object *info = TAKE_PTR(n->discovery_reply);
 
-        nic_publish(n);
-
-        if (!nic_is_live(n)) {
+        /* Interrupted by a disconnect: what discovery found is not to be trusted, and the NIC is not
+         * published with a QOM path that may be wrong. The reconnect discovers again. */
+        if (!nic_is_live(n) || atomic_load(&n->guest->generation) != n->query_generation) {
                 json_object_put(info);
-                n->rerun = false;
-                nic_work_done(n);
+                n->want_query = false;
+                nic_work_done(n, "discovery interrupted");
                 return;
         }
+        n->discovered_generation = n->query_generation;
+        nic_publish(n);
         if (!info) {
-                nic_work_done(n);
+                nic_work_done(n, "discovered");
                 return;
         }
         nic_submit_job(n, SYNC_JOB_FILTER, info, 0);
 }
 
 void nic_process_full_reply(Nic *n, json_object *info, const char *reason) {
-        n->next_reason = n->filter ? reason : "initial";
-        if (n->busy || n->pending_revert) {
-                /* Work is outstanding: fold this into one more round after it. */
+        nic_set_next_reason(n, n->filter ? reason : "initial");
+        if (n->state != NIC_STATE_IDLE || n->want_revert) {
+                /* Work is outstanding: fold this into one more query after it. */
                 json_object_put(info);
                 nic_request_query(n);
                 return;
         }
-        n->busy = true;
-
-        /* Discover on every connect: a restarted QEMU may use other devices. */
-        n->discovery_reply = info;
-        if (!n->host_interface_configured) {
-                n->host_announced = false;
-                n->host_interface = mfree(n->host_interface);
-                n->backend_fd = -1;
-        }
-        nic_discover(n);
+        n->want_query = false; /* this reply is the answer */
+        n->query_generation = atomic_load(&n->guest->generation);
+        nic_process_reply(n, info);
 }

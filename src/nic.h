@@ -8,6 +8,7 @@
 #include "guest.h"
 #include "hostdev.h"
 #include "hostsync.h"
+#include "ratelimit.h"
 #include "rxfilter.h"
 
 typedef enum NicSyncState {
@@ -18,6 +19,19 @@ typedef enum NicSyncState {
         NIC_SYNC_UNSUPPORTED, /* not virtio-net: QEMU can't report its filter */
         _NIC_SYNC_MAX,
 } NicSyncState;
+
+/* What the NIC is doing now: at most one piece of work at a time, so one NIC's work never overlaps or
+ * reorders. Every change goes through nic_set_state() (nic.c), which logs it at debug level. */
+typedef enum NicState {
+        NIC_STATE_IDLE, /* nothing outstanding */
+        NIC_STATE_DEFERRED, /* a query waits for the rate limit (defer_timer) */
+        NIC_STATE_QUERYING, /* query-rx-filter sent, its reply awaited */
+        NIC_STATE_DISCOVERING, /* discovery.c's chain runs, holding the reply in discovery_reply */
+        NIC_STATE_PARKED, /* a job waits for room in the pool (jobqueue.c) */
+        NIC_STATE_SYNCING, /* a filter or reconcile job runs on a worker */
+        NIC_STATE_REVERTING, /* a revert job runs on a worker */
+        _NIC_STATE_MAX,
+} NicState;
 
 typedef struct Nic {
         unsigned n_ref;
@@ -35,23 +49,24 @@ typedef struct Nic {
         bool host_announced; /* logged since the last discovery */
         char *configured_mac;
 
-        /* Pipeline state (loop thread only). busy: a query, a discovery or a job is outstanding, so
-         * new events only set rerun; that is how one NIC's work never overlaps or reorders. */
-        bool busy, rerun;
-        bool query_in_flight; /* the outstanding work is a query-rx-filter */
-        unsigned pending_revert; /* capabilities to revert before anything else */
+        /* The state machine (loop thread only): the state, and what was asked meanwhile. */
+        NicState state;
+        bool want_query; /* refresh: query again once the current work is done */
+        unsigned want_revert; /* capabilities to revert before anything else */
+        uint64_t discovered_generation; /* the connection discovery last completed for, 0: never */
+        uint64_t query_generation; /* the connection the outstanding query or discovery belongs to */
         json_object *discovery_reply; /* filter reply held while discovery runs */
-        struct Nic *parked_next; /* in the manager's FIFO of jobs waiting for room */
+        struct Nic *parked_next; /* in the manager's FIFO of jobs waiting for room (jobqueue.c) */
         json_object *parked_info;
         int parked_mode; /* SyncJobMode of the parked job */
         unsigned parked_caps;
         int backend_fd; /* fd=N of an fd-passed backend, -1 if none */
         sd_event_source *defer_timer; /* rate limit: the deferred query */
-        double tokens;
-        uint64_t tokens_usec;
+        RateLimit query_limit;
 
         int trust_override; /* SetTrust() at run time, -1 when not set */
         const char *next_reason; /* MacChanged reason for the next processed filter */
+        bool seen; /* scratch: listed in the full reply being processed (guest.c) */
 
         RxFilter *filter; /* last processed filter, NULL before the first */
         HostOwnership *ownership; /* baseline and our changes on the host device, NULL until seen */
@@ -60,6 +75,11 @@ typedef struct Nic {
         uint64_t changes, last_change_usec;
         uint64_t n_events, n_queries, n_jobs;
 } Nic;
+
+/* A query can be deferred this many times in a row at most (the bucket's size): a burst of this many
+ * events passes at once, a flood is paced at MaxQueriesPerSecond=. A Linux guest running a script of
+ * `ip` commands fires about 40. */
+#define NIC_QUERY_BURST 64
 
 #define log_nic(n, level, fmt, ...) \
         log_full((level), "guest %s nic %s: " fmt, (n)->guest->name, (n)->id, ##__VA_ARGS__)
@@ -88,10 +108,14 @@ bool nic_reconcile(Nic *n);
 /* Finds the NIC's QOM path, backend and host interface (discovery.c), then calls nic_discovery_done(). */
 void nic_discover(Nic *n);
 void nic_discovery_done(Nic *n);
-/* Submits parked jobs while the pool has room; all of them (reverts run, the rest are dropped) when
- * the daemon is stopping. */
-void manager_submit_parked_jobs(Manager *m);
 /* Drops pending work when the NIC goes (the object may live on while references remain). */
 void nic_detach(Nic *n);
+/* Whether its guest is connected and it is still the guest's: only then is work started for it. */
+bool nic_is_live(const Nic *n);
+
+/* For jobqueue.c: start a job now, resp. give up a parked one (the daemon is stopping). */
+void nic_start_job(Nic *n, int mode, json_object *info, unsigned caps);
+void nic_drop_parked_job(Nic *n);
 
 const char *nic_sync_state_to_string(NicSyncState s);
+const char *nic_state_to_string(NicState s);

@@ -55,11 +55,35 @@ static void on_device_deleted(Guest *g, const char *event, json_object *data, ui
                 guest_remove_nic(g, n, true);
 }
 
+/* A repeat folds into the full query already asked for: say so once, not once per event. */
+static int refresh_log_level(Guest *g) {
+        return g->full_query_pending || g->full_query_in_flight ? LOG_DEBUG : LOG_INFO;
+}
+
 /* RESET: QEMU silently returns every filter to its reset state without an event; resync them all. */
 static void on_reset(Guest *g, const char *event, json_object *data, uint64_t timestamp_usec) {
-        log_guest(g, LOG_INFO, "guest reset, resyncing all NICs");
+        log_guest(g, refresh_log_level(g), "guest reset, resyncing all NICs");
         bus_guest_emit_net_event(g, event, data, timestamp_usec);
         (void)guest_query_all_nics(g, "reset");
+}
+
+/* RESUME: the guest runs again. After an incoming migration or a restore, its filters arrived in the
+ * migration stream, and QEMU announces none of them: refresh every NIC. */
+static void on_resume(Guest *g, const char *event, json_object *data, uint64_t timestamp_usec) {
+        log_guest(g, refresh_log_level(g), "guest resumed, resyncing all NICs");
+        (void)guest_query_all_nics(g, "resync");
+}
+
+/* MIGRATION {status}: "completed" on the destination means the migrated filters are in place. */
+static void on_migration(Guest *g, const char *event, json_object *data, uint64_t timestamp_usec) {
+        json_object *status;
+
+        if (!json_object_object_get_ex(data, "status", &status) ||
+                !json_object_is_type(status, json_type_string) ||
+                strcmp(json_object_get_string(status), "completed") != 0)
+                return;
+        log_guest(g, refresh_log_level(g), "migration completed, resyncing all NICs");
+        (void)guest_query_all_nics(g, "resync");
 }
 
 /* Events about guest networking that we relay without acting on them. */
@@ -74,10 +98,12 @@ static const QmpEventHandler event_table[] = {
         { "DEVICE_DELETED", on_device_deleted },
         { "DEVICE_UNPLUG_GUEST_ERROR", on_relayed_event },
         { "FAILOVER_NEGOTIATED", on_relayed_event },
+        { "MIGRATION", on_migration },
         { "NETDEV_STREAM_CONNECTED", on_relayed_event },
         { "NETDEV_STREAM_DISCONNECTED", on_relayed_event },
         { "NIC_RX_FILTER_CHANGED", on_nic_rx_filter_changed },
         { "RESET", on_reset },
+        { "RESUME", on_resume },
         { "UNPLUG_PRIMARY", on_relayed_event },
 };
 

@@ -1,0 +1,359 @@
+/* test-nic.c: a NIC's state machine, driven through the real QMP client by a scripted peer. */
+#include <systemd/sd-event.h>
+#include <unistd.h>
+
+#include "fake-qemu.h"
+#include "tests.h"
+
+typedef struct Env {
+        sd_event *event;
+        Manager *manager;
+        FakeQemu *qemu;
+        Guest *guest;
+        char runtime_dir[64];
+} Env;
+
+static void env_done(Env *env) {
+        manager_free(env->manager);
+        fake_qemu_free(env->qemu);
+        sd_event_unref(env->event);
+        fake_manager_cleanup(env->runtime_dir);
+}
+
+static bool has_query(void *data) {
+        return fake_qemu_peek(((Env *)data)->qemu) != NULL;
+}
+
+static Nic *env_nic(Env *env, const char *id) {
+        return guest_find_nic(env->guest, id);
+}
+
+static bool nic0_idle_published(void *data) {
+        Env *env = data;
+        Nic *n = env_nic(env, "net0");
+        return n && n->state == NIC_STATE_IDLE && n->published && n->filter;
+}
+
+static bool nic0_idle(void *data) {
+        Env *env = data;
+        Nic *n = env_nic(env, "net0");
+        return n && n->state == NIC_STATE_IDLE;
+}
+
+/* Greets, and answers the connect's full query with one NIC net0 whose MAC is mac. */
+static int env_serve_connect(Env *env, const char *mac) {
+        char reply[1200];
+        int r = fake_qemu_accept(env->qemu);
+        if (r < 0)
+                return r;
+        if (!fake_qemu_pump_until(env->qemu, has_query, env, 500))
+                return -ETIMEDOUT;
+        if (strcmp(fake_qemu_peek(env->qemu), "") != 0)
+                return -EPROTO;
+        snprintf(reply, sizeof(reply), "[%s]", fake_filter("net0", mac));
+        return fake_qemu_answer(env->qemu, reply);
+}
+
+static int env_new(Env *env) {
+        int r;
+
+        memset(env, 0, sizeof(*env));
+        if ((r = sd_event_new(&env->event)) < 0 ||
+                (r = fake_manager_new(env->event, env->runtime_dir, &env->manager)) < 0 ||
+                (r = fake_qemu_new(env->event, &env->qemu)) < 0)
+                return r;
+        r = manager_attach_guest(env->manager, "vm", env->qemu->path, GUEST_SOURCE_BUS, NULL, &env->guest);
+        if (r < 0)
+                return r;
+        r = env_serve_connect(env, "52:54:00:12:34:56");
+        if (r < 0)
+                return r;
+        return fake_qemu_pump_until(env->qemu, nic0_idle_published, env, 500) ? 0 : -ETIMEDOUT;
+}
+
+/* The guest's event, our query, its reply: IDLE -> QUERYING -> SYNCING -> IDLE. */
+static int event_and_answer(Env *env, const char *mac) {
+        int r = fake_qemu_event(env->qemu, "NIC_RX_FILTER_CHANGED",
+                "{\"name\": \"net0\", \"path\": \"/machine/peripheral/net0/virtio-backend\"}");
+        if (r < 0)
+                return r;
+        if (!fake_qemu_pump_until(env->qemu, has_query, env, 500))
+                return -ETIMEDOUT;
+        char reply[1200];
+        snprintf(reply, sizeof(reply), "[%s]", fake_filter("net0", mac));
+        return fake_qemu_answer(env->qemu, reply);
+}
+
+static bool nic0_mac_is_beef(void *data) {
+        Nic *n = env_nic(data, "net0");
+        char mac[ETHER_ADDR_STRLEN];
+        return n && n->filter && n->state == NIC_STATE_IDLE &&
+                strcmp(ether_addr_format(&n->filter->main_mac, mac), "52:54:00:00:be:ef") == 0;
+}
+
+TEST(connect_discovers_publishes_and_syncs) {
+        Env env;
+        ASSERT_OK(env_new(&env));
+        Nic *n = env_nic(&env, "net0");
+        ASSERT_TRUE(n->published);
+        ASSERT_STR_EQ(n->qom_path, "/machine/peripheral/net0");
+        ASSERT_INT_EQ(env.qemu->n_info_network, 1);
+        ASSERT_INT_EQ(n->n_jobs, 1);
+        ASSERT_INT_EQ(env.guest->state, GUEST_STATE_READY);
+        env_done(&env);
+}
+
+TEST(event_queries_and_syncs) {
+        Env env;
+        ASSERT_OK(env_new(&env));
+        Nic *n = env_nic(&env, "net0");
+        ASSERT_OK(
+                fake_qemu_event(env.qemu, "NIC_RX_FILTER_CHANGED", "{\"name\": \"net0\", \"path\": \"x\"}"));
+        ASSERT_TRUE(fake_qemu_pump_until(env.qemu, has_query, &env, 500));
+        ASSERT_INT_EQ(n->state, NIC_STATE_QUERYING);
+        ASSERT_STR_EQ(fake_qemu_peek(env.qemu), "net0");
+
+        /* An event while the query is out folds into one more query after it. */
+        ASSERT_OK(
+                fake_qemu_event(env.qemu, "NIC_RX_FILTER_CHANGED", "{\"name\": \"net0\", \"path\": \"x\"}"));
+        fake_qemu_pump(env.qemu);
+        ASSERT_TRUE(n->want_query);
+        ASSERT_INT_EQ(env.qemu->n_nic_queries, 1);
+
+        char reply[1200];
+        snprintf(reply, sizeof(reply), "[%s]", fake_filter("net0", "52:54:00:00:be:ef"));
+        ASSERT_OK(fake_qemu_answer(env.qemu, reply));
+        ASSERT_TRUE(fake_qemu_pump_until(env.qemu, has_query, &env, 500));
+        ASSERT_INT_EQ(env.qemu->n_nic_queries, 2);
+        ASSERT_OK(fake_qemu_answer(env.qemu, reply));
+        ASSERT_TRUE(fake_qemu_pump_until(env.qemu, nic0_mac_is_beef, &env, 500));
+        ASSERT_INT_EQ(n->n_jobs, 3);
+        ASSERT_INT_EQ(n->changes, 2); /* the first filter, then the MAC */
+        ASSERT_INT_EQ(env.qemu->n_info_network, 1); /* discovery once per connection */
+        env_done(&env);
+}
+
+/* Defect 2: QEMU exits right after its event. Our query's write fails inside qmp_client_send(), whose
+ * failure runs the reply handler before qmp_client_send() returns. The NIC must not stay busy: after
+ * the reconnect it is discovered, synced and queried again. */
+TEST(failed_write_inside_send_does_not_leave_the_nic_busy) {
+        Env env;
+        ASSERT_OK(env_new(&env));
+        Nic *n = env_nic(&env, "net0");
+
+        ASSERT_OK(
+                fake_qemu_event(env.qemu, "NIC_RX_FILTER_CHANGED", "{\"name\": \"net0\", \"path\": \"x\"}"));
+        fake_qemu_hangup(env.qemu);
+        for (unsigned i = 0; i < 50 && env.guest->state != GUEST_STATE_DISCONNECTED; i++)
+                fake_qemu_pump(env.qemu);
+        ASSERT_INT_EQ(env.guest->state, GUEST_STATE_DISCONNECTED);
+        ASSERT_INT_EQ(n->state, NIC_STATE_IDLE);
+
+        unsigned queries = env.qemu->n_nic_queries;
+        fire_timer(env.guest->reconnect_timer);
+        ASSERT_OK(env_serve_connect(&env, "52:54:00:00:be:ef"));
+        ASSERT_TRUE(fake_qemu_pump_until(env.qemu, nic0_mac_is_beef, &env, 500));
+        ASSERT_OK(event_and_answer(&env, "52:54:00:00:be:ef"));
+        ASSERT_TRUE(fake_qemu_pump_until(env.qemu, nic0_idle, &env, 500));
+        printf("# queries after the reconnect: %u\n", env.qemu->n_nic_queries - queries);
+        ASSERT_INT_EQ(env.qemu->n_nic_queries - queries, 1);
+        env_done(&env);
+}
+
+/* Defect 4: a disconnect in the middle of discovery fails its commands first. A NIC without id= must not
+ * be published with a QOM path discovery never confirmed; the reconnect's discovery publishes it. */
+static bool anon_discovering(void *data) {
+        Env *env = data;
+        Nic *n = env_nic(env, "virtio-net-pci.0");
+        return n && n->state == NIC_STATE_DISCOVERING && env->qemu->n_qom_list > 0;
+}
+
+static bool anon_published(void *data) {
+        Nic *n = env_nic(data, "virtio-net-pci.0");
+        return n && n->published && n->state == NIC_STATE_IDLE;
+}
+
+TEST(disconnect_mid_discovery_publishes_nothing) {
+        Env env;
+        char reply[1200];
+
+        memset(&env, 0, sizeof(env));
+        ASSERT_OK(sd_event_new(&env.event));
+        ASSERT_OK(fake_manager_new(env.event, env.runtime_dir, &env.manager));
+        ASSERT_OK(fake_qemu_new(env.event, &env.qemu));
+        env.qemu->info_network =
+                "virtio-net-pci.0: index=0,type=nic,model=virtio-net-pci,macaddr=52:54:00:12:34:56\r\n"
+                " \\ hostnet0: index=0,type=user,net=10.0.2.0,restrict=off\r\n";
+        ASSERT_OK(
+                manager_attach_guest(env.manager, "vm", env.qemu->path, GUEST_SOURCE_BUS, NULL, &env.guest));
+        ASSERT_OK(fake_qemu_accept(env.qemu));
+        ASSERT_TRUE(fake_qemu_pump_until(env.qemu, has_query, &env, 500));
+        snprintf(reply, sizeof(reply), "[%s]", fake_filter("virtio-net-pci.0", "52:54:00:12:34:56"));
+        /* Answer up to qom-list, then hold: the monitor goes away with discovery half done. */
+        env.qemu->hold_discovery = false;
+        ASSERT_OK(fake_qemu_answer(env.qemu, reply));
+        for (unsigned i = 0; i < 500 && !anon_discovering(&env); i++) {
+                fake_qemu_pump(env.qemu);
+                env.qemu->hold_discovery = env.qemu->n_qom_list > 0;
+        }
+        ASSERT_TRUE(anon_discovering(&env));
+        fake_qemu_hangup(env.qemu);
+        for (unsigned i = 0; i < 50 && env.guest->state != GUEST_STATE_DISCONNECTED; i++)
+                fake_qemu_pump(env.qemu);
+
+        Nic *n = env_nic(&env, "virtio-net-pci.0");
+        ASSERT_INT_EQ(env.guest->state, GUEST_STATE_DISCONNECTED);
+        ASSERT_INT_EQ(n->state, NIC_STATE_IDLE);
+        ASSERT_FALSE(n->published);
+
+        env.qemu->hold_discovery = false;
+        fire_timer(env.guest->reconnect_timer);
+        ASSERT_OK(fake_qemu_accept(env.qemu));
+        ASSERT_TRUE(fake_qemu_pump_until(env.qemu, has_query, &env, 500));
+        ASSERT_OK(fake_qemu_answer(env.qemu, reply));
+        ASSERT_TRUE(fake_qemu_pump_until(env.qemu, anon_published, &env, 500));
+        ASSERT_STR_EQ(n->qom_path, "/machine/peripheral-anon/device[0]");
+        ASSERT_TRUE(guest_find_nic_by_qom_path(env.guest, "/machine/peripheral-anon/device[0]") == n);
+        env_done(&env);
+}
+
+/* Defect 9: a full reply (Resync, RESET) does not run discovery again on the same connection; a NIC
+ * busy across a reconnect is discovered once its work is done. */
+static bool full_reply_synced(void *data) {
+        Env *env = data;
+        Nic *n = env_nic(env, "net0");
+        return n->n_jobs >= 2 && n->state == NIC_STATE_IDLE;
+}
+
+TEST(full_reply_discovers_once_per_connection) {
+        Env env;
+        char reply[1200];
+        ASSERT_OK(env_new(&env));
+        Nic *n = env_nic(&env, "net0");
+
+        ASSERT_OK(guest_query_all_nics(env.guest, "resync"));
+        ASSERT_TRUE(fake_qemu_pump_until(env.qemu, has_query, &env, 500));
+        snprintf(reply, sizeof(reply), "[%s]", fake_filter("net0", "52:54:00:12:34:56"));
+        ASSERT_OK(fake_qemu_answer(env.qemu, reply));
+        ASSERT_TRUE(fake_qemu_pump_until(env.qemu, full_reply_synced, &env, 500));
+        ASSERT_INT_EQ(env.qemu->n_info_network, 1);
+
+        /* Busy (its query deferred by the rate limit) while the monitor goes and comes back. */
+        env.manager->config.max_queries_per_second = 1;
+        n->query_limit = (RateLimit){ .tokens = 0, .usec = env.manager->clock_override_usec };
+        ASSERT_OK(
+                fake_qemu_event(env.qemu, "NIC_RX_FILTER_CHANGED", "{\"name\": \"net0\", \"path\": \"x\"}"));
+        for (unsigned i = 0; i < 50 && n->state != NIC_STATE_DEFERRED; i++)
+                fake_qemu_pump(env.qemu);
+        ASSERT_INT_EQ(n->state, NIC_STATE_DEFERRED);
+        fake_qemu_hangup(env.qemu);
+        for (unsigned i = 0; i < 50 && env.guest->state != GUEST_STATE_DISCONNECTED; i++)
+                fake_qemu_pump(env.qemu);
+        fire_timer(env.guest->reconnect_timer);
+        ASSERT_OK(env_serve_connect(&env, "52:54:00:00:be:ef"));
+        for (unsigned i = 0; i < 20; i++)
+                fake_qemu_pump(env.qemu);
+        ASSERT_INT_EQ(n->state, NIC_STATE_DEFERRED);
+        ASSERT_TRUE(n->want_query);
+
+        fire_timer(n->defer_timer);
+        ASSERT_TRUE(fake_qemu_pump_until(env.qemu, has_query, &env, 500));
+        snprintf(reply, sizeof(reply), "[%s]", fake_filter("net0", "52:54:00:00:be:ef"));
+        ASSERT_OK(fake_qemu_answer(env.qemu, reply));
+        ASSERT_TRUE(fake_qemu_pump_until(env.qemu, nic0_mac_is_beef, &env, 500));
+        ASSERT_INT_EQ(env.qemu->n_info_network, 2); /* the new connection was discovered */
+        env_done(&env);
+}
+
+/* Defect 6: with the default MaxQueriesPerSecond=20 a burst of 40 events (a guest running 20 `ip`
+ * commands) goes through without waiting, on a clock that does not move. */
+TEST(burst_of_40_events_is_not_deferred) {
+        Env env;
+        ASSERT_OK(env_new(&env));
+        Nic *n = env_nic(&env, "net0");
+        unsigned deferred = 0;
+
+        ASSERT_INT_EQ(env.manager->config.max_queries_per_second, 20);
+        for (unsigned i = 0; i < 40; i++) {
+                ASSERT_OK(fake_qemu_event(
+                        env.qemu, "NIC_RX_FILTER_CHANGED", "{\"name\": \"net0\", \"path\": \"x\"}"));
+                for (unsigned k = 0;
+                        k < 50 && n->state != NIC_STATE_QUERYING && n->state != NIC_STATE_DEFERRED; k++)
+                        fake_qemu_pump(env.qemu);
+                if (n->state == NIC_STATE_DEFERRED) {
+                        deferred++;
+                        fire_timer(n->defer_timer);
+                }
+                ASSERT_TRUE(fake_qemu_pump_until(env.qemu, has_query, &env, 500));
+                char reply[1200];
+                snprintf(reply, sizeof(reply), "[%s]", fake_filter("net0", "52:54:00:12:34:56"));
+                ASSERT_OK(fake_qemu_answer(env.qemu, reply));
+                ASSERT_TRUE(fake_qemu_pump_until(env.qemu, nic0_idle, &env, 500));
+        }
+        printf("# 40 events: %u deferred by the rate limit\n", deferred);
+        ASSERT_INT_EQ(deferred, 0);
+
+        /* A flood still is: the bucket holds NIC_QUERY_BURST. */
+        for (unsigned i = 0; i < NIC_QUERY_BURST; i++)
+                (void)rate_limit_take(
+                        &n->query_limit, 20, NIC_QUERY_BURST, env.manager->clock_override_usec);
+        ASSERT_OK(
+                fake_qemu_event(env.qemu, "NIC_RX_FILTER_CHANGED", "{\"name\": \"net0\", \"path\": \"x\"}"));
+        for (unsigned k = 0; k < 50 && n->state == NIC_STATE_IDLE; k++)
+                fake_qemu_pump(env.qemu);
+        ASSERT_INT_EQ(n->state, NIC_STATE_DEFERRED);
+        /* Deferred, never dropped: the clock moves on and the query goes out. */
+        env.manager->clock_override_usec += 1000000;
+        fire_timer(n->defer_timer);
+        ASSERT_TRUE(fake_qemu_pump_until(env.qemu, has_query, &env, 500));
+        ASSERT_INT_EQ(n->state, NIC_STATE_QUERYING);
+        env_done(&env);
+}
+
+/* The NIC goes while its query is out: the query is forgotten, the NIC leaves the bus at once. */
+TEST(device_deleted_while_querying) {
+        Env env;
+        ASSERT_OK(env_new(&env));
+        _cleanup_(nic_unrefp) Nic *n = nic_ref(env_nic(&env, "net0"));
+        ASSERT_OK(
+                fake_qemu_event(env.qemu, "NIC_RX_FILTER_CHANGED", "{\"name\": \"net0\", \"path\": \"x\"}"));
+        ASSERT_TRUE(fake_qemu_pump_until(env.qemu, has_query, &env, 500));
+        ASSERT_INT_EQ(n->state, NIC_STATE_QUERYING);
+        ASSERT_OK(fake_qemu_event(env.qemu, "DEVICE_DELETED",
+                "{\"device\": \"net0\", \"path\": \"/machine/peripheral/net0\"}"));
+        for (unsigned k = 0; k < 50 && !n->removed; k++)
+                fake_qemu_pump(env.qemu);
+        ASSERT_TRUE(n->removed);
+        ASSERT_INT_EQ(n->state, NIC_STATE_IDLE);
+        ASSERT_TRUE(env_nic(&env, "net0") == NULL);
+        ASSERT_INT_EQ(env.guest->n_nics_working, 0);
+        /* The late reply changes nothing. */
+        char reply[1200];
+        snprintf(reply, sizeof(reply), "[%s]", fake_filter("net0", "52:54:00:00:be:ef"));
+        ASSERT_OK(fake_qemu_answer(env.qemu, reply));
+        for (unsigned k = 0; k < 10; k++)
+                fake_qemu_pump(env.qemu);
+        ASSERT_INT_EQ(n->state, NIC_STATE_IDLE);
+        ASSERT_INT_EQ(n->n_jobs, 1);
+        env_done(&env);
+}
+
+/* A query QEMU can't answer for this NIC (not virtio-net) stops querying it. */
+TEST(unsupported_nic_is_not_queried_again) {
+        Env env;
+        ASSERT_OK(env_new(&env));
+        Nic *n = env_nic(&env, "net0");
+        ASSERT_OK(
+                fake_qemu_event(env.qemu, "NIC_RX_FILTER_CHANGED", "{\"name\": \"net0\", \"path\": \"x\"}"));
+        ASSERT_TRUE(fake_qemu_pump_until(env.qemu, has_query, &env, 500));
+        ASSERT_OK(fake_qemu_answer_error(env.qemu, "net client(net0) doesn't support rx-filter querying"));
+        ASSERT_TRUE(fake_qemu_pump_until(env.qemu, nic0_idle, &env, 500));
+        ASSERT_INT_EQ(n->sync_state, NIC_SYNC_UNSUPPORTED);
+        ASSERT_OK(
+                fake_qemu_event(env.qemu, "NIC_RX_FILTER_CHANGED", "{\"name\": \"net0\", \"path\": \"x\"}"));
+        for (unsigned k = 0; k < 10; k++)
+                fake_qemu_pump(env.qemu);
+        ASSERT_INT_EQ(n->state, NIC_STATE_IDLE);
+        ASSERT_TRUE(fake_qemu_peek(env.qemu) == NULL);
+        env_done(&env);
+}
