@@ -194,7 +194,8 @@ static void guest_schedule_reconnect(Guest *g, int error, const char *reason) {
                 return;
         }
         /* A QEMU that is not up yet is normal: say it once per backoff cycle, loudly only when it hurts. */
-        log_guest(g, delay >= GUEST_RECONNECT_MAX_USEC ? LOG_WARNING : LOG_INFO,
+        log_guest_id(g, reason ? MESSAGE_ID_GUEST_DISCONNECTED : NULL,
+                delay >= GUEST_RECONNECT_MAX_USEC ? LOG_WARNING : LOG_INFO,
                 "%s: %s; reconnecting in %llu ms", reason ? "disconnected" : "connect failed",
                 reason ? reason : strerror(-error), (unsigned long long)(delay / 1000));
 }
@@ -238,7 +239,7 @@ static void on_query_version(QmpClient *c, json_object *result, const QmpError *
                         g->qemu_version = NULL;
                 bus_guest_emit_changed(g, "QemuVersion", NULL);
         }
-        log_guest(g, LOG_INFO, "connected to QEMU %s%s%s%s%s",
+        log_guest_id(g, MESSAGE_ID_GUEST_CONNECTED, LOG_INFO, "connected to QEMU %s%s%s%s%s",
                 g->qemu_version ? g->qemu_version : "(unknown version)", g->qemu_name ? ", name " : "",
                 g->qemu_name ? g->qemu_name : "", g->uuid ? ", uuid " : "", g->uuid ? g->uuid : "");
 }
@@ -261,7 +262,8 @@ static void on_query_all_nics(QmpClient *c, json_object *result, const QmpError 
                 return;
         }
         if (!json_object_is_type(result, json_type_array)) {
-                log_guest(g, LOG_WARNING, "query-rx-filter (all NICs) did not return a list");
+                log_guest_id(g, MESSAGE_ID_MONITOR_MISBEHAVING, LOG_WARNING,
+                        "query-rx-filter (all NICs) did not return a list");
                 return;
         }
         /* Only a monitor that answered its first full query counts as healthy: one that negotiates and
@@ -281,8 +283,8 @@ static void on_query_all_nics(QmpClient *c, json_object *result, const QmpError 
                         !json_object_is_type(name, json_type_string) ||
                         json_object_get_string_len(name) == 0 ||
                         json_object_get_string_len(name) > RXFILTER_NAME_MAX) {
-                        log_guest(g, LOG_WARNING, "query-rx-filter entry %zu has no valid name, ignoring it",
-                                i);
+                        log_guest_id(g, MESSAGE_ID_MONITOR_MISBEHAVING, LOG_WARNING,
+                                "query-rx-filter entry %zu has no valid name, ignoring it", i);
                         continue;
                 }
                 Nic *n = guest_find_nic(g, json_object_get_string(name));

@@ -9,6 +9,7 @@
 #include "config.h"
 #include "hostdev.h"
 #include "log.h"
+#include "message-ids.h"
 #include "qmp.h"
 
 typedef struct Manager Manager;
@@ -57,9 +58,13 @@ typedef struct Guest {
         uint64_t backoff_usec;
 } Guest;
 
-#define log_guest(g, level, fmt, ...) log_full((level), "guest %s: " fmt, (g)->name, ##__VA_ARGS__)
-#define log_guest_errno(g, level, error, fmt, ...) \
-        log_full_errno((level), (error), "guest %s: " fmt, (g)->name, ##__VA_ARGS__)
+/* Lines about a guest: GUESTNETD_GUEST= in the journal, and MESSAGE_ID= for the _id variant. */
+#define log_guest_full(g, id, level, error, fmt, ...)                                                      \
+        log_fields_errno((&(const LogFields){ .guest = (g)->name, .message_id = (id) }), (level), (error), \
+                "guest %s: " fmt, (g)->name, ##__VA_ARGS__)
+#define log_guest(g, level, fmt, ...)              (void)log_guest_full(g, NULL, level, 0, fmt, ##__VA_ARGS__)
+#define log_guest_id(g, id, level, fmt, ...)       (void)log_guest_full(g, id, level, 0, fmt, ##__VA_ARGS__)
+#define log_guest_errno(g, level, error, fmt, ...) log_guest_full(g, NULL, level, error, fmt, ##__VA_ARGS__)
 
 int guest_new(Manager *m, const char *name, const char *qmp_socket, GuestSource source,
         const GuestConfig *cfg, Guest **ret);

@@ -61,8 +61,15 @@ typedef struct Nic {
         uint64_t n_events, n_queries, n_jobs;
 } Nic;
 
-#define log_nic(n, level, fmt, ...) \
-        log_full((level), "guest %s nic %s: " fmt, (n)->guest->name, (n)->id, ##__VA_ARGS__)
+/* Lines about a NIC: GUESTNETD_GUEST=, GUESTNETD_NIC=, INTERFACE= (its host device, when known) in
+ * the journal, and MESSAGE_ID= for the _id variant. */
+#define log_nic_id(n, mid, level, fmt, ...)                                    \
+        (void)log_fields_errno((&(const LogFields){ .guest = (n)->guest->name, \
+                                       .nic = (n)->id,                         \
+                                       .interface = (n)->host_interface,       \
+                                       .message_id = (mid) }),                 \
+                (level), 0, "guest %s nic %s: " fmt, (n)->guest->name, (n)->id, ##__VA_ARGS__)
+#define log_nic(n, level, fmt, ...) log_nic_id(n, NULL, level, fmt, ##__VA_ARGS__)
 
 int nic_new(Guest *g, const char *id, Nic **ret);
 Nic *nic_ref(Nic *n);
