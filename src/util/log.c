@@ -9,6 +9,8 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+/* Our CODE_FILE/LINE/FUNC are the caller's, not log.c's. */
+#define SD_JOURNAL_SUPPRESS_LOCATION
 #include <systemd/sd-journal.h>
 #include <time.h>
 
