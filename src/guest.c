@@ -362,6 +362,7 @@ static void on_qmp_state(QmpClient *c, QmpState state, int error, const char *re
         if (state == QMP_STATE_READY) {
                 guest_update_netns(g);
                 guest_set_state(g, GUEST_STATE_CONNECTED);
+                g->n_connects++; /* metrics */
                 (void)qmp_client_send(c, "query-name", NULL, 0, on_query_name, g);
                 (void)qmp_client_send(c, "query-uuid", NULL, 0, on_query_uuid, g);
                 (void)qmp_client_send(c, "query-version", NULL, 0, on_query_version, g);

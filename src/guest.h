@@ -56,6 +56,7 @@ typedef struct Guest {
 
         sd_event_source *reconnect_timer;
         uint64_t backoff_usec;
+        uint64_t n_connects; /* connections established (metrics) */
 } Guest;
 
 /* Lines about a guest: GUESTNETD_GUEST= in the journal, and MESSAGE_ID= for the _id variant. */

@@ -34,6 +34,7 @@ typedef struct Manager {
          * would otherwise hold a SyncJob each at once. */
         Nic *parked_head, *parked_tail;
         bool shutting_down; /* guests keep running without us: nothing is reverted */
+        uint64_t n_queries_deferred; /* by MaxQueriesPerSecond= (metrics) */
 } Manager;
 
 /* Takes over config (the caller's copy is reset). */

@@ -366,6 +366,7 @@ static void sync_job_complete(WorkerJob *job, int error) {
 
         /* Host facts (interface, kind, ownership) are true whatever happened to the guest meanwhile. */
         nic_take_host(n, j);
+        nic_metrics_count_job(&n->metrics, j->attempted, &j->apply);
 
         if (j->mode == SYNC_JOB_REVERT)
                 nic_complete_revert(n, j);
@@ -618,6 +619,7 @@ static void nic_start_query(Nic *n) {
                 nic_send_query(n);
                 return;
         }
+        nic_manager(n)->n_queries_deferred++; /* metrics */
         int r = sd_event_add_time_relative(
                 nic_manager(n)->event, &n->defer_timer, CLOCK_MONOTONIC, delay, 0, on_defer_timer, n);
         if (r < 0) {

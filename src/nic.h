@@ -8,6 +8,7 @@
 #include "guest.h"
 #include "hostdev.h"
 #include "hostsync.h"
+#include "metrics.h"
 #include "rxfilter.h"
 
 typedef enum NicSyncState {
@@ -59,6 +60,7 @@ typedef struct Nic {
         char *last_error;
         uint64_t changes, last_change_usec;
         uint64_t n_events, n_queries, n_jobs;
+        NicMetrics metrics;
 } Nic;
 
 /* Lines about a NIC: GUESTNETD_GUEST=, GUESTNETD_NIC=, INTERFACE= (its host device, when known) in
