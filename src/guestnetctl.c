@@ -1286,7 +1286,7 @@ static void help(void) {
                "                               object) or off\n"
                "  -j                           Same as --json=pretty on a terminal, --json=short\n"
                "                               otherwise\n"
-               "  -H --host=[USER@]HOST        Operate on a remote host (over ssh)\n"
+               "  -H --host=HOST               Operate on a remote host ([USER@]HOST, over ssh)\n"
                "  -M --machine=CONTAINER       Operate on a local container\n"
                "  -q --quiet                   Do not print informational messages\n"
                "  -l --full                    Do not ellipsize the columns of list\n"
