@@ -213,8 +213,10 @@ static void on_query_name(QmpClient *c, json_object *result, const QmpError *err
 static void on_query_uuid(QmpClient *c, json_object *result, const QmpError *err, void *userdata) {
         Guest *g = userdata;
         json_object *uuid;
+        /* QEMU started without -uuid answers all zeros: no UUID, published as "" (dbus-api.md). */
         if (!err && json_object_object_get_ex(result, "UUID", &uuid) &&
-                json_object_is_type(uuid, json_type_string)) {
+                json_object_is_type(uuid, json_type_string) &&
+                strcmp(json_object_get_string(uuid), "00000000-0000-0000-0000-000000000000") != 0) {
                 free(g->uuid);
                 g->uuid = strdup(json_object_get_string(uuid));
                 bus_guest_emit_changed(g, "UUID", NULL);

@@ -125,10 +125,12 @@ def hostile(bus_env):
     fakes = [FakeQmp(str(daemon.qmp_dir / "evil.sock"), name="evil", uuid="u" + HOSTILE,
                      nics=[{"id": "net0", "mac": M0, "fd": 4093}]),
              FakeQmp(str(daemon.qmp_dir / "日本語のゲスト.sock"), name="jp", nics=[{"id": "net0", "mac": M1, "fd": 4093}]),
-             FakeQmp(str(daemon.qmp_dir / ("a" * 40 + ".sock")), name="long", nics=[{"id": "net0", "mac": M1, "fd": 4093}])]
+             FakeQmp(str(daemon.qmp_dir / ("a" * 40 + ".sock")), name="long", nics=[{"id": "net0", "mac": M1, "fd": 4093}]),
+             FakeQmp(str(daemon.qmp_dir / "nouuid.sock"), name="nouuid", uuid="00000000-0000-0000-0000-000000000000",
+                     nics=[{"id": "net0", "mac": M1, "fd": 4093}])]
     try:
         daemon.start()
-        for name in ("evil", "日本語のゲスト", "a" * 40):
+        for name in ("evil", "日本語のゲスト", "a" * 40, "nouuid"):
             wait_until(lambda: bus_env.get_property(guest_path(name), GUEST_IFACE, "State") == "connected",
                        timeout=15, what=name)
         evil = fakes[0]
@@ -188,6 +190,14 @@ def test_hostile_event_in_monitor(bus_env, hostile):
         if mon.poll() is None:
             mon.kill()
             mon.wait()
+
+
+def test_uuid_of_qemu_without_one_is_empty(bus_env, hostile):
+    """QEMU started without -uuid answers all zeros: dbus-api.md promises "" (guestnetctl shows -)."""
+    wait_until(lambda: bus_env.get_property(guest_path("nouuid"), GUEST_IFACE, "QemuVersion") != "", what="version")
+    assert bus_env.get_property(guest_path("nouuid"), GUEST_IFACE, "UUID") == ""
+    row = [line for line in ctl(bus(bus_env), "list").stdout.splitlines() if line.startswith("nouuid ")]
+    assert row and row[0].split()[-1] == "-", row
 
 
 def test_columns_by_display_width(bus_env, hostile):
