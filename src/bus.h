@@ -82,6 +82,9 @@ void bus_nic_emit_host_sync_failed(Nic *n, const char *attribute, const char *er
 
 /* ---- shared by the bus-*.c files ------------------------------------------------------------------ */
 
+/* Manager.GetMetrics() (bus-metrics.c). */
+int bus_method_get_metrics(sd_bus_message *message, void *userdata, sd_bus_error *error);
+
 /* Registers the fallback vtable (with its object-find callback) for guests, resp. NICs. */
 int bus_guest_register(sd_bus *bus, Manager *m);
 int bus_nic_register(sd_bus *bus, Manager *m);

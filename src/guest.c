@@ -267,7 +267,8 @@ static void guest_schedule_reconnect(Guest *g, int error, const char *reason) {
                 return;
         }
         /* A QEMU that is not up yet is normal: say it once per backoff cycle, loudly only when it hurts. */
-        log_guest(g, delay >= GUEST_RECONNECT_MAX_USEC ? LOG_WARNING : LOG_INFO,
+        log_guest_id(g, reason ? MESSAGE_ID_GUEST_DISCONNECTED : NULL,
+                delay >= GUEST_RECONNECT_MAX_USEC ? LOG_WARNING : LOG_INFO,
                 "%s: %s; reconnecting in %llu ms", reason ? "disconnected" : "connect failed",
                 reason ? reason : strerror(-error), (unsigned long long)(delay / 1000));
 }
@@ -285,8 +286,10 @@ static void on_query_name(QmpClient *c, json_object *result, const QmpError *err
 static void on_query_uuid(QmpClient *c, json_object *result, const QmpError *err, void *userdata) {
         Guest *g = userdata;
         json_object *uuid;
+        /* QEMU started without -uuid answers all zeros: no UUID, published as "" (dbus-api.md). */
         if (!err && json_object_object_get_ex(result, "UUID", &uuid) &&
-                json_object_is_type(uuid, json_type_string)) {
+                json_object_is_type(uuid, json_type_string) &&
+                strcmp(json_object_get_string(uuid), "00000000-0000-0000-0000-000000000000") != 0) {
                 free(g->uuid);
                 g->uuid = strdup(json_object_get_string(uuid));
                 bus_guest_emit_changed(g, "UUID", NULL);
@@ -311,7 +314,7 @@ static void on_query_version(QmpClient *c, json_object *result, const QmpError *
                         g->qemu_version = NULL;
                 bus_guest_emit_changed(g, "QemuVersion", NULL);
         }
-        log_guest(g, LOG_INFO, "connected to QEMU %s%s%s%s%s",
+        log_guest_id(g, MESSAGE_ID_GUEST_CONNECTED, LOG_INFO, "connected to QEMU %s%s%s%s%s",
                 g->qemu_version ? g->qemu_version : "(unknown version)", g->qemu_name ? ", name " : "",
                 g->qemu_name ? g->qemu_name : "", g->uuid ? ", uuid " : "", g->uuid ? g->uuid : "");
 }
@@ -375,8 +378,8 @@ static void guest_process_full_reply(Guest *g, json_object *result, const char *
                         !json_object_is_type(name, json_type_string) ||
                         json_object_get_string_len(name) == 0 ||
                         json_object_get_string_len(name) > RXFILTER_NAME_MAX) {
-                        log_guest(g, LOG_WARNING, "query-rx-filter entry %zu has no valid name, ignoring it",
-                                i);
+                        log_guest_id(g, MESSAGE_ID_MONITOR_MISBEHAVING, LOG_WARNING,
+                                "query-rx-filter entry %zu has no valid name, ignoring it", i);
                         continue;
                 }
                 Nic *n = guest_find_nic(g, json_object_get_string(name));
@@ -425,7 +428,8 @@ static void on_query_all_nics(QmpClient *c, json_object *result, const QmpError 
         if (!guest_is_connected(g) || (err && (err->error == -ECONNRESET || err->error == -ECANCELED)))
                 return;
         if (err || !json_object_is_type(result, json_type_array)) {
-                log_guest(g, LOG_WARNING, "query-rx-filter (all NICs) failed: %s",
+                log_guest_id(g, err ? NULL : MESSAGE_ID_MONITOR_MISBEHAVING, LOG_WARNING,
+                        "query-rx-filter (all NICs) failed: %s",
                         err ? (err->desc ? err->desc : strerror(-err->error)) : "the reply is not a list");
                 guest_full_query_retry(g, q->reason);
                 return;
@@ -542,6 +546,7 @@ static void on_qmp_state(QmpClient *c, QmpState state, int error, const char *re
                 guest_update_netns(g);
                 guest_full_query_reset(g);
                 guest_set_state(g, GUEST_STATE_NEGOTIATING, "monitor ready");
+                g->n_connects++; /* metrics */
                 (void)qmp_client_send(c, "query-name", NULL, 0, on_query_name, g);
                 (void)qmp_client_send(c, "query-uuid", NULL, 0, on_query_uuid, g);
                 (void)qmp_client_send(c, "query-version", NULL, 0, on_query_version, g);

@@ -9,6 +9,7 @@
 #include "config.h"
 #include "hostdev.h"
 #include "log.h"
+#include "message-ids.h"
 #include "qmp.h"
 #include "ratelimit.h"
 #include "strmap.h"
@@ -78,11 +79,16 @@ typedef struct Guest {
         RateLimit full_query_limit;
         uint64_t query_timeout_usec; /* for the full query; 0: QMP_TIMEOUT_DEFAULT (tests shorten it) */
         bool full_query_capped_logged;
+        uint64_t n_connects; /* connections established (metrics) */
 } Guest;
 
-#define log_guest(g, level, fmt, ...) log_full((level), "guest %s: " fmt, (g)->name, ##__VA_ARGS__)
-#define log_guest_errno(g, level, error, fmt, ...) \
-        log_full_errno((level), (error), "guest %s: " fmt, (g)->name, ##__VA_ARGS__)
+/* Lines about a guest: GUESTNETD_GUEST= in the journal, and MESSAGE_ID= for the _id variant. */
+#define log_guest_full(g, id, level, error, fmt, ...)                                                      \
+        log_fields_errno((&(const LogFields){ .guest = (g)->name, .message_id = (id) }), (level), (error), \
+                "guest %s: " fmt, (g)->name, ##__VA_ARGS__)
+#define log_guest(g, level, fmt, ...)              (void)log_guest_full(g, NULL, level, 0, fmt, ##__VA_ARGS__)
+#define log_guest_id(g, id, level, fmt, ...)       (void)log_guest_full(g, id, level, 0, fmt, ##__VA_ARGS__)
+#define log_guest_errno(g, level, error, fmt, ...) log_guest_full(g, NULL, level, error, fmt, ##__VA_ARGS__)
 
 int guest_new(Manager *m, const char *name, const char *qmp_socket, GuestSource source,
         const GuestConfig *cfg, Guest **ret);

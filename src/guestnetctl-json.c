@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "escape.h"
+
 static int read_basic_json(sd_bus_message *m, char type, json_object **ret) {
         union {
                 uint8_t u8;
@@ -219,4 +221,41 @@ json_object *json_get_array_item(json_object *o, const char *key, size_t i) {
         if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_array))
                 return NULL;
         return json_object_array_get_idx(v, i);
+}
+
+json_object *json_escape_strings(json_object *o) {
+        switch (json_object_get_type(o)) {
+        case json_type_string: {
+                _cleanup_free_ char *e = escape_nonprintable_dup(json_object_get_string(o));
+                return e ? json_object_new_string(e) : NULL;
+        }
+        case json_type_array: {
+                json_object *a = json_object_new_array();
+                for (size_t i = 0; a && i < json_object_array_length(o); i++) {
+                        json_object *old = json_object_array_get_idx(o, i);
+                        json_object *item = old ? json_escape_strings(old) : NULL;
+                        if ((old && !item) || json_object_array_add(a, item) < 0) {
+                                json_object_put(item);
+                                json_object_put(a);
+                                return NULL;
+                        }
+                }
+                return a;
+        }
+        case json_type_object: {
+                json_object *c = json_object_new_object();
+                json_object_object_foreach(o, key, val) {
+                        _cleanup_free_ char *k = escape_nonprintable_dup(key);
+                        json_object *v = val ? json_escape_strings(val) : NULL;
+                        if (!c || !k || (val && !v) || json_object_object_add(c, k, v) < 0) {
+                                json_object_put(v);
+                                json_object_put(c);
+                                return NULL;
+                        }
+                }
+                return c;
+        }
+        default:
+                return json_object_get(o); /* numbers and booleans: nothing to escape */
+        }
 }

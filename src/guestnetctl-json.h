@@ -26,3 +26,8 @@ int json_get_bool(json_object *o, const char *key);
 uint64_t json_get_uint64(json_object *o, const char *key);
 size_t json_get_array_length(json_object *o, const char *key);
 json_object *json_get_array_item(json_object *o, const char *key, size_t i);
+
+/* A deep copy of o for a terminal: every string (and object key) with its non-printable bytes as
+ * \xNN (escape.h), so that nothing a peer put on the bus moves the cursor or sets a title. NULL on
+ * OOM. */
+json_object *json_escape_strings(json_object *o);

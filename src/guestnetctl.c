@@ -11,9 +11,11 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 #include <time.h>
+#include <wchar.h>
 
 #include "bus.h"
 #include "cleanup.h"
+#include "escape.h"
 #include "guestnetctl-json.h"
 #include "guestnetctl-term.h"
 #include "version.h"
@@ -34,7 +36,27 @@ typedef enum ExitStatus {
 
 #define LABEL_WIDTH 17
 
-static bool arg_json = false;
+typedef enum JsonMode {
+        JSON_OFF,
+        JSON_SHORT, /* one line per object */
+        JSON_PRETTY,
+} JsonMode;
+
+/* Where the daemon is: this system's bus, a host's over ssh (-H) or a container's (-M). */
+typedef enum Transport {
+        TRANSPORT_LOCAL,
+        TRANSPORT_REMOTE,
+        TRANSPORT_MACHINE,
+} Transport;
+
+/* The widest a list column gets on a terminal without --full. */
+#define COLUMN_MAX 32
+
+static JsonMode arg_json = JSON_OFF;
+static Transport arg_transport = TRANSPORT_LOCAL;
+static const char *arg_host = NULL;
+static bool arg_quiet = false;
+static bool arg_full = false;
 static bool arg_pager = true;
 static bool arg_legend = true;
 static bool arg_ask_password = true;
@@ -92,10 +114,25 @@ static int log_failed(int r, const char *what) {
 
 /* ---- errors from the bus -------------------------------------------------------------------------- */
 
-static bool error_is_not_running(const sd_bus_error *e) {
-        return sd_bus_error_has_names(e, SD_BUS_ERROR_SERVICE_UNKNOWN, SD_BUS_ERROR_NAME_HAS_NO_OWNER,
-                       SD_BUS_ERROR_DISCONNECTED, SD_BUS_ERROR_NO_SERVER) ||
-                (e->name && startswith(e->name, "org.freedesktop.DBus.Error.Spawn."));
+/* Why the daemon can't be reached, in the words of the bus (dbus-daemon or dbus-broker, with or
+ * without systemd activation); NULL when the error is of another kind. */
+static const char *not_running_reason(const sd_bus_error *e, int r) {
+        if (sd_bus_error_has_names(e, SD_BUS_ERROR_SERVICE_UNKNOWN))
+                return "guestnetd is not running, and the bus cannot start it: it is not installed there "
+                       "(no "
+                       "D-Bus service file for " BUS_NAME ").";
+        if (sd_bus_error_has_names(e, SD_BUS_ERROR_NAME_HAS_NO_OWNER))
+                return "guestnetd is not running.";
+        if (e->name &&
+                (startswith(e->name, "org.freedesktop.DBus.Error.Spawn.") ||
+                        startswith(e->name, "org.freedesktop.systemd1.")))
+                return "guestnetd is not running: starting it by D-Bus activation failed";
+        if (!e->name && (r == -ECONNREFUSED || r == -ENOENT))
+                return "Cannot reach guestnetd: the system bus is down";
+        if (sd_bus_error_has_names(e, SD_BUS_ERROR_DISCONNECTED, SD_BUS_ERROR_NO_SERVER) ||
+                (!e->name && r == -ECONNRESET))
+                return "Cannot reach guestnetd: lost the connection to the bus";
+        return NULL;
 }
 
 static bool error_is_unknown_object(const sd_bus_error *e) {
@@ -105,7 +142,9 @@ static bool error_is_unknown_object(const sd_bus_error *e) {
 /* One line on stderr for a failed call ("what" says what we tried, for errors that need it) and the exit
  * status of the error's class. */
 static int log_call_error(const sd_bus_error *e, int r, const char *what) {
-        const char *msg = e->message && e->message[0] != '\0' ? e->message : NULL;
+        _cleanup_free_ char *escaped =
+                e->message && e->message[0] != '\0' ? escape_nonprintable_dup(e->message) : NULL;
+        const char *msg = escaped, *why;
 
         if (sd_bus_error_has_names(e, SD_BUS_ERROR_ACCESS_DENIED)) {
                 /* The daemon's messages may say "Not authorized" already. */
@@ -125,8 +164,13 @@ static int log_call_error(const sd_bus_error *e, int r, const char *what) {
                                   "was given.");
                 return EXIT_NOT_AUTHORIZED;
         }
-        if (error_is_not_running(e) || (!e->name && (r == -ECONNREFUSED || r == -ENOENT))) {
-                fputs("guestnetd is not running.\n", stderr);
+        why = not_running_reason(e, r);
+        if (why) {
+                /* The activation's and the bus's own messages say what failed. */
+                if (why[strlen(why) - 1] == '.')
+                        fprintf(stderr, "%s\n", why);
+                else
+                        fprintf(stderr, "%s: %s\n", why, msg ?: strerror(-r));
                 return EXIT_NOT_RUNNING;
         }
         if (sd_bus_error_has_names(
@@ -152,11 +196,24 @@ static int connect_bus(sd_bus **ret) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         int r;
 
-        /* sd-bus takes the address from DBUS_SYSTEM_BUS_ADDRESS when it is set. */
-        r = sd_bus_open_system(&bus);
+        /* sd-bus takes the address from DBUS_SYSTEM_BUS_ADDRESS when it is set; -H runs
+         * "systemd-stdio-bridge" over ssh, -M enters the container's namespaces (as busctl does). */
+        if (arg_transport == TRANSPORT_REMOTE)
+                r = sd_bus_open_system_remote(&bus, arg_host);
+        else if (arg_transport == TRANSPORT_MACHINE)
+                r = sd_bus_open_system_machine(&bus, arg_host);
+        else
+                r = sd_bus_open_system(&bus);
         if (r < 0) {
-                fprintf(stderr, "guestnetd is not running: cannot connect to the system bus: %s\n",
-                        strerror(-r));
+                if (arg_transport == TRANSPORT_LOCAL) {
+                        const char *addr = getenv("DBUS_SYSTEM_BUS_ADDRESS");
+                        fprintf(stderr, "Cannot reach guestnetd: the system bus is down (%s: %s).\n",
+                                addr ?: "unix:path=/run/dbus/system_bus_socket", strerror(-r));
+                } else
+                        fprintf(stderr,
+                                "Cannot reach guestnetd: cannot connect to the system bus of %s '%s': %s\n",
+                                arg_transport == TRANSPORT_REMOTE ? "host" : "machine", arg_host,
+                                strerror(-r));
                 return EXIT_NOT_RUNNING;
         }
         *ret = TAKE_PTR(bus);
@@ -242,9 +299,11 @@ static int get_guest_properties(sd_bus *bus, const char *path, json_object **ret
 }
 
 static int print_json(json_object *o) {
-        /* Plain: one line, which is also what the bash completion greps. */
-        const char *s =
-                json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+        /* short: one line, which is also what the bash completion greps. */
+        const char *s = json_object_to_json_string_ext(o,
+                (arg_json == JSON_PRETTY ? JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED
+                                         : JSON_C_TO_STRING_PLAIN) |
+                        JSON_C_TO_STRING_NOSLASHESCAPE);
         if (!s)
                 return log_oom();
         puts(s);
@@ -253,18 +312,52 @@ static int print_json(json_object *o) {
 
 /* ---- output helpers -------------------------------------------------------------------------------- */
 
-/* Columns a UTF-8 string takes on a terminal, counting every code point as one. */
+/* Columns a character takes on a terminal (wcwidth: 2 for CJK, 0 for combining marks); one when the
+ * locale can't tell. */
+static size_t char_width(const char *s, size_t *ret_len) {
+        mbstate_t st = {};
+        wchar_t wc;
+        size_t n = mbrtowc(&wc, s, MB_CUR_MAX, &st);
+        int w;
+
+        if (n == (size_t)-1 || n == (size_t)-2 || n == 0) {
+                unsigned cp;
+                n = utf8_sequence(s, &cp);
+                *ret_len = n > 0 ? n : 1;
+                return 1;
+        }
+        *ret_len = n;
+        w = wcwidth(wc);
+        return w < 0 ? 1 : (size_t)w;
+}
+
 static size_t display_width(const char *s) {
-        size_t n = 0;
-        for (; *s; s++)
-                if (((unsigned char)*s & 0xC0) != 0x80)
-                        n++;
-        return n;
+        size_t w = 0, len;
+        for (; *s; s += len)
+                w += char_width(s, &len);
+        return w;
+}
+
+/* On a terminal and without --full, a column is at most COLUMN_MAX wide: longer text ends in "…". */
+static size_t column_width(size_t w) {
+        return !arg_full && isatty(STDOUT_FILENO) && w > COLUMN_MAX ? COLUMN_MAX : w;
 }
 
 static void print_padded(const char *s, size_t width) {
-        size_t w = display_width(s);
-        fputs(s, stdout);
+        size_t w = display_width(s), len;
+
+        if (w > width) {
+                for (w = 0; *s; s += len) {
+                        size_t cw = char_width(s, &len);
+                        if (w + cw + 1 > width)
+                                break;
+                        fwrite(s, 1, len, stdout);
+                        w += cw;
+                }
+                fputs("…", stdout);
+                w++;
+        } else
+                fputs(s, stdout);
         for (; w < width; w++)
                 putchar(' ');
 }
@@ -344,6 +437,7 @@ static int verb_list(sd_bus *bus, int argc, char **argv) {
         _cleanup_(json_object_putp) json_object *guests = json_object_new_array();
         const char *name, *uuid, *path;
         size_t w_name = strlen("GUEST"), w_state = strlen("STATE"), n;
+        _cleanup_(json_object_putp) json_object *shown = NULL;
         int r;
 
         if (!guests)
@@ -378,11 +472,6 @@ static int verb_list(sd_bus *bus, int argc, char **argv) {
                 }
                 json_object_object_add(props, "Path", json_object_new_string(path));
                 json_object_object_add(props, "NicIds", ids);
-
-                if (display_width(json_get_string(props, "Name")) > w_name)
-                        w_name = display_width(json_get_string(props, "Name"));
-                if (strlen(json_get_string(props, "State")) > w_state)
-                        w_state = strlen(json_get_string(props, "State"));
         }
         if (r < 0)
                 return log_failed(r, "parse the reply of ListGuests()");
@@ -395,6 +484,19 @@ static int verb_list(sd_bus *bus, int argc, char **argv) {
                 return print_json(o);
         }
 
+        shown = json_escape_strings(guests);
+        if (!shown)
+                return log_oom();
+        for (size_t i = 0; i < n; i++) {
+                json_object *g = json_object_array_get_idx(shown, i);
+                if (display_width(json_get_string(g, "Name")) > w_name)
+                        w_name = display_width(json_get_string(g, "Name"));
+                if (display_width(json_get_string(g, "State")) > w_state)
+                        w_state = display_width(json_get_string(g, "State"));
+        }
+        w_name = column_width(w_name);
+        w_state = column_width(w_state);
+
         if (arg_legend) {
                 printf("%s", ansi(ANSI_UNDERLINE));
                 print_padded("GUEST", w_name + 1);
@@ -402,10 +504,11 @@ static int verb_list(sd_bus *bus, int argc, char **argv) {
                 printf("NICS UUID%s\n", ansi(ANSI_NORMAL));
         }
         for (size_t i = 0; i < n; i++) {
-                json_object *g = json_object_array_get_idx(guests, i);
+                json_object *g = json_object_array_get_idx(shown, i);
                 const char *state = json_get_string(g, "State");
 
-                print_padded(json_get_string(g, "Name"), w_name + 1);
+                print_padded(json_get_string(g, "Name"), w_name);
+                putchar(' ');
                 printf("%s", state_color(state));
                 print_padded(state, w_state);
                 printf("%s %4zu %s\n", ansi(ANSI_NORMAL), json_get_array_length(g, "NicIds"),
@@ -514,20 +617,24 @@ static int verb_status(sd_bus *bus, int argc, char **argv) {
                 return print_json(o);
         }
 
-        const char *name = json_get_string(guest, "Name"), *state = json_get_string(guest, "State");
+        _cleanup_(json_object_putp) json_object *g = json_escape_strings(guest),
+                                                *ns = json_escape_strings(nics);
+        if (!g || !ns)
+                return log_oom();
+        const char *name = json_get_string(g, "Name"), *state = json_get_string(g, "State");
         print_header(state, name);
         print_label("State");
         printf("%s%s%s\n", state_color(state), state, ansi(ANSI_NORMAL));
-        print_field("UUID", strdash(json_get_string(guest, "UUID")));
-        print_field("QEMU version", strdash(json_get_string(guest, "QemuVersion")));
-        print_field("QMP socket", json_get_string(guest, "QmpSocket"));
+        print_field("UUID", strdash(json_get_string(g, "UUID")));
+        print_field("QEMU version", strdash(json_get_string(g, "QemuVersion")));
+        print_field("QMP socket", json_get_string(g, "QmpSocket"));
         print_label("NICs");
-        for (size_t i = 0; i < json_object_array_length(nics); i++)
-                printf("%s%s", i > 0 ? ", " : "", json_get_string(json_object_array_get_idx(nics, i), "Id"));
-        printf("%s\n", json_object_array_length(nics) == 0 ? "none" : "");
-        for (size_t i = 0; i < json_object_array_length(nics); i++) {
+        for (size_t i = 0; i < json_object_array_length(ns); i++)
+                printf("%s%s", i > 0 ? ", " : "", json_get_string(json_object_array_get_idx(ns, i), "Id"));
+        printf("%s\n", json_object_array_length(ns) == 0 ? "none" : "");
+        for (size_t i = 0; i < json_object_array_length(ns); i++) {
                 printf("\n");
-                print_nic(json_object_array_get_idx(nics, i), name);
+                print_nic(json_object_array_get_idx(ns, i), name);
         }
         return 0;
 }
@@ -545,7 +652,11 @@ static int verb_nic(sd_bus *bus, int argc, char **argv) {
                 return r;
         if (arg_json)
                 return print_json(nic);
-        print_nic(nic, argv[1]);
+        _cleanup_(json_object_putp) json_object *shown = json_escape_strings(nic);
+        _cleanup_free_ char *guest = escape_nonprintable_dup(argv[1]);
+        if (!shown || !guest)
+                return log_oom();
+        print_nic(shown, guest);
         return 0;
 }
 
@@ -652,14 +763,19 @@ static int monitor_print(const Monitor *m, const char *type, const char *path, j
                         json_object_object_add(ev, "nic", json_object_new_string(nic));
                 print_json(ev);
         } else {
+                _cleanup_(json_object_putp) json_object *shown = json_escape_strings(ev);
+                _cleanup_free_ char *g = guest ? escape_nonprintable_dup(guest) : NULL,
+                                    *n = nic ? escape_nonprintable_dup(nic) : NULL;
+                if (!shown || (guest && !g) || (nic && !n))
+                        return log_oom();
                 format_realtime(now, true, buf, sizeof(buf));
                 printf("%s%s%s ", ansi(ANSI_GREY), buf, ansi(ANSI_NORMAL));
-                if (guest)
-                        printf("%s%s%s ", guest, nic ? "/" : "", nic ?: "");
+                if (g)
+                        printf("%s%s%s ", g, n ? "/" : "", n ?: "");
                 printf("%s%s%s", ansi(ANSI_BOLD), type, ansi(ANSI_NORMAL));
-                if (json_object_object_length(ev) > 0) {
+                if (json_object_object_length(shown) > 0) {
                         fputs(": ", stdout);
-                        fput_details(type, ev, stdout);
+                        fput_details(type, shown, stdout);
                 }
                 putchar('\n');
         }
@@ -807,7 +923,7 @@ static int verb_monitor(sd_bus *bus, int argc, char **argv) {
                         &error, NULL, NULL);
         if (r < 0 && !sd_bus_error_has_name(&error, BUS_ERROR_NO_SUCH_GUEST))
                 return log_call_error(&error, r, "reach guestnetd");
-        if (r < 0)
+        if (r < 0 && !arg_quiet)
                 fprintf(stderr, "No guest named '%s' yet; waiting for it.\n", m.guest);
 
         /* Signals of the guest's (or every) object by path prefix; ObjectManager's on the root, filtered
@@ -857,8 +973,9 @@ static int verb_monitor(sd_bus *bus, int argc, char **argv) {
                 return log_failed(r, "set up the event loop");
 
         /* On stderr, so that stdout stays one event per line; tests wait for it too. */
-        fprintf(stderr, "Monitoring %s%s%s. Press Ctrl-C to stop.\n", m.guest ? "guest '" : "all guests",
-                m.guest ?: "", m.guest ? "'" : "");
+        if (!arg_quiet)
+                fprintf(stderr, "Monitoring %s%s%s. Press Ctrl-C to stop.\n",
+                        m.guest ? "guest '" : "all guests", m.guest ?: "", m.guest ? "'" : "");
         /* Our signal handlers exit the loop with 0; sd-bus exits it with EXIT_FAILURE on disconnect. */
         r = sd_event_loop(event);
         if (r < 0)
@@ -866,6 +983,104 @@ static int verb_monitor(sd_bus *bus, int argc, char **argv) {
         if (r != 0) {
                 fputs("Lost the connection to the system bus.\n", stderr);
                 return EXIT_FAIL;
+        }
+        return 0;
+}
+
+/* ---- metrics --------------------------------------------------------------------------------------- */
+
+/* A label value in the Prometheus text format: backslash, double quote and newline escaped. */
+static void fput_label_value(const char *v, FILE *f) {
+        for (; *v; v++)
+                if (*v == '\\' || *v == '"')
+                        fprintf(f, "\\%c", *v);
+                else if (*v == '\n')
+                        fputs("\\n", f);
+                else
+                        fputc(*v, f);
+}
+
+static void fput_value_prometheus(double v, FILE *f) {
+        /* Counters and gauges are integers but for timestamps: print those exactly. */
+        if (v == (double)(int64_t)v && v < 9007199254740992.0 && v > -9007199254740992.0)
+                fprintf(f, "%" PRId64 "\n", (int64_t)v);
+        else
+                fprintf(f, "%.17g\n", v);
+}
+
+/* Manager.GetMetrics() in the Prometheus text exposition format (what node_exporter's textfile
+ * collector reads), or as JSON. */
+static int verb_metrics(sd_bus *bus, int argc, char **argv) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_(json_object_putp) json_object *families = NULL;
+        int r;
+
+        r = sd_bus_call_method(
+                bus, BUS_NAME, BUS_ROOT_PATH, BUS_MANAGER_INTERFACE, "GetMetrics", &error, &reply, NULL);
+        if (r < 0)
+                return log_call_error(&error, r, "read the metrics");
+        r = bus_message_read_json(reply, &families);
+        if (r < 0)
+                return log_failed(r, "parse the reply of GetMetrics()");
+
+        if (arg_json) {
+                _cleanup_(json_object_putp) json_object *o = json_object_new_object();
+                json_object *list = json_object_new_array();
+                for (size_t i = 0; list && i < json_object_array_length(families); i++) {
+                        json_object *f = json_object_array_get_idx(families, i),
+                                    *fo = json_object_new_object();
+                        json_object *samples = json_object_new_array(),
+                                    *src = json_object_array_get_idx(f, 3);
+                        for (size_t k = 0; samples && k < json_object_array_length(src); k++) {
+                                json_object *smp = json_object_array_get_idx(src, k),
+                                            *so = json_object_new_object();
+                                json_object_object_add(
+                                        so, "labels", json_object_get(json_object_array_get_idx(smp, 0)));
+                                json_object_object_add(
+                                        so, "value", json_object_get(json_object_array_get_idx(smp, 1)));
+                                json_object_array_add(samples, so);
+                        }
+                        json_object_object_add(fo, "name", json_object_get(json_object_array_get_idx(f, 0)));
+                        json_object_object_add(fo, "type", json_object_get(json_object_array_get_idx(f, 1)));
+                        json_object_object_add(fo, "help", json_object_get(json_object_array_get_idx(f, 2)));
+                        json_object_object_add(fo, "samples", samples);
+                        json_object_array_add(list, fo);
+                }
+                if (!o || !list || json_object_object_add(o, "families", list) < 0)
+                        return log_oom();
+                return print_json(o);
+        }
+
+        for (size_t i = 0; i < json_object_array_length(families); i++) {
+                json_object *f = json_object_array_get_idx(families, i),
+                            *samples = json_object_array_get_idx(f, 3);
+                const char *name = json_object_get_string(json_object_array_get_idx(f, 0));
+
+                printf("# HELP %s ", name);
+                for (const char *h = json_object_get_string(json_object_array_get_idx(f, 2)); *h; h++)
+                        if (*h == '\\')
+                                fputs("\\\\", stdout);
+                        else if (*h == '\n')
+                                fputs("\\n", stdout);
+                        else
+                                putchar(*h);
+                printf("\n# TYPE %s %s\n", name, json_object_get_string(json_object_array_get_idx(f, 1)));
+                for (size_t k = 0; k < json_object_array_length(samples); k++) {
+                        json_object *smp = json_object_array_get_idx(samples, k);
+                        bool first = true;
+
+                        fputs(name, stdout);
+                        json_object_object_foreach(json_object_array_get_idx(smp, 0), key, val) {
+                                printf("%s%s=\"", first ? "{" : ",", key);
+                                fput_label_value(json_object_get_string(val), stdout);
+                                putchar('"');
+                                first = false;
+                        }
+                        fputs(first ? " " : "} ", stdout);
+                        fput_value_prometheus(
+                                json_object_get_double(json_object_array_get_idx(smp, 1)), stdout);
+                }
         }
         return 0;
 }
@@ -1061,17 +1276,35 @@ static void help(void) {
                "  resync GUEST [NIC]           Read the filter from QEMU again and sync the host\n"
                "  attach NAME SOCKET [NIC=IFNAME...]\n"
                "                               Attach a guest by its QMP socket\n"
-               "  detach NAME                  Detach a guest\n\n"
+               "  detach NAME                  Detach a guest\n"
+               "  metrics                      Print the daemon's metrics for Prometheus\n"
+               "  help                         Show this help\n\n"
                "Options:\n"
                "  -h --help                    Show this help and exit\n"
                "     --version                 Print the version and exit\n"
-               "     --json                    Machine-readable output (one JSON object; one per line\n"
-               "                               for monitor)\n"
+               "     --json=MODE               Machine-readable output: pretty, short (one line per\n"
+               "                               object) or off\n"
+               "  -j                           Same as --json=pretty on a terminal, --json=short\n"
+               "                               otherwise\n"
+               "  -H --host=HOST               Operate on a remote host ([USER@]HOST, over ssh)\n"
+               "  -M --machine=CONTAINER       Operate on a local container\n"
+               "  -q --quiet                   Do not print informational messages\n"
+               "  -l --full                    Do not ellipsize the columns of list\n"
                "     --no-pager                Do not pipe output into a pager\n"
                "     --no-legend               Do not print the table header and footer\n"
                "     --no-ask-password         Do not ask for a password for privileged commands\n"
                "     --trust=CAPS              With attach: the guest's trust (all, none, or a list)\n\n"
                "See the guestnetctl(1) man page for details and exit statuses.\n");
+}
+
+static int parse_json_mode(const char *s) {
+        if (!s || streq(s, "short"))
+                return JSON_SHORT; /* a bare --json: one line, as before --json= took a mode */
+        if (streq(s, "pretty"))
+                return JSON_PRETTY;
+        if (streq(s, "off"))
+                return JSON_OFF;
+        return -EINVAL;
 }
 
 static int parse_argv(int argc, char **argv) {
@@ -1086,7 +1319,11 @@ static int parse_argv(int argc, char **argv) {
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
-                { "json", no_argument, NULL, ARG_JSON },
+                { "json", optional_argument, NULL, ARG_JSON },
+                { "host", required_argument, NULL, 'H' },
+                { "machine", required_argument, NULL, 'M' },
+                { "quiet", no_argument, NULL, 'q' },
+                { "full", no_argument, NULL, 'l' },
                 { "no-pager", no_argument, NULL, ARG_NO_PAGER },
                 { "no-legend", no_argument, NULL, ARG_NO_LEGEND },
                 { "no-ask-password", no_argument, NULL, ARG_NO_ASK_PASSWORD },
@@ -1096,7 +1333,7 @@ static int parse_argv(int argc, char **argv) {
         int c;
 
         opterr = 0;
-        while ((c = getopt_long(argc, argv, ":h", options, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, ":hjH:M:ql", options, NULL)) >= 0) {
                 switch (c) {
                 case 'h':
                         help();
@@ -1104,8 +1341,30 @@ static int parse_argv(int argc, char **argv) {
                 case ARG_VERSION:
                         printf("guestnetctl " GUESTNETD_VERSION "\n");
                         return 0;
-                case ARG_JSON:
-                        arg_json = true;
+                case ARG_JSON: {
+                        int mode = parse_json_mode(optarg);
+                        if (mode < 0)
+                                return usage_error(
+                                        "Invalid --json= mode '%s': pretty, short or off.", optarg);
+                        arg_json = mode;
+                        break;
+                }
+                case 'j':
+                        arg_json = isatty(STDOUT_FILENO) ? JSON_PRETTY : JSON_SHORT;
+                        break;
+                case 'H':
+                        arg_transport = TRANSPORT_REMOTE;
+                        arg_host = optarg;
+                        break;
+                case 'M':
+                        arg_transport = TRANSPORT_MACHINE;
+                        arg_host = optarg;
+                        break;
+                case 'q':
+                        arg_quiet = true;
+                        break;
+                case 'l':
+                        arg_full = true;
                         break;
                 case ARG_NO_PAGER:
                         arg_pager = false;
@@ -1122,7 +1381,9 @@ static int parse_argv(int argc, char **argv) {
                 case ':':
                         return usage_error("Option '%s' needs an argument.", argv[optind - 1]);
                 case '?':
-                        if (optopt)
+                        /* optopt is a short option's letter, or a long option's value (when it took no
+                         * argument but got one): only the former is worth printing as a character. */
+                        if (optopt > 0 && optopt < 0x100 && argv[optind - 1][1] != '-')
                                 return usage_error("Unknown option '-%c'.", optopt);
                         return usage_error("Unknown option '%s'.", argv[optind - 1]);
                 default:
@@ -1148,6 +1409,8 @@ static const Verb verbs[] = {
         { "resync", 1, 2, false, verb_resync },
         { "attach", 2, -1, false, verb_attach },
         { "detach", 1, 1, false, verb_detach },
+        { "metrics", 0, 0, false, verb_metrics },
+        { "help", 0, 0, false, NULL },
 };
 
 static int check_arguments(const Verb *v, int argc, char **argv) {
@@ -1191,6 +1454,10 @@ static int dispatch(int argc, char **argv) {
         r = check_arguments(v, argc, argv);
         if (r != 0)
                 return r;
+        if (!v->run) {
+                help();
+                return 0;
+        }
 
         r = connect_bus(&bus);
         if (r != 0)

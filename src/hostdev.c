@@ -42,6 +42,19 @@ const HostAttribute host_attributes[HOST_ATTRIBUTES_MACVTAP + 1] = {
         { "fdb", offsetof(HostApplyResult, fdb), TRUST_MAC, 0 },
 };
 
+unsigned host_change_attributes(const HostChange *c) {
+        unsigned mask = 0;
+
+        for (unsigned i = 0; i < HOST_ATTRIBUTES_MACVTAP; i++) {
+                const HostAttribute *a = &host_attributes[i];
+                if ((c->flags_mask & a->flag) ||
+                        (a->offset == offsetof(HostApplyResult, mac) && c->set_mac) ||
+                        (a->offset == offsetof(HostApplyResult, multicast) && (c->n_add || c->n_del)))
+                        mask |= 1u << i;
+        }
+        return mask;
+}
+
 const char *hostdev_kind_to_string(HostDevKind k) {
         if ((unsigned)k >= _HOSTDEV_KIND_MAX)
                 return NULL;

@@ -129,6 +129,8 @@ static inline int host_apply_result_get(const HostApplyResult *r, const HostAttr
 /* Computes the change that turns `current` into `desired`, limited to `trust` (Trust bits).
  * A desired MAC that is multicast, broadcast or zero is never planned. Pure. */
 void hostdev_plan(const HostLinkState *current, const HostFilter *desired, unsigned trust, HostChange *ret);
+/* Bit i set for each host_attributes[i] (macvtap ones) the change touches. */
+unsigned host_change_attributes(const HostChange *c);
 static inline bool host_change_is_empty(const HostChange *c) {
         return !c->set_mac && !c->flags_mask && c->n_add == 0 && c->n_del == 0;
 }

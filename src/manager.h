@@ -38,6 +38,7 @@ typedef struct Manager {
         Nic *parked_head, *parked_tail;
         bool shutting_down; /* guests keep running without us: nothing is reverted */
         uint64_t clock_override_usec; /* tests: a controllable CLOCK_MONOTONIC for rate limits; 0: real */
+        uint64_t n_queries_deferred; /* by MaxQueriesPerSecond= (metrics) */
 } Manager;
 
 /* Takes over config (the caller's copy is reset). */

@@ -311,7 +311,8 @@ static void nic_emit_failed_attributes(Nic *n, const SyncJob *j) {
                         snprintf(message, sizeof(message), "%s", j->error);
                 else
                         snprintf(message, sizeof(message), "%s: %s", j->ifname, strerror(-r));
-                log_nic(n, LOG_WARNING, "host sync of %s failed: %s", a->name, message);
+                log_nic_id(n, MESSAGE_ID_HOST_SYNC_FAILED, LOG_WARNING, "host sync of %s failed: %s",
+                        a->name, message);
                 bus_nic_emit_host_sync_failed(n, a->name, message);
         }
 }
@@ -324,7 +325,8 @@ static void nic_complete_revert(Nic *n, const SyncJob *j) {
                         j->error);
                 nic_emit_failed_attributes(n, j);
         } else if (j->have_link)
-                log_nic(n, LOG_INFO, "reverted %s on %s to the baseline", caps ? caps : "?", j->ifname);
+                log_nic_id(n, MESSAGE_ID_REVERT_DONE, LOG_INFO, "reverted %s on %s to the baseline",
+                        caps ? caps : "?", j->ifname);
         if (!n->removed && nic_trust(n) == TRUST_NONE)
                 nic_set_error(n, j->error[0] ? NIC_SYNC_FAILED : NIC_SYNC_OBSERVING,
                         j->error[0] ? j->error : NULL);
@@ -332,7 +334,8 @@ static void nic_complete_revert(Nic *n, const SyncJob *j) {
 
 static void nic_complete_filter(Nic *n, const SyncJob *j) {
         if (j->parse_error) {
-                log_nic(n, LOG_WARNING, "invalid query-rx-filter reply: %s", j->parse_error);
+                log_nic_id(n, MESSAGE_ID_MONITOR_MISBEHAVING, LOG_WARNING,
+                        "invalid query-rx-filter reply: %s", j->parse_error);
                 nic_set_error(n, NIC_SYNC_FAILED, j->parse_error);
                 return;
         }
@@ -364,8 +367,9 @@ static void nic_complete_filter(Nic *n, const SyncJob *j) {
         if (j->changed) {
                 char fields[256];
                 format_fields(j->changed, fields, sizeof(fields));
-                log_nic(n, level, "filter changed [%s]; host %s%s%s", fields, cs.outcome,
-                        j->error[0] ? ": " : "", j->error);
+                log_nic_id(n, j->outcome == SYNC_APPLIED ? MESSAGE_ID_FILTER_APPLIED : NULL, level,
+                        "filter changed [%s]; host %s%s%s", fields, cs.outcome, j->error[0] ? ": " : "",
+                        j->error);
         } else
                 log_nic(n, j->error[0] ? level : LOG_DEBUG, "filter %s; host %s%s%s",
                         j->mode == SYNC_JOB_RECONCILE ? "reconciled" : "unchanged", cs.outcome,
@@ -386,6 +390,7 @@ static void sync_job_complete(WorkerJob *job, int error) {
                 /* Host facts (interface, kind, ownership) are true whatever happened to the guest
                  * meanwhile. */
                 nic_take_host(n, j);
+                nic_metrics_count_job(&n->metrics, j->attempted, &j->apply);
 
                 if (j->mode == SYNC_JOB_REVERT)
                         nic_complete_revert(n, j);
@@ -544,7 +549,8 @@ static void on_query_reply(QmpClient *c, json_object *result, const QmpError *er
         }
 
         if (!json_object_is_type(result, json_type_array) || json_object_array_length(result) != 1) {
-                log_nic(n, LOG_WARNING, "query-rx-filter returned %s, expected one RxFilterInfo",
+                log_nic_id(n, MESSAGE_ID_MONITOR_MISBEHAVING, LOG_WARNING,
+                        "query-rx-filter returned %s, expected one RxFilterInfo",
                         json_object_is_type(result, json_type_array) ? "a list of another length"
                                                                      : "something that is not a list");
                 nic_set_error(n, NIC_SYNC_FAILED, "malformed query-rx-filter reply");
@@ -604,6 +610,7 @@ static void nic_start_query(Nic *n) {
                 nic_send_query(n);
                 return;
         }
+        nic_manager(n)->n_queries_deferred++; /* metrics */
         int r = sd_event_add_time_relative(
                 nic_manager(n)->event, &n->defer_timer, CLOCK_MONOTONIC, delay, 0, on_defer_timer, n);
         if (r < 0) {

@@ -8,6 +8,7 @@
 #include "guest.h"
 #include "hostdev.h"
 #include "hostsync.h"
+#include "metrics.h"
 #include "ratelimit.h"
 #include "rxfilter.h"
 
@@ -74,6 +75,7 @@ typedef struct Nic {
         char *last_error;
         uint64_t changes, last_change_usec;
         uint64_t n_events, n_queries, n_jobs;
+        NicMetrics metrics;
 } Nic;
 
 /* A query can be deferred this many times in a row at most (the bucket's size): a burst of this many
@@ -81,8 +83,15 @@ typedef struct Nic {
  * `ip` commands fires about 40. */
 #define NIC_QUERY_BURST 64
 
-#define log_nic(n, level, fmt, ...) \
-        log_full((level), "guest %s nic %s: " fmt, (n)->guest->name, (n)->id, ##__VA_ARGS__)
+/* Lines about a NIC: GUESTNETD_GUEST=, GUESTNETD_NIC=, INTERFACE= (its host device, when known) in
+ * the journal, and MESSAGE_ID= for the _id variant. */
+#define log_nic_id(n, mid, level, fmt, ...)                                    \
+        (void)log_fields_errno((&(const LogFields){ .guest = (n)->guest->name, \
+                                       .nic = (n)->id,                         \
+                                       .interface = (n)->host_interface,       \
+                                       .message_id = (mid) }),                 \
+                (level), 0, "guest %s nic %s: " fmt, (n)->guest->name, (n)->id, ##__VA_ARGS__)
+#define log_nic(n, level, fmt, ...) log_nic_id(n, NULL, level, fmt, ##__VA_ARGS__)
 
 int nic_new(Guest *g, const char *id, Nic **ret);
 Nic *nic_ref(Nic *n);

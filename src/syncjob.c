@@ -156,6 +156,7 @@ static void job_apply(SyncJob *j, const HostChange *change) {
                 return;
 
         HostOwnership before = j->ownership;
+        j->attempted |= host_change_attributes(change);
         (void)hostdev_apply(j->host, &j->link, change, &j->apply);
         hostsync_record(&j->ownership, change, &j->apply);
         if (memcmp(&before, &j->ownership, sizeof(before)) == 0)
@@ -205,6 +206,7 @@ static void job_sync_tap(SyncJob *j) {
                 return;
         }
         r = hostdev_fdb_move(j->host, j->link.ifindex, &j->previous.main_mac, &j->filter.main_mac);
+        j->attempted |= 1u << HOST_ATTRIBUTES_MACVTAP; /* fdb */
         if (r < 0) {
                 j->apply.fdb = r;
                 job_fail(j, "fdb: %s", strerror(-r));

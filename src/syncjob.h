@@ -73,6 +73,7 @@ typedef struct SyncJob {
         bool stale;
         char error[256]; /* first failure, for LastError */
         HostApplyResult apply;
+        unsigned attempted; /* bit i: host_attributes[i] was changed or tried (metrics) */
 } SyncJob;
 
 void sync_job_run(WorkerJob *job);

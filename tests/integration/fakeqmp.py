@@ -125,6 +125,7 @@ class FakeNic:
         self.events = 0  # NIC_RX_FILTER_CHANGED emitted (to whoever listened)
         self.events_lost = 0  # ... emitted while no negotiated client was connected
         self.changes = 0  # set_filter() calls
+        self.query_error = None  # fail_queries(): the desc of the GenericError named queries get
         self.reset()
 
     @property
@@ -588,6 +589,9 @@ class FakeQmp:
         if not nic.supports_rx_filter():
             self._reply(c, msg, error=("GenericError", "net client(%s) doesn't support rx-filter querying" % name))
             return
+        if nic.query_error is not None:
+            self._reply(c, msg, error=("GenericError", nic.query_error))
+            return
         nic.armed = True
         self._reply(c, msg, [nic.rx_filter_info()])
 
@@ -725,6 +729,12 @@ class FakeQmp:
             if events:
                 self._emit("DEVICE_DELETED", {"path": "%s/virtio-backend" % n.qom_path})
                 self._emit("DEVICE_DELETED", {"device": n.id, "path": n.qom_path})
+
+    def fail_queries(self, nic, desc):
+        """A hostile monitor: named query-rx-filter of this NIC fails with this error text (None:
+        answer again); nothing else changes, the NIC's event stays armed."""
+        with self._lock:
+            self._nic(nic).query_error = desc
 
     def emit_event(self, event, data=None):
         with self._lock:

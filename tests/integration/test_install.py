@@ -72,11 +72,12 @@ def expected_locations(prefix, unit_dir):
         f"{BUS_NAME}.policy": f"{share}/polkit-1/actions/{BUS_NAME}.policy",
         "guestnetd.service": f"{unit_dir}/guestnetd.service",
         "guestnetd": f"{prefix}/sbin/guestnetd",
+        "guestnetd.catalog": f"{prefix}/lib/systemd/catalog/guestnetd.catalog",
     }
 
 
 @pytest.mark.parametrize("name", [f"{BUS_NAME}.conf", f"{BUS_NAME}.service", *XML_FILES,
-                                  f"{BUS_NAME}.policy", "guestnetd.service", "guestnetd"])
+                                  f"{BUS_NAME}.policy", "guestnetd.service", "guestnetd", "guestnetd.catalog"])
 def test_file_installed_where_the_table_says(destdir_install, name):
     unit_dir = pkgconfig_unit_dir("/usr") or "/usr/lib/systemd/system"
     where = expected_locations("/usr", unit_dir)[name]
@@ -93,6 +94,18 @@ def test_static_files_installed_verbatim(destdir_install):
     for repo_file, where in ((f"dbus/{BUS_NAME}.conf", f"usr/share/dbus-1/system.d/{BUS_NAME}.conf"),
                              (f"polkit/{BUS_NAME}.policy", f"usr/share/polkit-1/actions/{BUS_NAME}.policy")):
         assert (destdir_install / where).read_bytes() == (REPO / repo_file).read_bytes()
+
+
+def test_installed_catalog_is_read_by_journalctl(destdir_install):
+    """journalctl --update-catalog, in the install tree as root, knows every MESSAGE_ID the daemon sends."""
+    ids = re.findall(r'MESSAGE_ID_\w+ +"([0-9a-f]{32})"', (REPO / "src/message-ids.h").read_text())
+    assert len(ids) == 6
+    subprocess.run(["journalctl", f"--root={destdir_install}", "--update-catalog"], check=True)
+    res = subprocess.run(["journalctl", f"--root={destdir_install}", "--list-catalog", *ids],
+                         capture_output=True, text=True, check=True)
+    listed = dict(line.split(" ", 1) for line in res.stdout.splitlines())
+    assert sorted(listed) == sorted(ids), res.stdout
+    assert all(v.startswith("guestnetd: ") for v in listed.values()), res.stdout
 
 
 def test_installed_activation_file(destdir_install):
@@ -136,11 +149,13 @@ def test_directory_options_override(tmp):
     build = tmp / "build-opts"
     meson_setup(build, "--prefix=/usr", "-Dsystemdsystemunitdir=/etc/gnd-units",
                 "-Ddbuspolicydir=/etc/dbus-1/system.d", "-Dpolkitactionsdir=/etc/gnd-pk",
-                "-Ddbussystemservicedir=/etc/gnd-svc", "-Ddbusinterfacesdir=/etc/gnd-if")
+                "-Ddbussystemservicedir=/etc/gnd-svc", "-Ddbusinterfacesdir=/etc/gnd-if",
+                "-Dcatalogdir=/etc/gnd-catalog")
     installed = installed_map(build)
     assert installed["guestnetd.service"] == "/etc/gnd-units/guestnetd.service"
     assert installed[f"{BUS_NAME}.conf"] == f"/etc/dbus-1/system.d/{BUS_NAME}.conf"
     assert installed[f"{BUS_NAME}.policy"] == f"/etc/gnd-pk/{BUS_NAME}.policy"
     assert installed[f"{BUS_NAME}.service"] == f"/etc/gnd-svc/{BUS_NAME}.service"
+    assert installed["guestnetd.catalog"] == "/etc/gnd-catalog/guestnetd.catalog"
     for x in XML_FILES:
         assert installed.get(x) == f"/etc/gnd-if/{x}", f"{x} not installed (dbus/{x} missing?)"

@@ -1,0 +1,100 @@
+/* test-log.c: escaping of peer bytes, the log rate limit, and what a log line looks like on stderr. */
+#include <stdio.h>
+#include <unistd.h>
+
+#include "escape.h"
+#include "log-ratelimit.h"
+#include "log.h"
+#include "tests.h"
+
+static const char *esc(const char *s) {
+        static char buf[ESCAPED_SIZE(256)];
+        return escape_nonprintable(s, buf, sizeof(buf));
+}
+
+TEST(escape_controls) {
+        ASSERT_STR_EQ(esc("net0"), "net0");
+        ASSERT_STR_EQ(esc("a\nb"), "a\\x0ab");
+        ASSERT_STR_EQ(esc("x\n<0>forged"), "x\\x0a<0>forged");
+        ASSERT_STR_EQ(esc("\x1b[2J\x1b]0;pwned\x07"), "\\x1b[2J\\x1b]0;pwned\\x07");
+        ASSERT_STR_EQ(esc("\t\r\x7f"), "\\x09\\x0d\\x7f");
+}
+
+TEST(escape_utf8) {
+        ASSERT_STR_EQ(esc("gäst-ß-日本"), "gäst-ß-日本"); /* valid UTF-8 stays */
+        ASSERT_STR_EQ(esc("\xc2\x9b"
+                          "2J"),
+                "\\xc2\\x9b2J"); /* C1 CSI */
+        ASSERT_STR_EQ(esc("a\xff"
+                          "b"),
+                "a\\xffb"); /* invalid byte */
+        ASSERT_STR_EQ(esc("\xc0\xaf"), "\\xc0\\xaf"); /* overlong '/' */
+        ASSERT_STR_EQ(esc("\xed\xa0\x80"), "\\xed\\xa0\\x80"); /* surrogate */
+        ASSERT_STR_EQ(esc("\xe6\x97"), "\\xe6\\x97"); /* truncated */
+        ASSERT_STR_EQ(esc("\xe6"
+                          "\xe6\x97\xa5"),
+                "\\xe6日"); /* a bad lead byte does not eat the next */
+}
+
+TEST(escape_truncates_whole) {
+        char buf[6];
+        ASSERT_STR_EQ(escape_nonprintable("ab\ncd", buf, sizeof(buf)), "ab");
+        ASSERT_STR_EQ(escape_nonprintable("日本", buf, sizeof(buf)), "日");
+        ASSERT_STR_EQ(escape_nonprintable("abcdefgh", buf, sizeof(buf)), "abcde");
+}
+
+TEST(ratelimit_burst_then_count) {
+        static LogRatelimit rl;
+        uint64_t k = log_ratelimit_key("nic.c", 10, "vm1", "net0");
+        const char *file = NULL;
+        unsigned suppressed, passed = 0;
+        int line = 0;
+
+        for (unsigned i = 0; i < 5000; i++)
+                passed += log_ratelimit_test(&rl, k, "nic.c", 10, 1000 + i, &suppressed, &file, &line);
+        ASSERT_INT_EQ(passed, LOG_RATELIMIT_BURST);
+        /* Another NIC and another call site have budgets of their own. */
+        ASSERT_TRUE(log_ratelimit_test(&rl, log_ratelimit_key("nic.c", 10, "vm1", "net1"), "nic.c", 10, 2000,
+                &suppressed, &file, &line));
+        ASSERT_TRUE(log_ratelimit_key("nic.c", 11, "vm1", "net0") != k);
+        ASSERT_TRUE(log_ratelimit_key("nic.c", 10, "vm1n", "et0") != k);
+
+        /* The next interval lets a line through and reports what was dropped. */
+        ASSERT_TRUE(log_ratelimit_test(
+                &rl, k, "nic.c", 10, 1000 + LOG_RATELIMIT_INTERVAL_USEC, &suppressed, &file, &line));
+        ASSERT_INT_EQ(suppressed, 5000 - LOG_RATELIMIT_BURST);
+        ASSERT_STR_EQ(file, "nic.c");
+        ASSERT_INT_EQ(line, 10);
+        ASSERT_TRUE(log_ratelimit_test(
+                &rl, k, "nic.c", 10, 2000 + LOG_RATELIMIT_INTERVAL_USEC, &suppressed, &file, &line));
+        ASSERT_INT_EQ(suppressed, 0);
+}
+
+/* What log_info() writes to stderr (text mode: JOURNAL_STREAM unset). */
+static char *capture_stderr(const char *peer_bytes) {
+        static char out[4096];
+        FILE *f = tmpfile();
+        int saved = dup(STDERR_FILENO);
+        size_t n;
+
+        if (!f || saved < 0)
+                return NULL;
+        fflush(stderr);
+        dup2(fileno(f), STDERR_FILENO);
+        log_info("guest %s: connected", peer_bytes);
+        fflush(stderr);
+        dup2(saved, STDERR_FILENO);
+        close(saved);
+        rewind(f);
+        n = fread(out, 1, sizeof(out) - 1, f);
+        out[n] = '\0';
+        fclose(f);
+        return out;
+}
+
+TEST(log_line_is_one_line) {
+        unsetenv("JOURNAL_STREAM");
+        log_max_level = LOG_INFO;
+        const char *out = capture_stderr("vm1\n<0>forged: \x1b[2J");
+        ASSERT_STR_EQ(out, "info: guest vm1\\x0a<0>forged: \\x1b[2J: connected\n");
+}
