@@ -350,6 +350,27 @@ const char *guest_name_invalid_reason(const char *name) {
         return NULL;
 }
 
+const char *display_text_invalid_reason(const char *s, size_t max) {
+        if (strlen(s) > max)
+                return "too long";
+        if (has_control_chars(s))
+                return "contains control characters";
+        if (!utf8_is_valid(s))
+                return "not valid UTF-8";
+        return NULL;
+}
+
+bool uuid_is_valid(const char *s) {
+        /* 8-4-4-4-12 hex digits, as query-uuid and the SMBIOS give it. */
+        static const char pattern[] = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
+        if (strlen(s) != sizeof(pattern) - 1)
+                return false;
+        for (size_t i = 0; s[i]; i++)
+                if (pattern[i] == '-' ? s[i] != '-' : !isxdigit((unsigned char)s[i]))
+                        return false;
+        return true;
+}
+
 const char *nic_id_invalid_reason(const char *id) {
         if (isempty(id))
                 return "the id is empty";

@@ -13,8 +13,9 @@
 #define QMP_DIR_DEFAULT     "/run/guestnetd/qmp"
 #define RUNTIME_DIR_DEFAULT "/run/guestnetd"
 
-/* NICs of one guest we keep track of: a QEMU machine has a few dozen at most. More is refused in
- * drop-ins and AttachGuest, and ignored in a monitor's replies: each NIC costs a bus object. */
+/* NICs per guest: a PCI bus holds 32 devices and real guests have a few. More is refused in drop-ins
+ * and AttachGuest, and entries of a full reply beyond it are ignored (one log line), so a hostile
+ * QEMU can't make us build objects without bound. */
 #define GUEST_NICS_MAX 64
 #define NIC_ID_MAX     128 /* bytes, as RXFILTER_NAME_MAX */
 
@@ -82,6 +83,11 @@ const char *guest_name_invalid_reason(const char *name);
 /* NULL when id is a valid NIC id (1..NIC_ID_MAX bytes of UTF-8, no '/', no control characters: it is
  * logged, printed and published), else a static string saying what is wrong with it. */
 const char *nic_id_invalid_reason(const char *id);
+/* NULL when s may be logged, printed and published as it is: at most max bytes of UTF-8 without
+ * control characters; else a static string saying what is wrong. For what a monitor tells about itself. */
+const char *display_text_invalid_reason(const char *s, size_t max);
+/* True for a UUID in the canonical 8-4-4-4-12 hex form. */
+bool uuid_is_valid(const char *s);
 /* NULL when name is a valid interface name (1..15 printable ASCII bytes, no '/', ':' or whitespace, not
  * "." or ".."), else a static string saying what is wrong with it. */
 const char *ifname_invalid_reason(const char *name);

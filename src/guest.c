@@ -278,6 +278,12 @@ static void on_query_name(QmpClient *c, json_object *result, const QmpError *err
         json_object *name;
         if (!err && json_object_object_get_ex(result, "name", &name) &&
                 json_object_is_type(name, json_type_string)) {
+                const char *reason = display_text_invalid_reason(json_object_get_string(name), 256);
+                if (reason) {
+                        log_guest_id(g, MESSAGE_ID_MONITOR_MISBEHAVING, LOG_WARNING,
+                                "ignoring the name QEMU reports: %s", reason);
+                        return;
+                }
                 free(g->qemu_name);
                 g->qemu_name = strdup(json_object_get_string(name));
         }
@@ -287,6 +293,13 @@ static void on_query_uuid(QmpClient *c, json_object *result, const QmpError *err
         Guest *g = userdata;
         json_object *uuid;
         /* QEMU started without -uuid answers all zeros: no UUID, published as "" (dbus-api.md). */
+        if (!err && json_object_object_get_ex(result, "UUID", &uuid) &&
+                json_object_is_type(uuid, json_type_string) &&
+                !uuid_is_valid(json_object_get_string(uuid))) {
+                log_guest_id(g, MESSAGE_ID_MONITOR_MISBEHAVING, LOG_WARNING,
+                        "ignoring the UUID QEMU reports: not of the form 8-4-4-4-12 hex digits");
+                return;
+        }
         if (!err && json_object_object_get_ex(result, "UUID", &uuid) &&
                 json_object_is_type(uuid, json_type_string) &&
                 strcmp(json_object_get_string(uuid), "00000000-0000-0000-0000-000000000000") != 0) {
@@ -376,10 +389,13 @@ static void guest_process_full_reply(Guest *g, json_object *result, const char *
                 json_object *info = json_object_array_get_idx(result, i), *name;
                 if (!json_object_object_get_ex(info, "name", &name) ||
                         !json_object_is_type(name, json_type_string) ||
-                        json_object_get_string_len(name) == 0 ||
-                        json_object_get_string_len(name) > RXFILTER_NAME_MAX) {
+                        (size_t)json_object_get_string_len(name) != strlen(json_object_get_string(name)) ||
+                        nic_id_invalid_reason(json_object_get_string(name))) {
                         log_guest_id(g, MESSAGE_ID_MONITOR_MISBEHAVING, LOG_WARNING,
-                                "query-rx-filter entry %zu has no valid name, ignoring it", i);
+                                "query-rx-filter entry %zu has no valid name (1..%d bytes of UTF-8 without "
+                                "'/' "
+                                "or control characters), ignoring it",
+                                i, NIC_ID_MAX);
                         continue;
                 }
                 Nic *n = guest_find_nic(g, json_object_get_string(name));

@@ -39,9 +39,6 @@ typedef enum GuestSource GuestSource;
 /* A full query that failed or timed out is retried with backoff between these. */
 #define GUEST_FULL_QUERY_RETRY_MIN_USEC (100 * 1000ULL)
 #define GUEST_FULL_QUERY_RETRY_MAX_USEC (10 * 1000000ULL)
-/* NICs per guest: a PCI bus holds 32 devices and real guests have a few; entries of a full reply beyond
- * this are ignored (one log line), so a hostile QEMU can't make us build objects without bound. */
-#define GUEST_NICS_MAX 64
 
 typedef struct Guest {
         unsigned n_ref;

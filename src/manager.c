@@ -245,6 +245,13 @@ static void manager_socket_appeared(Manager *m, const char *filename) {
                 return;
         if (stat(path, &st) < 0 || !S_ISSOCK(st.st_mode))
                 return;
+        /* Whoever may create sockets here names a guest, published on the bus (which wants UTF-8). */
+        const char *reason = guest_name_invalid_reason(name);
+        if (reason) {
+                log_warning("Ignoring %s/%s: not a valid guest name: %s", m->config.qmp_directory, filename,
+                        reason);
+                return;
+        }
 
         Guest *g = manager_find_guest(m, name);
         if (g) {

@@ -662,6 +662,14 @@ class FakeQmp:
         except KeyError:
             raise FakeQmpError("no such NIC %r" % nic)
 
+    def set_identity(self, name=None, uuid=None):
+        """What query-name and query-uuid answer from now on (a hostile QEMU chooses both)."""
+        with self._lock:
+            if name is not None:
+                self.vm_name = name
+            if uuid is not None:
+                self.uuid = uuid
+
     def set_filter(self, nic, **fields):
         """Changes nic's filter like a guest would (keys: main_mac, promiscuous, multicast_table, ...;
         tables in the guest's order). Emits NIC_RX_FILTER_CHANGED if armed. Returns whether it did."""

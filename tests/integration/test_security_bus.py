@@ -193,3 +193,22 @@ def test_polkit_flood_from_one_caller_is_limited(bus_env, daemon):
     assert sum(out.values()) == 400, out
     assert out.get(CHALLENGE, 0) >= 1, out  # the ones within the limit got polkit's real answer
     assert bus_env.gcall(ROOT_PATH, MANAGER_IFACE, "Resync") == {"result": []}
+
+
+def test_invalid_utf8_socket_name_does_not_break_listguests(bus_env, daemon):
+    """(7) A socket whose name is not UTF-8 in the watched directory is ignored with a log line; it
+    must not make ListGuests fail for every caller (D-Bus strings are UTF-8)."""
+    import socket
+    path = os.path.join(os.fsencode(str(daemon.qmp_dir)), b"bad\xff\xfe.sock")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(path)
+    s.listen(1)
+    try:
+        from busenv import wait_until
+        wait_until(lambda: "not a valid guest name: the name is not valid UTF-8" in daemon.log(), timeout=10,
+                   what="the bad socket name logged")
+        res = bus_env.gcall(ROOT_PATH, MANAGER_IFACE, "ListGuests", uid=NOBODY_UID, gid=NOBODY_GID)
+        assert "result" in res, res
+    finally:
+        s.close()
+        os.unlink(path)

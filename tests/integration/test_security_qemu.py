@@ -137,3 +137,22 @@ def test_reset_flood_from_a_monitor_that_never_answers(netns, hsfakes, daemons):
     print("RESET flood: %d events; daemon RSS %d -> %d KiB" % (sent, rss_before, rss_after))
     assert rss_after - rss_before < 32 * 1024, "RSS grew by %d KiB" % (rss_after - rss_before)
     fake.thaw()
+
+
+def test_monitor_names_are_validated_before_use(netns, hsfakes, daemons):
+    """(7) What a monitor says about itself is checked before it is kept, published or used: a UUID
+    not of the 8-4-4-4-12 form, a name with control characters and a NIC id with a forged log line are
+    ignored (the NIC is not created), each with one line saying so."""
+    netns.add_macvtap("mvt0", "lo0", mode="passthru")
+    fake = hsfakes("vm1", nics=[{"id": "net0", "mac": M0, "ifname": "mvt0"},
+                                {"id": "net1\n<0>forged: root login", "mac": "52:54:00:00:00:09"}])
+    fake.set_identity(name="evil\x1b]0;pwned\x07", uuid="9f0d7a1e\n<0>forged")
+    d = daemons(guests={"vm1": guest_dropin("vm1", fake.path, "all", {})})
+    d.wait_log(r"guest vm1: ignoring the UUID QEMU reports: not of the form 8-4-4-4-12 hex digits")
+    d.wait_log(r"guest vm1: ignoring the name QEMU reports: contains control characters")
+    d.wait_log(r"guest vm1: query-rx-filter entry \d has no valid name")
+    line = d.wait_log(r"guest vm1: connected to QEMU 7\.2\.0(.*)")[-1]
+    assert "uuid" not in line.group(1) and "evil" not in line.group(1), line.group(0)
+    wait_processed(d, "vm1", "net0", 1)
+    assert not d.log_lines(r"nic net1")
+    assert not any(l.startswith("<0>") for l in d.log().splitlines())
