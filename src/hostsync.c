@@ -186,6 +186,15 @@ int host_ownership_save(const char *dir, uint64_t netns, const HostOwnership *o)
         return r;
 }
 
+static void json_tokener_freep(json_tokener **t) {
+        if (*t)
+                json_tokener_free(*t);
+}
+
+static void json_object_putp(json_object **o) {
+        json_object_put(*o);
+}
+
 static int json_get_int(json_object *root, const char *key, int *ret) {
         json_object *v;
         if (!json_object_object_get_ex(root, key, &v) || !json_object_is_type(v, json_type_int))
@@ -207,12 +216,70 @@ static int set_aside_corrupt(int dfd, const char *name, const char *corrupt) {
         return -EBADMSG;
 }
 
-int host_ownership_load(
-        const char *dir, uint64_t netns, int ifindex, const char *ifname, HostOwnership *ret) {
-        char name[96], corrupt[112];
+int host_ownership_parse(const char *text, size_t size, HostOwnership *ret) {
         HostOwnership o = { .valid = true };
         json_object *v;
         int r, flags, set;
+
+        _cleanup_(json_tokener_freep) json_tokener *tok = json_tokener_new_ex(8);
+        if (!tok)
+                return -ENOMEM;
+        json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+        _cleanup_(json_object_putp) json_object *root = json_tokener_parse_ex(tok, text, (int)size);
+        if (!root || json_tokener_get_parse_end(tok) != size || !json_object_is_type(root, json_type_object))
+                return -EBADMSG;
+
+        r = json_get_int(root, "ifindex", &o.ifindex);
+        if (r >= 0)
+                r = json_get_int(root, "baseline-flags", &flags);
+        if (r >= 0)
+                r = json_get_int(root, "flags-set", &set);
+        if (r >= 0)
+                r = json_object_object_get_ex(root, "baseline-mac", &v) ? json_get_mac(v, &o.baseline_mac)
+                                                                        : -EBADMSG;
+        if (r >= 0)
+                r = json_object_object_get_ex(root, "ifname", &v) &&
+                                json_object_is_type(v, json_type_string) &&
+                                json_object_get_string_len(v) > 0 &&
+                                json_object_get_string_len(v) < IF_NAMESIZE &&
+                                strlen(json_object_get_string(v)) == (size_t)json_object_get_string_len(v)
+                        ? 0
+                        : -EBADMSG;
+        if (r >= 0)
+                strcpy(o.ifname, json_object_get_string(v));
+        if (r >= 0)
+                r = json_object_object_get_ex(root, "mac-set", &v) &&
+                                json_object_is_type(v, json_type_boolean)
+                        ? 0
+                        : -EBADMSG;
+        if (r >= 0)
+                o.mac_set = json_object_get_boolean(v);
+        if (r >= 0)
+                r = json_object_object_get_ex(root, "multicast-added", &v) &&
+                                json_object_is_type(v, json_type_array) &&
+                                json_object_array_length(v) <= RXFILTER_TABLE_MAX
+                        ? 0
+                        : -EBADMSG;
+        for (size_t i = 0; r >= 0 && i < json_object_array_length(v); i++) {
+                EtherAddr a;
+                r = json_get_mac(json_object_array_get_idx(v, i), &a);
+                if (r >= 0)
+                        added_insert(&o, &a);
+        }
+        if (r < 0 || o.ifindex <= 0)
+                return -EBADMSG;
+
+        o.baseline_flags = (unsigned)flags & HOSTDEV_FLAGS_OURS;
+        o.flags_set = (unsigned)set & HOSTDEV_FLAGS_OURS;
+        *ret = o;
+        return 0;
+}
+
+int host_ownership_load(
+        const char *dir, uint64_t netns, int ifindex, const char *ifname, HostOwnership *ret) {
+        char name[96], corrupt[112], text[HOST_OWNERSHIP_RECORD_MAX + 1];
+        HostOwnership o;
+        int r;
 
         r = ownership_name(netns, ifindex, "", name, sizeof(name));
         if (r >= 0)
@@ -224,48 +291,24 @@ int host_ownership_load(
                 return dfd;
         if (faccessat(dfd, corrupt, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
                 return -EBADMSG;
-        _cleanup_close_ int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        _cleanup_close_ int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
         if (fd < 0)
                 return -errno;
 
-        json_object *root = json_object_from_fd(fd);
-        if (!root)
-                return set_aside_corrupt(dfd, name, corrupt);
-
-        r = json_get_int(root, "ifindex", &o.ifindex);
-        if (r >= 0)
-                r = json_get_int(root, "baseline-flags", &flags);
-        if (r >= 0)
-                r = json_get_int(root, "flags-set", &set);
-        if (r >= 0)
-                r = json_object_object_get_ex(root, "baseline-mac", &v) ? json_get_mac(v, &o.baseline_mac)
-                                                                        : -EBADMSG;
-        if (r >= 0 && json_object_object_get_ex(root, "ifname", &v) &&
-                json_object_is_type(v, json_type_string))
-                snprintf(o.ifname, sizeof(o.ifname), "%s", json_object_get_string(v));
-        if (r >= 0 && json_object_object_get_ex(root, "mac-set", &v))
-                o.mac_set = json_object_get_boolean(v);
-        if (r >= 0 && json_object_object_get_ex(root, "multicast-added", &v) &&
-                json_object_is_type(v, json_type_array)) {
-                size_t n = json_object_array_length(v);
-                for (size_t i = 0; i < n && i < RXFILTER_TABLE_MAX && r >= 0; i++) {
-                        EtherAddr a;
-                        r = json_get_mac(json_object_array_get_idx(v, i), &a);
-                        if (r >= 0)
-                                added_insert(&o, &a);
-                }
-        }
-        json_object_put(root);
-        if (r < 0 || o.ifindex != ifindex || !o.ifname[0])
+        /* A record is a few hundred bytes: anything longer is not one of ours. */
+        size_t size = 0;
+        for (ssize_t n; size < sizeof(text) && (n = read(fd, text + size, sizeof(text) - size)) != 0;
+                size += (size_t)n)
+                if (n < 0)
+                        return -errno;
+        if (size > HOST_OWNERSHIP_RECORD_MAX || host_ownership_parse(text, size, &o) < 0 ||
+                o.ifindex != ifindex)
                 return set_aside_corrupt(dfd, name, corrupt);
         if (strcmp(o.ifname, ifname) != 0) {
                 /* Another device had this index (deleted meanwhile): its record is not this one's. */
                 (void)unlinkat(dfd, name, 0);
                 return -ESTALE;
         }
-
-        o.baseline_flags = (unsigned)flags & HOSTDEV_FLAGS_OURS;
-        o.flags_set = (unsigned)set & HOSTDEV_FLAGS_OURS;
         *ret = o;
         return 0;
 }

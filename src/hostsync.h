@@ -54,4 +54,7 @@ bool host_ownership_is_clean(const HostOwnership *o);
 int host_ownership_load(
         const char *dir, uint64_t netns, int ifindex, const char *ifname, HostOwnership *ret);
 int host_ownership_save(const char *dir, uint64_t netns, const HostOwnership *o);
+/* Parses a record's text (strict JSON, every field present and in range). Pure, for the fuzzer too. */
+#define HOST_OWNERSHIP_RECORD_MAX (16 * 1024)
+int host_ownership_parse(const char *text, size_t size, HostOwnership *ret);
 int host_ownership_remove(const char *dir, uint64_t netns, int ifindex);
