@@ -14,6 +14,7 @@
 #include <sys/un.h>
 
 #include "cleanup.h"
+#include "log-ratelimit.h"
 #include "log.h"
 
 #define streq(a, b) (strcmp((a), (b)) == 0)
@@ -412,6 +413,8 @@ void daemon_config_init(DaemonConfig *c) {
                 .reconcile_interval_usec = RECONCILE_INTERVAL_SEC_DEFAULT * USEC_PER_SEC,
                 .emit_signals = true,
                 .max_queries_per_second = MAX_QUERIES_PER_SECOND_DEFAULT,
+                .log_ratelimit_interval_usec = LOG_RATELIMIT_INTERVAL_USEC,
+                .log_ratelimit_burst = LOG_RATELIMIT_BURST,
                 .revert_on_stop = true,
                 .runtime_directory = strdup(RUNTIME_DIR_DEFAULT),
         };
@@ -504,6 +507,20 @@ static int daemon_on_key(ConfigParser *p, const char *section, const char *key, 
                         "integers 0..100000 (0 = unlimited)", &u);
                 if (r >= 0)
                         c->max_queries_per_second = (unsigned)u;
+                return r;
+        }
+        if (streq(key, "LogRateLimitIntervalSec")) {
+                r = config_parse_unsigned(p, key, isempty(value) ? "10" : value, 3600,
+                        "whole seconds 0..3600 without a unit (0 = off)", &u);
+                if (r >= 0)
+                        c->log_ratelimit_interval_usec = u * USEC_PER_SEC;
+                return r;
+        }
+        if (streq(key, "LogRateLimitBurst")) {
+                r = config_parse_unsigned(p, key, isempty(value) ? "200" : value, 1000000,
+                        "integers 0..1000000 (0 = off)", &u);
+                if (r >= 0)
+                        c->log_ratelimit_burst = (unsigned)u;
                 return r;
         }
         return config_unknown_key(p, section, key);

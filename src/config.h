@@ -44,6 +44,8 @@ typedef struct DaemonConfig {
         uint64_t reconcile_interval_usec; /* ReconcileIntervalSec=, default 60 s, 0 = off */
         bool emit_signals; /* EmitSignals=, default yes */
         unsigned max_queries_per_second; /* MaxQueriesPerSecond=, default 20, 0 = unlimited */
+        uint64_t log_ratelimit_interval_usec; /* LogRateLimitIntervalSec=, default 10 s, 0 = off */
+        unsigned log_ratelimit_burst; /* LogRateLimitBurst=, default 200, 0 = off */
         bool revert_on_stop; /* RevertOnStop=, default yes: undo our host changes when the guest goes */
         char *runtime_directory; /* RuntimeDirectory=, default RUNTIME_DIR_DEFAULT: persisted baselines */
 } DaemonConfig;

@@ -169,6 +169,7 @@ static int run(int argc, char **argv) {
         r = daemon_config_load(&config, args.config_file, args.config_file_explicit);
         if (r < 0)
                 return r;
+        log_set_ratelimit(config.log_ratelimit_interval_usec, config.log_ratelimit_burst);
         if (args.qmp_dir) {
                 free(config.qmp_directory);
                 config.qmp_directory = strdup(args.qmp_dir);

@@ -34,7 +34,9 @@ bool log_ratelimit_test(LogRatelimit *rl, uint64_t key, const char *file, int li
         LogRatelimitBucket *b = &rl->buckets[key % LOG_RATELIMIT_BUCKETS];
 
         *ret_suppressed = 0;
-        if (!b->used || now_usec - b->begin_usec >= LOG_RATELIMIT_INTERVAL_USEC) {
+        if (rl->interval_usec == 0 || rl->burst == 0)
+                return true;
+        if (!b->used || now_usec - b->begin_usec >= rl->interval_usec) {
                 if (b->used && b->suppressed > 0) {
                         *ret_suppressed = b->suppressed;
                         *ret_file = b->file;
@@ -43,7 +45,7 @@ bool log_ratelimit_test(LogRatelimit *rl, uint64_t key, const char *file, int li
                 *b = (LogRatelimitBucket){ .used = true, .begin_usec = now_usec, .n = 1 };
                 return true;
         }
-        if (b->n < LOG_RATELIMIT_BURST) {
+        if (b->n < rl->burst) {
                 b->n++;
                 return true;
         }

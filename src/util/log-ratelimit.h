@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* Defaults of LogRateLimitIntervalSec= and LogRateLimitBurst= (guestnetd.conf(5)). */
 #define LOG_RATELIMIT_INTERVAL_USEC (10 * 1000000ULL)
 #define LOG_RATELIMIT_BURST         200
 #define LOG_RATELIMIT_BUCKETS       1024
@@ -20,6 +21,8 @@ typedef struct LogRatelimitBucket {
 } LogRatelimitBucket;
 
 typedef struct LogRatelimit {
+        uint64_t interval_usec; /* 0: no limit */
+        unsigned burst; /* 0: no limit */
         LogRatelimitBucket buckets[LOG_RATELIMIT_BUCKETS];
 } LogRatelimit;
 

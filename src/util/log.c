@@ -65,7 +65,14 @@ static bool stderr_is_journal(void) {
 }
 
 static pthread_mutex_t ratelimit_lock = PTHREAD_MUTEX_INITIALIZER;
-static LogRatelimit ratelimit;
+static LogRatelimit ratelimit = { .interval_usec = LOG_RATELIMIT_INTERVAL_USEC,
+        .burst = LOG_RATELIMIT_BURST };
+
+void log_set_ratelimit(uint64_t interval_usec, unsigned burst) {
+        pthread_mutex_lock(&ratelimit_lock);
+        ratelimit = (LogRatelimit){ .interval_usec = interval_usec, .burst = burst };
+        pthread_mutex_unlock(&ratelimit_lock);
+}
 
 /* One "FIELD=value" iovec; the value escaped like the message. */
 static void add_field(

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <syslog.h>
 
@@ -11,6 +12,9 @@ extern int log_max_level;
 
 /* Parses "err", "warning", "notice", "info", "debug" (or 0..7); returns the level or -EINVAL. */
 int log_level_from_string(const char *s);
+
+/* LogRateLimitIntervalSec=, LogRateLimitBurst=: either 0 turns the limit off. */
+void log_set_ratelimit(uint64_t interval_usec, unsigned burst);
 
 /* What a line is about, as journal fields (NULL: not set). Only in the journal; the text format
  * says the same inside the message. */
@@ -24,8 +28,8 @@ typedef struct LogFields {
 /* Logs when level <= log_max_level. error is an errno (sign ignored) made available to %m.
  * Returns -abs(error), so callers can `return log_error_errno(r, "...: %m");`.
  * Every non-printable byte of the message (newlines included) is written as \xNN, so no byte of a
- * peer's can start a line or forge a priority. At most LOG_RATELIMIT_BURST lines per call site, guest
- * and NIC in LOG_RATELIMIT_INTERVAL_USEC; then one line says how many were suppressed.
+ * peer's can start a line or forge a priority. At most a burst of lines per call site, guest and NIC
+ * in an interval (log_set_ratelimit()); then one line says how many were suppressed.
  * When stderr is the journal (JOURNAL_STREAM names stderr's device and inode) the line goes out with
  * sd_journal_send(): PRIORITY=, CODE_FILE/LINE/FUNC=, ERRNO= and the fields; else as text on stderr. */
 int log_internal(int level, int error, const char *file, int line, const char *func, const LogFields *fields,

@@ -27,7 +27,8 @@ SPEC = {
         "methods": {"ListGuests": ([], "a(sso)"), "GetGuest": ([("name", "s")], "o"),
                     "FindNicByHostInterface": ([("ifname", "s")], "o"),
                     "AttachGuest": ([("name", "s"), ("qmp_socket", "s"), ("options", "a{sv}")], "o"),
-                    "DetachGuest": ([("name", "s")], ""), "Resync": ([], "")},
+                    "DetachGuest": ([("name", "s")], ""), "Resync": ([], ""),
+                    "GetMetrics": ([], "a(sssa(a{ss}d))")},
         "signals": {},
     },
     GUEST_IFACE: {

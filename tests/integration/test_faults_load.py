@@ -154,7 +154,8 @@ def test_1000_attach_detach_cycles(netns, daemons, workdir):
     then goes (socket removed) and is detached — 1,000 times: fds and memory come back."""
     qmp = os.path.join(workdir, "qmpdir")
     os.makedirs(qmp)
-    d = daemons(qmp_dir=qmp, log_level="info")
+    # The driver follows the log line by line (attached/detached per cycle): no log rate limit.
+    d = daemons(qmp_dir=qmp, log_level="info", config="[Daemon]\nLogRateLimitBurst=0\n")
     n, checkpoint = 1000, 100
     child = subprocess.Popen(netns.exec_argv(["/usr/bin/python3", os.path.abspath(__file__), "cycles", qmp,
                                               str(d.log_path), str(n), str(checkpoint)]),

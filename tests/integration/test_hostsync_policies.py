@@ -122,7 +122,9 @@ def test_10000_balanced_toggles(netns, hsfakes, daemons, holders, bus_env):
     base = netns.host_state("mvt0")
     assert not base["promisc"] and not base["allmulti"]  # the packet socket's share is not a user flag
     fake, d = start_guest(hsfakes, daemons, bus_env=bus_env, workers=4,
-                          **one_nic(config="[Daemon]\nMaxQueriesPerSecond=0\nReconcileIntervalSec=0\n"))
+                          # jobs are counted by their log lines: no log rate limit
+                          **one_nic(config="[Daemon]\nMaxQueriesPerSecond=0\nReconcileIntervalSec=0\n"
+                                           "LogRateLimitBurst=0\n"))
     step(fake, d, netns, False, promiscuous=False, vlan="normal", vlan_table=[0])
     assert counters(netns, "mvt0") == start["mvt0"]
 

@@ -37,6 +37,9 @@ static const char *const manager_members[] = {
         "   <arg type=\"s\" name=\"name\" direction=\"in\"/>\n"
         "  </method>\n",
         "  <method name=\"Resync\">\n  </method>\n",
+        "  <method name=\"GetMetrics\">\n"
+        "   <arg type=\"a(sssa(a{ss}d))\" name=\"families\" direction=\"out\"/>\n"
+        "  </method>\n",
         NULL,
 };
 
@@ -135,7 +138,7 @@ static void check_interface(const char *name, const char *const *members, unsign
 }
 
 TEST(manager_members) {
-        check_interface(BUS_MANAGER_INTERFACE, manager_members, 4, 6, 0);
+        check_interface(BUS_MANAGER_INTERFACE, manager_members, 4, 7, 0);
 }
 
 TEST(guest_members) {

@@ -44,7 +44,8 @@ TEST(escape_truncates_whole) {
 }
 
 TEST(ratelimit_burst_then_count) {
-        static LogRatelimit rl;
+        static LogRatelimit rl = { .interval_usec = LOG_RATELIMIT_INTERVAL_USEC,
+                .burst = LOG_RATELIMIT_BURST };
         uint64_t k = log_ratelimit_key("nic.c", 10, "vm1", "net0");
         const char *file = NULL;
         unsigned suppressed, passed = 0;
@@ -68,6 +69,16 @@ TEST(ratelimit_burst_then_count) {
         ASSERT_TRUE(log_ratelimit_test(
                 &rl, k, "nic.c", 10, 2000 + LOG_RATELIMIT_INTERVAL_USEC, &suppressed, &file, &line));
         ASSERT_INT_EQ(suppressed, 0);
+}
+
+TEST(ratelimit_off) {
+        static LogRatelimit rl = { .interval_usec = 0, .burst = LOG_RATELIMIT_BURST };
+        const char *file;
+        unsigned suppressed;
+        int line;
+
+        for (unsigned i = 0; i < 10 * LOG_RATELIMIT_BURST; i++)
+                ASSERT_TRUE(log_ratelimit_test(&rl, 1, "a.c", 1, i, &suppressed, &file, &line));
 }
 
 /* What log_info() writes to stderr (text mode: JOURNAL_STREAM unset). */
