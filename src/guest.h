@@ -55,6 +55,7 @@ typedef struct Guest {
 
         sd_event_source *reconnect_timer;
         uint64_t backoff_usec;
+        bool waiting_for_socket; /* no polling: the QMP directory watch calls guest_socket_appeared() */
 } Guest;
 
 #define log_guest(g, level, fmt, ...) log_full((level), "guest %s: " fmt, (g)->name, ##__VA_ARGS__)
@@ -72,6 +73,8 @@ int guest_start(Guest *g);
 /* Closes the connection, drops the NICs and timers: the guest is detached. revert: undo our host
  * changes on its devices (not at daemon shutdown: the guest keeps running without us). */
 void guest_stop(Guest *g, bool revert);
+/* The guest's socket appeared in the watched QMP directory: connect now if we were waiting for it. */
+void guest_socket_appeared(Guest *g);
 
 Nic *guest_find_nic(Guest *g, const char *id);
 Nic *guest_find_nic_by_qom_path(Guest *g, const char *qom_path);

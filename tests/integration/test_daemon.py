@@ -157,6 +157,29 @@ def test_qmp_dir_socket_appears_and_disappears(netns, fakes, daemons, workdir):
     fake2.wait_negotiated(1)
 
 
+def test_dropin_socket_in_qmp_dir_waits_for_it_without_polling(netns, fakes, daemons, workdir):
+    """A drop-in (for its NIC settings) naming a socket of the watched directory, as for a libvirt
+    domain: while the socket does not exist the guest waits for it (one line, no retry loop), and
+    connects when QEMU creates it, also again after QEMU went away. The directory's own discovery
+    does not announce a second guest for it."""
+    qmp = os.path.join(workdir, "qmpdir")
+    os.makedirs(qmp)
+    path = os.path.join(qmp, "vm4.sock")
+    d = daemons(qmp_dir=qmp, guests={"vm4": guest_dropin("vm4", path)})
+    d.wait_log(r"guest vm4: QMP socket %s does not exist; waiting for it to appear" % path)
+    for round in (1, 2):
+        fake = fakes("vm4", nics=[{"id": "net0", "mac": M0}], path=path)
+        d.wait_log(r"guest vm4: connected to QEMU 7\.2\.0", count=round, timeout=30)
+        fake.wait_negotiated(1)
+        fake.stop()  # QEMU exits: connection closed, socket removed
+        d.wait_log(r"guest vm4: QMP socket .* does not exist; waiting for it to appear", count=round + 1,
+                   timeout=30)
+    # Only the first attempt of each cycle and the reconnect after the loss were tried.
+    assert len(d.log_lines(r"guest vm4: connect failed")) <= 2, d.log()
+    assert not d.log_lines(r"guest vm4: ignoring"), d.log()
+    assert len(d.log_lines(r"guest vm4: attached")) == 1, d.log()
+
+
 def test_qmp_dir_guest_discovers_host_interface_and_applies_default_trust(netns, fakes, daemons, workdir):
     """No drop-in: the host interface comes from qom-get netdev + `info network` ifname=, the trust
     from DefaultTrust=."""
