@@ -2,12 +2,13 @@
 found in the watched QMP directory."""
 
 import os
+import re
 import signal
 import subprocess
 
 import pytest
 
-from gnhelpers import Daemon, T, expected_host, guest_dropin, poll
+from gnhelpers import REPO_ROOT, Daemon, T, expected_host, guest_dropin, poll
 
 M0 = "52:54:00:12:34:56"
 
@@ -66,6 +67,20 @@ def test_syntax_error_in_main_config(netns, workdir):
         d.stop()
     assert rc == 1, d.log()
     assert "%s:3:" % d.config_path in d.log()
+
+
+def test_shipped_example_config_uncommented_is_accepted(daemons, workdir):
+    """conf/guestnetd.conf (installed as SYSCONFDIR/guestnetd/guestnetd.conf) with every key
+    uncommented at its documented default: the daemon accepts every line (no warning naming the
+    file). The two directories point into the test's own."""
+    text = (REPO_ROOT / "conf" / "guestnetd.conf").read_text()
+    text = re.sub(r"^#([A-Za-z]+=)", r"\1", text, flags=re.M)
+    text = text.replace("RuntimeDirectory=/run/guestnetd", "RuntimeDirectory=%s/run" % workdir)
+    text = text.replace("QmpDirectory=/run/guestnetd/qmp", "QmpDirectory=%s/qmp" % workdir)
+    assert "RuntimeDirectory=%s/run" % workdir in text and "QmpDirectory=%s/qmp" % workdir in text
+    d = daemons(config=text)
+    assert not [l for l in d.log().splitlines() if str(d.config_path) in l], d.log()
+    assert d.running()
 
 
 def test_unknown_key_warns_and_starts(daemons):
