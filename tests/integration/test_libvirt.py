@@ -55,6 +55,14 @@ def documented_recipe():
     interface = re.search(r"( *<interface type='direct'.*?</interface>\n)", xml, re.S).group(1)
     commandline = re.search(r"( *<qemu:commandline>.*?</qemu:commandline>\n)", xml, re.S).group(1)
     assert "<name>%s</name>" % DOMAIN in xml and "%s/%s.sock" % (QMP_DIR, DOMAIN) in commandline
+    # guestnetd(8) shows the same elements and the same tmpfiles.d line.
+    man = (REPO_ROOT / "man" / "guestnetd.8.scd").read_text()
+    man = man[man.index("# LIBVIRT"):]
+    squash = lambda t: re.sub(r"\s+", " ", t).strip()  # noqa: E731
+    for part in (interface, commandline):
+        assert squash(part) in squash(man), "guestnetd(8) differs from docs/operating.md:\n" + part
+    override_line = next(line for line in tmpfiles.splitlines() if line.startswith("d /run/guestnetd/qmp"))
+    assert squash(override_line) in squash(man)
     return interface, commandline, tmpfiles, dropin
 
 
