@@ -592,18 +592,6 @@ int bus_object_resolve(Manager *m, sd_bus_message *message, void **ret, sd_bus_e
 
 /* ---- connection --------------------------------------------------------------------------------------- */
 
-static int on_name_acquired(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
-        const sd_bus_error *e = sd_bus_message_get_error(reply);
-
-        /* Without the name nobody can reach us; the objects still publish signals, so keep running and
-         * say it loudly (the unit's BusName= makes systemd notice too). */
-        if (e)
-                log_error("Failed to acquire bus name %s: %s", BUS_NAME, e->message ? e->message : e->name);
-        else
-                log_info("Acquired bus name %s", BUS_NAME);
-        return 0;
-}
-
 /* Runs before sd-bus's own exit handler closes the bus (higher priority), so callers still waiting for
  * polkit get an answer rather than NoReply. */
 static int on_event_exit(sd_event_source *s, void *userdata) {
@@ -638,9 +626,19 @@ int manager_bus_connect(Manager *m) {
         if (r < 0)
                 return log_error_errno(r, "Failed to add the guest and NIC objects: %m");
 
-        r = sd_bus_request_name_async(bus, NULL, BUS_NAME, 0, on_name_acquired, m);
+        /* One instance: the name is requested without queueing (flags 0), and synchronously, so that a
+         * second guestnetd learns it is second before it touches any guest or baseline. Any other
+         * failure (policy) leaves us running: the objects still publish signals. */
+        r = sd_bus_request_name(bus, BUS_NAME, 0);
+        if (r == -EEXIST)
+                return log_error_errno(r,
+                        "Another process owns %s on this bus (a guestnetd already running?); "
+                        "refusing to start a second instance.",
+                        BUS_NAME);
         if (r < 0)
-                return log_error_errno(r, "Failed to request bus name %s: %m", BUS_NAME);
+                log_error_errno(r, "Failed to acquire bus name %s: %m", BUS_NAME);
+        else
+                log_info("Acquired bus name %s", BUS_NAME);
         r = sd_bus_attach_event(bus, m->event, SD_EVENT_PRIORITY_NORMAL);
         if (r < 0)
                 return log_error_errno(r, "Failed to attach the bus to the event loop: %m");

@@ -38,7 +38,8 @@ extern const sd_bus_vtable bus_nic_vtable[];
 extern const sd_bus_error_map bus_error_map[];
 
 /* Connects to the system bus (DBUS_SYSTEM_BUS_ADDRESS honoured), registers the object tree and
- * requests BUS_NAME. A failure is returned; the caller decides whether to run without a bus. */
+ * requests BUS_NAME without queueing. -EEXIST: another process owns the name (a second instance must
+ * exit); any other failure is returned too and the caller decides whether to run without a bus. */
 int manager_bus_connect(Manager *m);
 void manager_bus_disconnect(Manager *m);
 

@@ -8,8 +8,10 @@
 #include "cleanup.h"
 #include "trust.h"
 
-#define CONFIG_FILE_DEFAULT "/etc/guestnetd/guestnetd.conf"
-#define GUESTS_DIR_DEFAULT  "/etc/guestnetd/guests.d"
+#include "paths.h"
+
+#define CONFIG_FILE_DEFAULT GUESTNETD_SYSCONFDIR "/guestnetd/guestnetd.conf"
+#define GUESTS_DIR_DEFAULT  GUESTNETD_SYSCONFDIR "/guestnetd/guests.d"
 #define QMP_DIR_DEFAULT     "/run/guestnetd/qmp"
 #define RUNTIME_DIR_DEFAULT "/run/guestnetd"
 

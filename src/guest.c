@@ -259,6 +259,14 @@ static void guest_schedule_reconnect(Guest *g, int error, const char *reason) {
                 guest_set_state(g, GUEST_STATE_DISCONNECTED, reason);
         if (!g->manager)
                 return;
+        /* A drop-in's socket in the watched directory that is gone (a libvirt domain shut off): the
+         * directory watch tells us when QEMU creates it again; polling would log forever. */
+        if (error == -ENOENT && manager_watches_socket(g->manager, g->qmp_socket)) {
+                g->waiting_for_socket = true;
+                log_guest(g, LOG_INFO, "QMP socket %s does not exist; waiting for it to appear",
+                        g->qmp_socket);
+                return;
+        }
 
         int r = sd_event_add_time_relative(
                 g->manager->event, &g->reconnect_timer, CLOCK_MONOTONIC, delay, 0, on_reconnect_timer, g);
@@ -608,6 +616,14 @@ int guest_start(Guest *g) {
         log_guest(g, LOG_INFO, "attached (QMP socket %s)", g->qmp_socket);
         guest_set_state(g, GUEST_STATE_CONNECTING, "attached");
         return guest_connect(g);
+}
+
+void guest_socket_appeared(Guest *g) {
+        if (!g->waiting_for_socket)
+                return;
+        g->waiting_for_socket = false;
+        g->backoff_usec = GUEST_RECONNECT_MIN_USEC;
+        (void)guest_connect(g);
 }
 
 void guest_stop(Guest *g, bool revert) {

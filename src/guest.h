@@ -77,6 +77,7 @@ typedef struct Guest {
         uint64_t query_timeout_usec; /* for the full query; 0: QMP_TIMEOUT_DEFAULT (tests shorten it) */
         bool full_query_capped_logged;
         uint64_t n_connects; /* connections established (metrics) */
+        bool waiting_for_socket; /* no polling: the QMP directory watch calls guest_socket_appeared() */
 } Guest;
 
 /* Lines about a guest: GUESTNETD_GUEST= in the journal, and MESSAGE_ID= for the _id variant. */
@@ -98,6 +99,8 @@ int guest_start(Guest *g);
 /* Closes the connection, drops the NICs and timers: the guest is detached. revert: undo our host
  * changes on its devices (not at daemon shutdown: the guest keeps running without us). */
 void guest_stop(Guest *g, bool revert);
+/* The guest's socket appeared in the watched QMP directory: connect now if we were waiting for it. */
+void guest_socket_appeared(Guest *g);
 
 Nic *guest_find_nic(Guest *g, const char *id);
 Nic *guest_find_nic_by_qom_path(Guest *g, const char *qom_path);

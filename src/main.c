@@ -204,6 +204,8 @@ static int run(int argc, char **argv) {
                 return r;
         /* Without a bus the host sync still works; publishing is what is lost, so say it loudly. */
         r = manager_bus_connect(m);
+        if (r == -EEXIST)
+                return r; /* another instance: leave its guests and baselines alone */
         if (r < 0)
                 log_warning_errno(r, "Not publishing on the system bus (%s): %m",
                         getenv("DBUS_SYSTEM_BUS_ADDRESS") ?: "default address");

@@ -255,7 +255,10 @@ static void manager_socket_appeared(Manager *m, const char *filename) {
 
         Guest *g = manager_find_guest(m, name);
         if (g) {
-                if (g->source != GUEST_SOURCE_DIRECTORY || strcmp(g->qmp_socket, path) != 0)
+                /* A drop-in may name a socket of this directory (for its NIC settings): same guest. */
+                if (strcmp(g->qmp_socket, path) == 0)
+                        guest_socket_appeared(g);
+                else
                         log_guest(g, LOG_NOTICE, "ignoring %s: a guest of that name is already attached",
                                 path);
                 return;
@@ -263,6 +266,13 @@ static void manager_socket_appeared(Manager *m, const char *filename) {
         int r = manager_attach_guest(m, name, path, GUEST_SOURCE_DIRECTORY, NULL, NULL);
         if (r < 0)
                 log_error_errno(r, "Failed to attach guest %s from %s: %m", name, path);
+}
+
+bool manager_watches_socket(Manager *m, const char *path) {
+        const char *dir = m->config.qmp_directory;
+        size_t len = strlen(dir);
+
+        return strncmp(path, dir, len) == 0 && path[len] == '/' && !strchr(path + len + 1, '/');
 }
 
 static void manager_socket_vanished(Manager *m, const char *filename) {

@@ -53,6 +53,8 @@ int manager_start(Manager *m);
 Guest *manager_find_guest(Manager *m, const char *name);
 /* CLOCK_MONOTONIC in µs, as the rate limits see it. */
 uint64_t manager_now(const Manager *m);
+/* Whether path is a socket of the watched QMP directory (its appearance is seen through inotify). */
+bool manager_watches_socket(Manager *m, const char *path);
 /* Creates and connects a guest. -EEXIST if a guest of that name is attached. cfg may be NULL. */
 int manager_attach_guest(Manager *m, const char *name, const char *qmp_socket, GuestSource source,
         const GuestConfig *cfg, Guest **ret);

@@ -2,12 +2,13 @@
 found in the watched QMP directory."""
 
 import os
+import re
 import signal
 import subprocess
 
 import pytest
 
-from gnhelpers import Daemon, T, expected_host, guest_dropin, poll
+from gnhelpers import REPO_ROOT, Daemon, T, expected_host, guest_dropin, poll
 
 M0 = "52:54:00:12:34:56"
 
@@ -66,6 +67,20 @@ def test_syntax_error_in_main_config(netns, workdir):
         d.stop()
     assert rc == 1, d.log()
     assert "%s:3:" % d.config_path in d.log()
+
+
+def test_shipped_example_config_uncommented_is_accepted(daemons, workdir):
+    """conf/guestnetd.conf (installed as SYSCONFDIR/guestnetd/guestnetd.conf) with every key
+    uncommented at its documented default: the daemon accepts every line (no warning naming the
+    file). The two directories point into the test's own."""
+    text = (REPO_ROOT / "conf" / "guestnetd.conf").read_text()
+    text = re.sub(r"^#([A-Za-z]+=)", r"\1", text, flags=re.M)
+    text = text.replace("RuntimeDirectory=/run/guestnetd", "RuntimeDirectory=%s/run" % workdir)
+    text = text.replace("QmpDirectory=/run/guestnetd/qmp", "QmpDirectory=%s/qmp" % workdir)
+    assert "RuntimeDirectory=%s/run" % workdir in text and "QmpDirectory=%s/qmp" % workdir in text
+    d = daemons(config=text)
+    assert not [l for l in d.log().splitlines() if str(d.config_path) in l], d.log()
+    assert d.running()
 
 
 def test_unknown_key_warns_and_starts(daemons):
@@ -155,6 +170,29 @@ def test_qmp_dir_socket_appears_and_disappears(netns, fakes, daemons, workdir):
     fake2 = fakes("vm3", nics=[{"id": "net0", "mac": M0}], path=path)
     d.wait_log(r"guest vm3: attached", count=2)
     fake2.wait_negotiated(1)
+
+
+def test_dropin_socket_in_qmp_dir_waits_for_it_without_polling(netns, fakes, daemons, workdir):
+    """A drop-in (for its NIC settings) naming a socket of the watched directory, as for a libvirt
+    domain: while the socket does not exist the guest waits for it (one line, no retry loop), and
+    connects when QEMU creates it, also again after QEMU went away. The directory's own discovery
+    does not announce a second guest for it."""
+    qmp = os.path.join(workdir, "qmpdir")
+    os.makedirs(qmp)
+    path = os.path.join(qmp, "vm4.sock")
+    d = daemons(qmp_dir=qmp, guests={"vm4": guest_dropin("vm4", path)})
+    d.wait_log(r"guest vm4: QMP socket %s does not exist; waiting for it to appear" % path)
+    for round in (1, 2):
+        fake = fakes("vm4", nics=[{"id": "net0", "mac": M0}], path=path)
+        d.wait_log(r"guest vm4: connected to QEMU 7\.2\.0", count=round, timeout=30)
+        fake.wait_negotiated(1)
+        fake.stop()  # QEMU exits: connection closed, socket removed
+        d.wait_log(r"guest vm4: QMP socket .* does not exist; waiting for it to appear", count=round + 1,
+                   timeout=30)
+    # Only the first attempt of each cycle and the reconnect after the loss were tried.
+    assert len(d.log_lines(r"guest vm4: connect failed")) <= 2, d.log()
+    assert not d.log_lines(r"guest vm4: ignoring"), d.log()
+    assert len(d.log_lines(r"guest vm4: attached")) == 1, d.log()
 
 
 def test_qmp_dir_guest_discovers_host_interface_and_applies_default_trust(netns, fakes, daemons, workdir):

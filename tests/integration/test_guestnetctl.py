@@ -15,6 +15,7 @@ import json
 import os
 import queue
 import re
+import shutil
 import signal
 import subprocess
 import threading
@@ -556,6 +557,31 @@ def test_completion_nics_commands_options_caps(world):
     assert complete(world.env, ["guestnetctl", "attach", "x", "--trust=mac,p"]) == ["--trust=mac,promisc"]
 
 
+# --- zsh completion -------------------------------------------------------------------------------------------
+def zsh_candidates(env, function, *args):
+    """Runs one of _guestnetctl's helpers with zsh's completion builtins replaced by printers: the
+    candidates it would offer, from the real guestnetctl on the bus."""
+    script = REPO / "shell-completion" / "zsh" / "_guestnetctl"
+    stubs = ("_arguments() { return 1 }; _call_program() { shift; \"$@\" }; "
+             "_describe() { print -rl -- ${(P)${@[-1]}} }")
+    cmd = f"{stubs}; source {script}; _guestnetctl_prog=guestnetctl; {function} {' '.join(args)}"
+    e = env.env(PATH=f"{build_dir() / 'src'}:{os.environ.get('PATH', '/usr/bin:/bin')}")
+    res = subprocess.run(as_user(["zsh", "-f", "-c", cmd]), env=e, capture_output=True, text=True, timeout=30,
+                         cwd="/")
+    assert res.returncode == 0 and res.stderr == "", res.stderr
+    return [w for w in res.stdout.splitlines() if w]
+
+
+@pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh not installed")
+def test_zsh_completion_guests_and_nics(world):
+    res = subprocess.run(["zsh", "-n", str(REPO / "shell-completion" / "zsh" / "_guestnetctl")],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert sorted(zsh_candidates(world.env, "_guestnetctl_guests")) == sorted(GUESTS)
+    assert zsh_candidates(world.env, "_guestnetctl_nics", "web1") == ["net0", "net1"]
+    assert zsh_candidates(world.env, "_guestnetctl_nics", "db.prod") == ["net0"]
+
+
 # --- docs ------------------------------------------------------------------------------------------------------
 def test_dbus_api_doc_is_generated_from_xml():
     res = subprocess.run([str(REPO / "scripts" / "gen-dbus-doc"), "--check"], capture_output=True, text=True)
@@ -583,3 +609,4 @@ def test_installed_locations(tmp_path):
     assert where("/man/guestnetctl.1") == "/opt/gnd/share/man/man1/guestnetctl.1"
     assert where("/man/guestnetd.conf.5") == "/opt/gnd/share/man/man5/guestnetd.conf.5"
     assert where("shell-completion/bash/guestnetctl") == "/opt/gnd/share/bash-completion/completions/guestnetctl"
+    assert where("shell-completion/zsh/_guestnetctl") == "/opt/gnd/share/zsh/site-functions/_guestnetctl"
