@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* floor.c: what the hardware and kernel cost for each hop of guestnetd's path, measured bare, so the
  * benchmark report can state guestnetd's cost as a multiple of it.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* loadgen.c: guestnetd's load generator.
  *
  * Serves N simulated QEMU 7.2 monitors (DIR/gNNNN.sock, the daemon's watched --qmp-dir), each with M

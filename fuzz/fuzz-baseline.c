@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* fuzz-baseline.c: the parsers of what the daemon reads back from disk and from sysfs: ownership
  * records (host_ownership_parse()), /sys/dev/char link targets (peerdev_parse_macvtap_sysfs()) and
  * namespace paths from callers (netns_path_invalid_reason()). Accepted input must hold their promises. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* fuzz-config.c: arbitrary file contents through daemon_config_load() and guest_config_load().
  *
  * The input is written to a file reused for every run (a memfd, opened by path as the daemon opens its

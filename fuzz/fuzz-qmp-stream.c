@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* fuzz-qmp-stream.c: arbitrary monitor bytes, cut at input-chosen points, through qmp_client_feed().
  *
  * Input: byte 0 = behaviour flags (below), byte 1 = seed of the chunk sizes, the rest = what the

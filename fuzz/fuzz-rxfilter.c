@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* fuzz-rxfilter.c: arbitrary JSON through rxfilter_from_json(), rxfilter_diff() and rxfilter_to_host().
  *
  * The input is parsed as the QMP client parses a message (same depth limit, UTF-8 validation); a

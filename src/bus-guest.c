@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* bus-guest.c: io.guestnetd.GuestNet1.Guest, one object per guest at BUS_ROOT_PATH/guest/<enc name>. */
 #include <stdarg.h>
 #include <string.h>

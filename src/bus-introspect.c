@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* bus-introspect.c: introspection XML of one interface, written from its compiled sd_bus_vtable. */
 #include "bus-introspect.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* bus-introspect.h: introspection XML of one interface, written from its compiled sd_bus_vtable. */
 #pragma once
 

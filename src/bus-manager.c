@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* bus-manager.c: io.guestnetd.GuestNet1.Manager at BUS_ROOT_PATH, the object tree and the connection. */
 #include <stdarg.h>
 #include <string.h>

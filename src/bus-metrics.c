@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* bus-metrics.c: Manager.GetMetrics(): the daemon's state as metric families, built only when asked. */
 #include <stdarg.h>
 

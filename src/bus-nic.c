@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* bus-nic.c: io.guestnetd.GuestNet1.Nic, one object per guest NIC at …/guest/<enc name>/nic/<enc id>. */
 #include <stdarg.h>
 #include <string.h>

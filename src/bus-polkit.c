@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* bus-polkit.c: asynchronous polkit authorization of privileged method calls.
  *
  * Like systemd's bus_verify_polkit_async(), but small: a PolkitQuery keeps a reference on the method

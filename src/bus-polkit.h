@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* bus-polkit.h: asynchronous polkit authorization of privileged method calls. */
 #pragma once
 

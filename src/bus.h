@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* bus.h: the hooks through which the core publishes state on the bus; all are no-ops without a bus. */
 #pragma once
 

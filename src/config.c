@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* config.c: guestnetd.conf and guest drop-ins, parsed with inih through a line-counting reader. */
 #include "config.h"
 

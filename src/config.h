@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* config.h: guestnetd.conf ([Daemon]) and guest drop-ins (guests.d/NAME.conf), parsed with inih. */
 #pragma once
 

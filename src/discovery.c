@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* discovery.c: where a NIC lives: its QOM path (also for NICs without id=), backend and host interface.
  *
  * The chain, all asynchronous on the guest's monitor:

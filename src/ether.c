@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* ether.c: Ethernet address parsing and formatting. */
 #include "ether.h"
 

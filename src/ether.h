@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* ether.h: Ethernet addresses: parse, format, classify, order. */
 #pragma once
 

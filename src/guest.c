@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* guest.c: a guest's QMP connection: connect, greet, discover NICs, reconnect with backoff. */
 #include "guest.h"
 

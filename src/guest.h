@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* guest.h: one QEMU guest: its QMP connection, reconnects, discovery and its NICs. */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* guestnetctl-json.c: D-Bus message values read into json-c objects. */
 #include "guestnetctl-json.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* guestnetctl-json.h: D-Bus message values read into json-c objects, for guestnetctl's --json and output. */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* guestnetctl-term.c: colours, the pager and the polkit agent, all only when a terminal is there. */
 #include "guestnetctl-term.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* guestnetctl-term.h: what guestnetctl does differently on a terminal: colours, the pager, a polkit agent.
  */
 #pragma once

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* guestnetctl.c: the command line client of guestnetd's D-Bus API, in the spirit of networkctl. */
 #include <getopt.h>
 #include <inttypes.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* hostclaim.c: which NIC drives which host device, so that no device is driven by two NICs. */
 #include "hostclaim.h"
 

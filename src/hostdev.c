@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* hostdev.c: host device I/O: link state over rtnetlink (libnl), multicast list over ioctl. */
 #include "hostdev.h"
 

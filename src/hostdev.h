@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* hostdev.h: pure host I/O on one network namespace: read and apply link state (libnl), multicast (ioctl).
  */
 #pragma once

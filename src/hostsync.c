@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* hostsync.c: ownership-aware planning on top of hostdev_plan, revert, and the persisted baseline. */
 #include "hostsync.h"
 

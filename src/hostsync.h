@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* hostsync.h: what guestnetd owns on a host device: its baseline, the changes we made, revert, persistence.
  */
 #pragma once

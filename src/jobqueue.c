@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* jobqueue.c: the FIFO of NICs whose sync job waits for room in the worker pool. */
 #include "jobqueue.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* jobqueue.h: admission of sync jobs: a bound on jobs in flight and the FIFO of NICs waiting for room. */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* main.c: guestnetd: arguments, configuration, the sd-event loop, signals, sd_notify and the watchdog. */
 #include <getopt.h>
 #include <signal.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* manager.c: the guest registry: drop-ins, the watched QMP directory, attach and detach. */
 #include "manager.h"
 

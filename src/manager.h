@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* manager.h: the guest registry and guest discovery (drop-ins, the watched QMP directory). */
 #pragma once
 

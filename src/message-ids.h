@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* message-ids.h: the journal MESSAGE_IDs of the events an operator alerts on (catalog/guestnetd.catalog). */
 #pragma once
 

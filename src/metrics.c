@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* metrics.c: the counting side of the metrics; bus-metrics.c reads them. */
 #include "metrics.h"
 

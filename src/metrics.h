@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* metrics.h: counters kept only for Manager.GetMetrics(): bumped where things happen, read on request. */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* netns.c: opening a network namespace file named by a caller or a config, safely. */
 #include "netns.h"
 

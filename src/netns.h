@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* netns.h: opening a network namespace file named by a caller or a config, safely. */
 #pragma once
 

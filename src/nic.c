@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* nic.c: a NIC's pipeline on the loop thread: event → query-rx-filter (async) → sync job → completion. */
 #include "nic.h"
 

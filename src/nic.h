@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* nic.h: one guest NIC: its filter, host interface, and the query → worker → apply pipeline. */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* peerdev.c: which host network devices a QEMU process really holds open (its fds, not its words). */
 #include "peerdev.h"
 

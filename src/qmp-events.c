@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* qmp-events.c: the QMP events guestnetd handles, in a table sorted by name for bsearch. */
 #include <string.h>
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* qmp.c: QMP client: non-blocking unix socket, incremental json-c tokenizer, id-matched replies. */
 #include "qmp.h"
 

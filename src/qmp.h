@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* qmp.h: one QMP connection on sd-event: greeting, capabilities, commands with ids and timeouts, events. */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* ratelimit.c: the token bucket behind MaxQueriesPerSecond=. */
 #include "ratelimit.h"
 

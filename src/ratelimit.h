@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* ratelimit.h: a token bucket that defers, never drops: how long the next action must wait. */
 #pragma once
 

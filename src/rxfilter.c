@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* rxfilter.c: parse and validate query-rx-filter replies, diff filters, derive host device state. */
 #include "rxfilter.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* rxfilter.h: pure: parse and validate a query-rx-filter reply, diff filters, derive host state. */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* syncjob.c: the worker side of a NIC sync: every blocking call happens here. */
 #include "syncjob.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* syncjob.h: one unit of blocking work for one NIC, run on a worker: parse + diff + apply, or revert. */
 #pragma once
 

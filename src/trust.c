@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* trust.c: per-NIC capability trust masks and the host-sync policies, to and from strings. */
 #include "trust.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* trust.h: per-NIC capability trust and the host-sync policies. */
 #pragma once
 

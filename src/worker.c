@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* worker.c: a fixed pool of threads taking jobs from one FIFO; a completion FIFO drained by sd-event. */
 #include "worker.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* worker.h: thread pool for blocking work; results return to the loop thread via a queue + eventfd. */
 #pragma once
 

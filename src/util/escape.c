@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* escape.c: non-printable bytes as \xNN, for logs and terminals. */
 #include "escape.h"
 

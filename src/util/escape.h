@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* escape.h: peer bytes made safe for a log line or a terminal (C-style \xNN for what is not printable). */
 #pragma once
 

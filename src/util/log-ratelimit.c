@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* log-ratelimit.c: a fixed table of per-key budgets, reset every interval. */
 #include "log-ratelimit.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* log-ratelimit.h: at most a burst of log lines per call site and object in an interval, then a count. */
 #pragma once
 

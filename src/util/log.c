@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* log.c: text on stderr, or native journal entries with fields when stderr is the journal. */
 #include "log.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* log.h: leveled logging to stderr or the journal (with structured fields), escaped, rate-limited. */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* strmap.c: linear probing with backward-shift deletion (no tombstones), FNV-1a hashing. */
 #include "strmap.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* strmap.h: a small open-addressing hash map from borrowed string keys to pointers. */
 #pragma once
 

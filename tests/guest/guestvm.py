@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """guestvm: run the tiny test guest (tests/guest/build-guest) in QEMU and drive it.
 
 Python 3 standard library only (used by pytest under /usr/bin/python3 and by scripts/demo).

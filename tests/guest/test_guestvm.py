@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Smoke test of the test guest itself (tests/guest): build it, boot it under TCG in a fresh
 network namespace on a tap and on an fd-passed macvtap, drive it over its command channel and
 check on QEMU's own (test) monitor that the guest really programs its virtio-net RX filter.

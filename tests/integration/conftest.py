@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """pytest fixtures for guestnetd's integration tests.
 
 Every fixture cleans up after itself, also when the test fails: daemons and fake peers are killed

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """fakeqmp: a fake QEMU 7.2 QMP monitor for guestnetd's integration tests.
 
 It behaves like the QEMU 7.2 that Debian 12 ships (see docs in ../../shared/spec/rxfilter.md and

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Helpers for guestnetd's integration tests: network namespaces, host device state, the daemon
 process (notify socket, log), polling with timeouts. Fixtures that use them live in conftest.py."""
 

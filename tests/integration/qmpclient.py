@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """qmpclient: a tiny blocking QMP client used to check the fake peer (and compare it with QEMU)."""
 
 import json

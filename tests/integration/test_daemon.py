@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The daemon as a process: command line, configuration errors, sd_notify, signals, and guests
 found in the watched QMP directory."""
 

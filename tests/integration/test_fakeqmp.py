@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Self-tests of the fake QMP peer (no daemon needed): it must behave like QEMU 7.2, or the daemon
 tests prove nothing. test_qemu.py compares it with a real QEMU as well."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """End to end with a real Linux guest (Debian's kernel, TCG, tests/guest/build-guest): the guest's
 own `ip` commands fire NIC_RX_FILTER_CHANGED in a real QEMU, and the daemon brings the guest's
 filter to the host macvtap that backs the NIC (passed to QEMU as an fd, like libvirt does). A

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The pipeline end to end, against the fake QEMU peer in a network namespace with veth + macvtap:
 NIC_RX_FILTER_CHANGED -> query-rx-filter (async) -> worker -> the host macvtap.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Against a real QEMU 7.2 (Debian's qemu-system-x86_64, TCG, paused with -S, no guest): two
 virtio-net NICs on taps in the test's namespace. Proves greeting, capabilities, NIC discovery with
 host interfaces, and parsing of real query-rx-filter replies (4096-entry vlan-table and all).

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Bad or unusual input from the QMP peer: the daemon closes that one connection with a reason,
 reconnects and resyncs, and everything else keeps working. Split messages and several messages in
 one read are normal and must just work."""

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* fake-qemu.c: the scripted QMP peer of test-nic and test-guest. */
 #include "fake-qemu.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* fake-qemu.h: a scripted QMP peer for unit tests: greets, answers discovery, hands queries to the test. */
 #pragma once
 

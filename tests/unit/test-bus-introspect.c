@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* test-bus-introspect.c: the XML written from the compiled vtables has every member of dbus-api.md, and
  * the committed dbus/IFACE.xml files are exactly what the daemon writes (so they cannot drift). */
 #include "bus-introspect.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* test-config.c: guestnetd.conf and guest drop-in parsing, with the logged messages checked. */
 #include <fcntl.h>
 #include <ftw.h>

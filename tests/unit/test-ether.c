@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* test-ether.c: Ethernet address parsing, formatting, classification and ordering. */
 #include "ether.h"
 

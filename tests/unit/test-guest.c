@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* test-guest.c: a guest's state machine and its full query, driven by a scripted QMP peer. */
 #include <sched.h>
 #include <signal.h>

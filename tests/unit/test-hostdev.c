@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* test-hostdev.c: hostdev against real veth/macvtap/tap devices in a private network namespace. */
 #include <fcntl.h>
 #include <net/if.h>

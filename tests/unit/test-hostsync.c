@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* test-hostsync.c: ownership-aware plans: only our changes are undone; revert; persistence. */
 #include <net/if.h>
 #include <sys/stat.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* test-log.c: escaping of peer bytes, the log rate limit, and what a log line looks like on stderr. */
 #include <stdio.h>
 #include <unistd.h>

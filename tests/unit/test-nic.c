@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* test-nic.c: a NIC's state machine, driven through the real QMP client by a scripted peer. */
 #include <systemd/sd-event.h>
 #include <unistd.h>

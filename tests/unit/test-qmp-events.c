@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* test-qmp-events.c: the event table is sorted (bsearch depends on it) and names the events we handle. */
 #include <string.h>
 

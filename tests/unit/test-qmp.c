@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* test-qmp.c: QMP framing, greeting, id-matched replies, timeouts, events and disconnects. */
 #include <json-c/json.h>
 #include <signal.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* test-rxfilter.c: query-rx-filter parsing, validation, diffing and the host mapping (rxfilter.md). */
 #include "rxfilter.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* test-strmap.c: the guest registry's hash map: put, get, remove with backward shift, growth. */
 #include <stdio.h>
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* test-trust.c: trust masks and host-sync policies, to and from strings. */
 #include "trust.h"
 

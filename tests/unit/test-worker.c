@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* test-worker.c: the pool runs jobs in parallel off the loop thread, completes them on it, cancels on free.
  */
 #include <pthread.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* tests.c: runs every registered TEST in order and prints TAP; exit status 1 if any failed. */
 #include "tests.h"
 

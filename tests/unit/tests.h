@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* tests.h: a tiny TAP-producing unit test harness: TEST(name) { ... } and ASSERT_* macros. */
 #pragma once
 
