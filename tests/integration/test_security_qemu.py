@@ -156,3 +156,34 @@ def test_monitor_names_are_validated_before_use(netns, hsfakes, daemons):
     wait_processed(d, "vm1", "net0", 1)
     assert not d.log_lines(r"nic net1")
     assert not any(l.startswith("<0>") for l in d.log().splitlines())
+
+
+def test_baseline_of_a_deleted_device_is_not_applied_to_its_successor(netns, hsfakes, daemons, workdir):
+    """(8) A record names a device by namespace and ifindex, and the kernel hands an ifindex out again:
+    a device created with a dead device's index (while guestnetd was stopped) must get its own
+    baseline, never the dead one's MAC on revert."""
+    rundir = os.path.join(workdir, "run-shared")
+    config = "[Daemon]\nRuntimeDirectory=%s\nReconcileIntervalSec=0\n" % rundir
+    netns.add_macvtap("mvt0", "lo0", mode="passthru")
+    ifindex = str(netns.link("mvt0")["ifindex"])
+    f1, d1 = start_guest(hsfakes, daemons, name="vm1", trust="all", config=config,
+                         nics=[{"id": "net0", "mac": M0}], nic_keys={"net0": {"HostInterface": "mvt0"}})
+    assert f1.set_filter("net0", main_mac="52:54:00:aa:aa:01")
+    netns.wait_host("mvt0", mac="52:54:00:aa:aa:01")
+    assert os.listdir(os.path.join(rundir, "baselines")), "no record of our change was kept"
+    assert d1.stop() == 0  # a stopping daemon leaves the device as it is (the guest runs on)
+    f1.stop()
+
+    netns.ip("link", "del", "mvt0")
+    netns.add_macvtap("mvt1", "lo1", mode="passthru", index=ifindex)
+    assert str(netns.link("mvt1")["ifindex"]) == ifindex
+    own_mac = netns.mac("mvt1")
+    f2, d2 = start_guest(hsfakes, daemons, name="vm2", trust="all", config=config,
+                         nics=[{"id": "net0", "mac": "52:54:00:00:00:02"}],
+                         nic_keys={"net0": {"HostInterface": "mvt1"}})
+    assert f2.set_filter("net0", main_mac="52:54:00:aa:aa:02")
+    netns.wait_host("mvt1", mac="52:54:00:aa:aa:02")
+    f2.stop()  # QEMU gone: RevertOnStop= puts the device back to ITS baseline
+    netns.wait_host("mvt1", mac=own_mac)
+    time.sleep(0.5)
+    assert netns.mac("mvt1") == own_mac, d2.log()[-3000:]
