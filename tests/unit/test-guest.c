@@ -1,7 +1,7 @@
 /* test-guest.c: a guest's state machine and its full query, driven by a scripted QMP peer. */
 #include <sched.h>
-#include <sys/prctl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
