@@ -2,6 +2,7 @@
 /* test-guest.c: a guest's state machine and its full query, driven by a scripted QMP peer. */
 #include <sched.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -287,6 +288,7 @@ TEST(stopped_guest_releases_its_namespace) {
         pid_t pid = fork();
         ASSERT_TRUE(pid >= 0);
         if (pid == 0) {
+                (void)prctl(PR_SET_PDEATHSIG, SIGKILL); /* gone with the test, even when it fails */
                 char c = unshare(CLONE_NEWNET) == 0 ? 'y' : 'n';
                 (void)write(pipefd[1], &c, 1);
                 pause();
