@@ -548,7 +548,8 @@ static int multicast_ioctl(int fd, const char *ifname, unsigned long request, co
 }
 
 /* Every entry is tried; the first error is kept. Deletions go first to make room. */
-static int apply_multicast_list(int fd, int ifindex, const HostChange *change) {
+/* Each entry on its own: which ones failed goes into res, the first error is returned. */
+static int apply_multicast_list(int fd, int ifindex, const HostChange *change, HostApplyResult *res) {
         char ifname[IF_NAMESIZE];
         int r, first = 0;
 
@@ -556,18 +557,28 @@ static int apply_multicast_list(int fd, int ifindex, const HostChange *change) {
                 return 0;
 
         r = ifname_from_index(fd, ifindex, ifname);
-        if (r < 0)
+        if (r < 0) {
+                res->add_failed = change->n_add ? UINT64_MAX : 0;
+                memset(res->del_failed, 0xff, sizeof(res->del_failed));
                 return r;
+        }
 
         for (size_t i = 0; i < change->n_del && i < HOSTDEV_MULTICAST_MAX; i++) {
                 r = multicast_ioctl(fd, ifname, SIOCDELMULTI, &change->del[i]);
-                if (r < 0 && first == 0)
-                        first = r;
+                /* ENOENT: no global entry left, which is what deleting it was for. */
+                if (r < 0 && r != -ENOENT) {
+                        res->del_failed[i / 64] |= UINT64_C(1) << (i % 64);
+                        if (first == 0)
+                                first = r;
+                }
         }
         for (size_t i = 0; i < change->n_add && i < RXFILTER_TABLE_MAX; i++) {
                 r = multicast_ioctl(fd, ifname, SIOCADDMULTI, &change->add[i]);
-                if (r < 0 && first == 0)
-                        first = r;
+                if (r < 0) {
+                        res->add_failed |= UINT64_C(1) << i;
+                        if (first == 0)
+                                first = r;
+                }
         }
         return first;
 }
@@ -596,10 +607,10 @@ int hostdev_apply(
                 if (mask & IFF_ALLMULTI)
                         res.allmulti = r;
                 if (mask & IFF_MULTICAST)
-                        res.multicast = r;
+                        res.multicast = res.multicast_flag = r;
         }
 
-        r = apply_multicast_list(c->ioctl_fd, current->ifindex, change);
+        r = apply_multicast_list(c->ioctl_fd, current->ifindex, change, &res);
         if (res.multicast == 0)
                 res.multicast = r;
 

@@ -102,9 +102,14 @@ typedef struct HostChange {
         EtherAddr del[HOSTDEV_MULTICAST_MAX];
 } HostChange;
 
-/* Per-attribute outcome of an apply: 0 on success, negative errno on failure. */
+/* Per-attribute outcome of an apply: 0 on success, negative errno on failure. multicast covers the
+ * IFF_MULTICAST bit and the list; what each part achieved is kept apart, so that the ownership record
+ * follows exactly what changed even when only some of it did. */
 typedef struct HostApplyResult {
         int mac, promisc, allmulti, multicast, fdb;
+        int multicast_flag; /* the IFF_MULTICAST bit alone */
+        uint64_t add_failed; /* bit i: change->add[i] was not added */
+        uint64_t del_failed[HOSTDEV_MULTICAST_MAX / 64]; /* bit i: change->del[i] is still there */
 } HostApplyResult;
 
 /* The attributes of a HostApplyResult, each with its name (as in HostSyncFailed), the capability

@@ -88,13 +88,27 @@ static void added_remove(HostOwnership *o, const EtherAddr *a) {
                 }
 }
 
+bool host_ownership_forget_absent(HostOwnership *o, const HostLinkState *current) {
+        size_t k = 0;
+
+        for (size_t i = 0; i < o->n_added; i++)
+                if (set_contains(current->multicast_table, current->n_multicast, &o->added[i]))
+                        o->added[k++] = o->added[i];
+        bool changed = k != o->n_added;
+        o->n_added = k;
+        return changed;
+}
+
 void hostsync_record(HostOwnership *o, const HostChange *change, const HostApplyResult *result) {
         if (change->set_mac && result->mac == 0)
                 o->mac_set = !ether_addr_equal(&change->mac, &o->baseline_mac);
 
         for (size_t i = 0; i < HOST_ATTRIBUTES_MACVTAP; i++) {
                 unsigned f = host_attributes[i].flag;
-                if (!(change->flags_mask & f) || host_apply_result_get(result, &host_attributes[i]) != 0)
+                /* The multicast attribute also covers the list: the bit's own outcome decides. */
+                int r = f == IFF_MULTICAST ? result->multicast_flag
+                                           : host_apply_result_get(result, &host_attributes[i]);
+                if (!(change->flags_mask & f) || r != 0)
                         continue;
                 /* A bit we set is ours to clear again, even one the baseline had and someone cleared
                  * meanwhile; clearing it makes it not ours. */
@@ -104,13 +118,14 @@ void hostsync_record(HostOwnership *o, const HostChange *change, const HostApply
                         o->flags_set &= ~f;
         }
 
-        /* Multicast entries: the list ioctls share one result; on failure re-read next time. */
-        if (result->multicast == 0) {
-                for (size_t i = 0; i < change->n_del; i++)
+        /* Multicast entries one by one: what was added is ours even if its neighbour failed (it must
+         * be deleted again later), what is gone is not ours any more. */
+        for (size_t i = 0; i < change->n_del && i < HOSTDEV_MULTICAST_MAX; i++)
+                if (!(result->del_failed[i / 64] & UINT64_C(1) << (i % 64)))
                         added_remove(o, &change->del[i]);
-                for (size_t i = 0; i < change->n_add; i++)
+        for (size_t i = 0; i < change->n_add && i < RXFILTER_TABLE_MAX; i++)
+                if (!(result->add_failed & UINT64_C(1) << i))
                         added_insert(o, &change->add[i]);
-        }
 }
 
 /* ---- persistence ---------------------------------------------------------------------------------- */

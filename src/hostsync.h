@@ -39,6 +39,10 @@ void hostsync_plan_revert(
         const HostLinkState *current, const HostOwnership *o, unsigned caps, HostChange *ret);
 /* Updates o with what an apply achieved (only attributes whose result is 0). */
 void hostsync_record(HostOwnership *o, const HostChange *change, const HostApplyResult *result);
+/* Forgets entries we added that are no longer on the device (someone deleted them): they are not
+ * ours any more, and must not take room in the record. current must hold the device's list. Returns
+ * true when the record changed. */
+bool host_ownership_forget_absent(HostOwnership *o, const HostLinkState *current);
 /* True when nothing of ours remains on the device. */
 bool host_ownership_is_clean(const HostOwnership *o);
 

@@ -311,6 +311,10 @@ void sync_job_run(WorkerJob *job) {
 
         if (!job_ensure_ownership(j))
                 return;
+        if ((j->trust & TRUST_MULTICAST) && host_ownership_forget_absent(&j->ownership, &j->link)) {
+                j->ownership_changed = true;
+                job_persist(j);
+        }
         if (j->mode == SYNC_JOB_REVERT)
                 job_revert(j);
         else

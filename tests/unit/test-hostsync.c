@@ -145,6 +145,56 @@ TEST(failed_attribute_is_not_recorded) {
         ASSERT_INT_EQ(o.flags_set, 0);
 }
 
+/* Issue 12, defect 5: entries added in a job where another entry failed are ours all the same and
+ * must be deleted when the guest leaves them; entries deleted are not ours even if a neighbour failed. */
+TEST(partial_multicast_apply_is_recorded_entry_by_entry) {
+        HostLinkState s = macvtap(IFF_MULTICAST);
+        HostOwnership o;
+        HostChange ch;
+        host_ownership_init(&o, &s);
+
+        HostFilter want = guest_filter(false, false);
+        want.n_multicast = 3;
+        want.multicast_table[0] = mac("01:00:5e:00:00:01");
+        want.multicast_table[1] = mac("01:00:5e:00:00:02");
+        want.multicast_table[2] = mac("01:00:5e:00:00:03");
+        hostsync_plan(&s, &want, TRUST_ALL, &o, &ch);
+        ASSERT_INT_EQ(ch.n_add, 3);
+        /* The second add fails: the other two are on the device and ours. */
+        HostApplyResult partial = { .multicast = -ENOMEM, .add_failed = 1u << 1 };
+        hostsync_record(&o, &ch, &partial);
+        ASSERT_INT_EQ(o.n_added, 2);
+        s.n_multicast = 2;
+        s.multicast_table[0] = ch.add[0];
+        s.multicast_table[1] = ch.add[2];
+
+        /* The guest leaves them all: both are deleted, one delete fails and stays ours. */
+        want.n_multicast = 0;
+        hostsync_plan(&s, &want, TRUST_ALL, &o, &ch);
+        ASSERT_INT_EQ(ch.n_del, 2);
+        HostApplyResult del_partial = { .multicast = -EIO };
+        del_partial.del_failed[0] = 1u << 1;
+        hostsync_record(&o, &ch, &del_partial);
+        ASSERT_INT_EQ(o.n_added, 1);
+        ASSERT_TRUE(ether_addr_equal(&o.added[0], &ch.del[1]));
+}
+
+/* An entry of ours someone else deleted is forgotten: it must not fill the record's 64 slots. */
+TEST(absent_entries_are_forgotten) {
+        HostLinkState s = macvtap(IFF_MULTICAST);
+        HostOwnership o;
+        host_ownership_init(&o, &s);
+        o.n_added = 2;
+        o.added[0] = mac("01:00:5e:00:00:01");
+        o.added[1] = mac("01:00:5e:00:00:02");
+        s.n_multicast = 1;
+        s.multicast_table[0] = mac("01:00:5e:00:00:02");
+        ASSERT_TRUE(host_ownership_forget_absent(&o, &s));
+        ASSERT_INT_EQ(o.n_added, 1);
+        ASSERT_TRUE(ether_addr_equal(&o.added[0], &s.multicast_table[0]));
+        ASSERT_FALSE(host_ownership_forget_absent(&o, &s));
+}
+
 TEST(tap_is_never_planned) {
         HostLinkState s = macvtap(IFF_MULTICAST);
         s.kind = HOSTDEV_KIND_TAP;
