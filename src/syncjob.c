@@ -78,42 +78,59 @@ static void job_persist(SyncJob *j) {
                 j->persist_error = r;
 }
 
+/* A device that could not be verified is not acted on. For a trusted NIC that is a failure to sync,
+ * said in LastError; an untrusted one just observes, its device unknown. */
+_printf_(2, 3) static bool job_refuse_device(SyncJob *j, const char *fmt, ...) {
+        va_list ap;
+
+        if (j->trust != TRUST_NONE && !j->error[0]) {
+                j->outcome = SYNC_FAILED;
+                va_start(ap, fmt); /* the arguments may point into j->ifname: format first */
+                vsnprintf(j->error, sizeof(j->error), fmt, ap);
+                va_end(ap);
+        }
+        j->ifname[0] = '\0';
+        return false;
+}
+
 /* The device the job may act on: the one the operator configured, or one the QEMU at the other end of
- * the socket demonstrably holds open, never a name or fd number its monitor merely reports. Fills
- * j->ifname (and j->verified); false when there is no device to act on (j->error says why, if that is
- * a failure). */
+ * the socket demonstrably holds open, never a name or fd number its monitor merely reports. A revert
+ * acts on the device its ownership record names: verified when we changed it, and QEMU may be gone.
+ * Fills j->ifname (and j->verified); false when there is no device to act on. */
 static bool job_resolve_device(SyncJob *j) {
         int r;
 
         if (j->ifname_configured)
                 return j->ifname[0] != '\0';
+        if (j->mode == SYNC_JOB_REVERT) {
+                if (!j->have_ownership || !j->ownership.ifname[0])
+                        return false; /* nothing of ours on any device */
+                memcpy(j->ifname, j->ownership.ifname, sizeof(j->ifname));
+                j->verified = (PeerDevice){ .kind = HOSTDEV_KIND_MACVTAP, .ifindex = j->ownership.ifindex };
+                memcpy(j->verified.ifname, j->ownership.ifname, sizeof(j->verified.ifname));
+                return true;
+        }
         if (!j->ifname[0] && j->backend_fd < 0)
                 return false; /* nothing known: observe only */
-        if (j->peer_pid <= 0) {
-                job_fail(j, "host interface: the QEMU process is unknown, its devices cannot be verified");
-                return false;
-        }
+        if (j->peer_pid <= 0)
+                return job_refuse_device(
+                        j, "host interface: the QEMU process is unknown, its devices cannot be verified");
         if (j->backend_fd >= 0) {
                 r = peerdev_from_fd(j->peer_pid, j->backend_fd, &j->verified);
-                if (r < 0) {
-                        job_fail(j, "host interface: fd %d of QEMU (pid %d) is not a tap or macvtap: %s",
+                if (r < 0)
+                        return job_refuse_device(j,
+                                "host interface: fd %d of QEMU (pid %d) is not a tap or macvtap: %s",
                                 j->backend_fd, (int)j->peer_pid,
                                 r == -ENODEV ? "refusing it" : strerror(-r));
-                        return false;
-                }
-                if (j->ifname[0] && strcmp(j->ifname, j->verified.ifname) != 0) {
-                        job_fail(j, "host interface: QEMU reports %s but its fd %d is %s", j->ifname,
-                                j->backend_fd, j->verified.ifname);
-                        return false;
-                }
+                if (j->ifname[0] && strcmp(j->ifname, j->verified.ifname) != 0)
+                        return job_refuse_device(j, "host interface: QEMU reports %s but its fd %d is %s",
+                                j->ifname, j->backend_fd, j->verified.ifname);
         } else {
                 r = peerdev_find(j->peer_pid, j->ifname, &j->verified);
-                if (r <= 0) {
-                        job_fail(j, "host interface %s: QEMU (pid %d) does not hold it open%s%s", j->ifname,
+                if (r <= 0)
+                        return job_refuse_device(j,
+                                "host interface %s: QEMU (pid %d) does not hold it open%s%s", j->ifname,
                                 (int)j->peer_pid, r < 0 ? ": " : ", refusing it", r < 0 ? strerror(-r) : "");
-                        j->ifname[0] = '\0';
-                        return false;
-                }
         }
         memcpy(j->ifname, j->verified.ifname, sizeof(j->ifname));
         return true;
