@@ -217,13 +217,13 @@ static void job_sync_tap(SyncJob *j) {
         if (!(j->trust & TRUST_MAC) || !j->have_previous || !(j->changed & RXFILTER_FIELD_MAC) ||
                 !ether_addr_is_valid_unicast(&j->filter.main_mac))
                 return;
-        int r = hostdev_bridge_port_is_static(j->host, j->link.ifindex);
+        int r = hostfdb_port_is_static(j->host, j->link.ifindex);
         if (r <= 0) {
                 if (r < 0)
                         job_fail(j, "fdb: %s", strerror(-r));
                 return;
         }
-        r = hostdev_fdb_move(j->host, j->link.ifindex, &j->previous.main_mac, &j->filter.main_mac);
+        r = hostfdb_move(j->host, j->link.ifindex, &j->previous.main_mac, &j->filter.main_mac);
         j->attempted |= 1u << HOST_ATTRIBUTES_MACVTAP; /* fdb */
         if (r < 0) {
                 j->apply.fdb = r;
@@ -262,42 +262,38 @@ static void job_revert(SyncJob *j) {
         job_summarize(j);
 }
 
-void sync_job_run(WorkerJob *job) {
-        SyncJob *j = (SyncJob *)job;
-        int r;
-
-        j->outcome = SYNC_OBSERVED;
-
-        if (j->mode == SYNC_JOB_FILTER) {
-                r = rxfilter_from_json(j->info, &j->filter, &j->parse_error);
-                json_object_put(j->info);
-                j->info = NULL;
-                if (r < 0)
-                        return;
-                j->changed =
-                        j->have_previous ? rxfilter_diff(&j->previous, &j->filter) : _RXFILTER_FIELD_ALL;
-        } else
-                j->filter = j->previous;
-
-        if (j->netns) {
-                r = host_namespace_get_context(j->netns, &j->host);
-                if (r < 0) {
-                        job_fail(j, "cannot enter the guest's network namespace: %s", strerror(-r));
-                        return;
-                }
+/* The device's multicast list is read (all of dev_mcast: every device of the namespace) only when the
+ * record does not know it yet, and by reconcile jobs, whose purpose is to find what changed behind our
+ * back; a guest's change is planned against the record and costs only its own entries. */
+static bool job_read_multicast(SyncJob *j) {
+        if (!(j->trust & TRUST_MULTICAST) || j->mode == SYNC_JOB_REVERT ||
+                (j->mode != SYNC_JOB_RECONCILE && j->ownership.multicast_known))
+                return true;
+        int r = hostmcast_read(j->host, j->link.ifindex, j->link.multicast_table, &j->link.n_multicast);
+        if (r < 0) {
+                job_fail(j, "host interface %s: multicast list: %s", j->ifname, strerror(-r));
+                j->apply.multicast = r;
+                return false;
         }
+        j->link.have_multicast = true;
+        host_ownership_note_multicast(&j->ownership, &j->link);
+        j->ownership_changed = true;
+        return true;
+}
+
+static void job_run_on_host(SyncJob *j) {
+        int r;
 
         if (!job_resolve_device(j))
                 return;
 
-        /* The multicast list is read only when it is ours to change. */
-        r = hostdev_read_full(j->host, j->ifname, j->trust & TRUST_MULTICAST, &j->link);
+        r = hostdev_read_full(j->host, j->ifname, false, &j->link);
         if (r < 0) {
                 /* A device that is gone has nothing of ours left on it: forget its record (its ifindex may
                  * be given to another device), and a revert is done. A renamed one keeps it. */
                 char name_now[IF_NAMESIZE];
                 if (r == -ENODEV && j->have_ownership &&
-                        hostdev_ifname_from_index(j->host, j->ownership.ifindex, name_now) < 0) {
+                        hostlink_ifname(j->host, j->ownership.ifindex, name_now) < 0) {
                         if (j->state_dir)
                                 (void)host_ownership_remove(
                                         j->state_dir, j->host->netns_cookie, j->ownership.ifindex);
@@ -326,12 +322,8 @@ void sync_job_run(WorkerJob *job) {
         if (j->trust != TRUST_NONE && !job_claim_device(j))
                 return;
 
-        if (!job_ensure_ownership(j))
+        if (!job_ensure_ownership(j) || !job_read_multicast(j))
                 return;
-        if ((j->trust & TRUST_MULTICAST) && host_ownership_forget_absent(&j->ownership, &j->link)) {
-                j->ownership_changed = true;
-                job_persist(j);
-        }
         if (j->mode == SYNC_JOB_REVERT)
                 job_revert(j);
         else
@@ -342,4 +334,31 @@ void sync_job_run(WorkerJob *job) {
                 snprintf(j->error, sizeof(j->error), "baseline record of %s cannot be saved in %s: %s",
                         j->ifname, j->state_dir, strerror(-j->persist_error));
         }
+}
+
+void sync_job_run(WorkerJob *job) {
+        SyncJob *j = (SyncJob *)job;
+        int r;
+
+        j->outcome = SYNC_OBSERVED;
+
+        if (j->mode == SYNC_JOB_FILTER) {
+                r = rxfilter_from_json(j->info, &j->filter, &j->parse_error);
+                json_object_put(j->info);
+                j->info = NULL;
+                if (r < 0)
+                        return;
+                j->changed =
+                        j->have_previous ? rxfilter_diff(&j->previous, &j->filter) : _RXFILTER_FIELD_ALL;
+        } else
+                j->filter = j->previous;
+
+        /* Sockets of our own for the whole job: no other NIC's job waits for them, nor we for theirs. */
+        r = host_namespace_acquire(j->netns, &j->host);
+        if (r < 0) {
+                job_fail(j, "cannot enter the guest's network namespace: %s", strerror(-r));
+                return;
+        }
+        job_run_on_host(j);
+        host_namespace_release(j->netns, TAKE_PTR(j->host));
 }
