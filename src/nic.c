@@ -574,7 +574,7 @@ static void nic_send_query(Nic *n) {
         n->query_generation = atomic_load(&n->guest->generation);
         nic_set_state(n, NIC_STATE_QUERYING, "query-rx-filter");
         n->n_queries++;
-        _cleanup_(nic_unrefp) Nic *hold = nic_ref(n);
+        _cleanup_(nic_unrefp) _unused_ Nic *hold = nic_ref(n); /* handlers may drop the last reference */
         int64_t r = qmp_client_send(n->guest->qmp, "query-rx-filter", args, 0, on_query_reply, nic_ref(n));
         if (r < 0) {
                 nic_unref(n);
