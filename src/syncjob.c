@@ -87,6 +87,14 @@ static bool job_resolve_device(SyncJob *j) {
 
         if (j->ifname_configured)
                 return j->ifname[0] != '\0';
+        /* A revert undoes what we did on the device our record names, verified when we changed it: the
+         * QEMU whose fds proved it has usually quit by now (that is why we revert). */
+        if (j->mode == SYNC_JOB_REVERT && j->have_ownership) {
+                j->verified = (PeerDevice){ .kind = HOSTDEV_KIND_MACVTAP, .ifindex = j->ownership.ifindex };
+                memcpy(j->verified.ifname, j->ownership.ifname, sizeof(j->verified.ifname));
+                memcpy(j->ifname, j->ownership.ifname, sizeof(j->ifname));
+                return true;
+        }
         if (!j->ifname[0] && j->backend_fd < 0)
                 return false; /* nothing known: observe only */
         if (j->peer_pid <= 0) {
