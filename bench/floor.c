@@ -12,6 +12,15 @@
  *                                  RTM_SETLINK IFLA_ADDRESS (MAC). Run it inside the namespace.
  *   guestnetd-floor dbus N         a D-Bus signal round trip on $DBUS_SYSTEM_BUS_ADDRESS: process A
  *                                  emits Ping, B (subscribed) answers with Pong, A waits for it.
+ *   guestnetd-floor rxfilter SOCKET NIC N
+ *                                  against a real QEMU: the query-rx-filter round trip on a QMP monitor
+ *                                  of its own (the least any daemon pays per event; prints p90 too)
+ *   guestnetd-floor watch SOCKET IFNAME
+ *                                  against a real QEMU, inside the device's namespace: one line per
+ *                                  NIC_RX_FILTER_CHANGED ("event REALTIME_US" with QEMU's own timestamp)
+ *                                  and per change of the host device ("host REALTIME_US PROMISC ALLMULTI
+ *                                  MAC ENTRIES"), polled every 50 µs for 200 ms after each event, else
+ *                                  every 2 ms; until stdin closes. Run with bench/run real-qemu.
  * Each prints one JSON object: {"what": ..., "n": N, "p50_us": ..., "p99_us": ..., ...}. */
 #include <errno.h>
 #include <linux/if.h>
@@ -19,6 +28,7 @@
 #include <linux/rtnetlink.h>
 #include <math.h>
 #include <net/if_arp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -350,6 +360,171 @@ static int floor_dbus(unsigned n) {
         return 0;
 }
 
+/* ---- a real QEMU's monitor ------------------------------------------------------------------------- */
+static uint64_t realtime_us(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* Reads from the monitor until a complete line (QMP ends every message with \r\n) is in buf. */
+static char qbuf[1 << 16];
+static size_t qlen;
+
+static char *qmp_line(int fd, int timeout_ms) {
+        for (;;) {
+                char *nl = memchr(qbuf, '\n', qlen);
+                if (nl) {
+                        static char line[sizeof(qbuf)];
+                        size_t k = (size_t)(nl - qbuf) + 1;
+                        memcpy(line, qbuf, k);
+                        line[k] = '\0';
+                        memmove(qbuf, qbuf + k, qlen - k);
+                        qlen -= k;
+                        return line;
+                }
+                struct pollfd p = { .fd = fd, .events = POLLIN };
+                if (poll(&p, 1, timeout_ms) <= 0)
+                        return NULL;
+                ssize_t r = read(fd, qbuf + qlen, sizeof(qbuf) - 1 - qlen);
+                if (r <= 0)
+                        die("qmp read");
+                qlen += (size_t)r;
+        }
+}
+
+static int qmp_connect(const char *path) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+        if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+                die("qmp connect");
+        if (!qmp_line(fd, 5000))
+                die("qmp greeting");
+        static const char caps[] = "{\"execute\": \"qmp_capabilities\"}\r\n";
+        if (write(fd, caps, sizeof(caps) - 1) < 0)
+                die("qmp write");
+        for (char *l; (l = qmp_line(fd, 5000));)
+                if (strstr(l, "\"return\""))
+                        return fd;
+        die("qmp_capabilities");
+        return -1;
+}
+
+static int floor_rxfilter(const char *path, const char *nic, unsigned n) {
+        int fd = qmp_connect(path);
+        uint64_t *v = calloc(n, sizeof(uint64_t));
+        char cmd[256];
+        int len = snprintf(cmd, sizeof(cmd),
+                "{\"execute\": \"query-rx-filter\", \"arguments\": {\"name\": \"%s\"}}\r\n", nic);
+        for (unsigned i = 0; i < n; i++) {
+                uint64_t t = now_ns();
+                if (write(fd, cmd, (size_t)len) != len)
+                        die("qmp write");
+                char *l;
+                while ((l = qmp_line(fd, 5000)) && !strstr(l, "\"return\""))
+                        ; /* an event in between */
+                if (!l)
+                        die("query-rx-filter timed out");
+                v[i] = now_ns() - t;
+                usleep(2000); /* as the daemon sees it: one query at a time, QEMU otherwise idle */
+        }
+        qsort(v, n, sizeof(*v), cmp_u64);
+#define P(p) ((double)v[(size_t)fmin((double)n - 1, ceil((p) / 100.0 * (double)n) - 1)] / 1000.0)
+        printf("{\"qemu_query_rx_filter\": {\"n\": %u, \"min_us\": %.1f, \"p50_us\": %.1f, \"p90_us\": "
+               "%.1f, "
+               "\"p99_us\": %.1f, \"max_us\": %.1f}}\n",
+                n, (double)v[0] / 1000.0, P(50), P(90), P(99), (double)v[n - 1] / 1000.0);
+#undef P
+        free(v);
+        return 0;
+}
+
+typedef struct HostState {
+        int promisc, allmulti;
+        char mac[18];
+        char entries[512]; /* the device's user multicast entries, as dev_mcast lists them */
+} HostState;
+
+static void host_state(int sock, const char *ifname, int ifindex, HostState *s) {
+        struct ifreq ifr = {};
+        snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+        if (ioctl(sock, SIOCGIFFLAGS, &ifr) < 0)
+                die("SIOCGIFFLAGS");
+        s->promisc = !!(ifr.ifr_flags & IFF_PROMISC);
+        s->allmulti = !!(ifr.ifr_flags & IFF_ALLMULTI);
+        if (ioctl(sock, SIOCGIFHWADDR, &ifr) < 0)
+                die("SIOCGIFHWADDR");
+        const unsigned char *b = (const unsigned char *)ifr.ifr_hwaddr.sa_data;
+        snprintf(
+                s->mac, sizeof(s->mac), "%02x:%02x:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3], b[4], b[5]);
+        s->entries[0] = '\0';
+        FILE *f = fopen("/proc/net/dev_mcast", "re");
+        char line[256], name[32], hex[64];
+        int idx, users, global;
+        size_t k = 0;
+        while (f && fgets(line, sizeof(line), f))
+                if (sscanf(line, "%d %31s %d %d %63s", &idx, name, &users, &global, hex) == 5 &&
+                        idx == ifindex && global && k + strlen(hex) + 2 < sizeof(s->entries))
+                        k += (size_t)snprintf(
+                                s->entries + k, sizeof(s->entries) - k, "%s%s", k ? "," : "", hex);
+        if (f)
+                fclose(f);
+        if (!k)
+                strcpy(s->entries, "-");
+}
+
+static int floor_watch(const char *path, const char *ifname) {
+        int fd = qmp_connect(path), sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        struct ifreq ifr = {};
+        snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+        if (sock < 0 || ioctl(sock, SIOCGIFINDEX, &ifr) < 0)
+                die("SIOCGIFINDEX");
+        int ifindex = ifr.ifr_ifindex;
+        HostState last, now;
+        uint64_t fast_until = 0;
+        host_state(sock, ifname, ifindex, &last);
+        printf("host %llu %d %d %s %s\n", (unsigned long long)realtime_us(), last.promisc, last.allmulti,
+                last.mac, last.entries);
+        fflush(stdout);
+        for (;;) {
+                struct pollfd p[2] = { { .fd = fd, .events = POLLIN }, { .fd = 0, .events = POLLIN } };
+                bool fast = realtime_us() < fast_until;
+                /* poll() sleeps at least a tick: in the fast phase wait with nanosleep instead. */
+                int r = poll(p, 2, fast ? 0 : 2);
+                if (r < 0 && errno != EINTR)
+                        die("poll");
+                if (p[1].revents)
+                        return 0; /* stdin closed (or written): done */
+                if (p[0].revents) {
+                        ssize_t k = read(fd, qbuf + qlen, sizeof(qbuf) - 1 - qlen);
+                        if (k <= 0)
+                                return 0;
+                        qlen += (size_t)k;
+                        for (char *l; (l = qmp_line(fd, 0));) {
+                                char *e = strstr(l, "NIC_RX_FILTER_CHANGED");
+                                unsigned long long sec, usec;
+                                char *ts = strstr(l, "\"seconds\"");
+                                char *us = strstr(l, "\"microseconds\"");
+                                if (!e || !ts || !us || sscanf(ts, "\"seconds\": %llu", &sec) != 1 ||
+                                        sscanf(us, "\"microseconds\": %llu", &usec) != 1)
+                                        continue;
+                                printf("event %llu\n", sec * 1000000ULL + usec);
+                                fast_until = realtime_us() + 200000;
+                        }
+                }
+                host_state(sock, ifname, ifindex, &now);
+                if (memcmp(&now, &last, sizeof(now)) != 0) {
+                        printf("host %llu %d %d %s %s\n", (unsigned long long)realtime_us(), now.promisc,
+                                now.allmulti, now.mac, now.entries);
+                        last = now;
+                }
+                fflush(stdout);
+                if (fast)
+                        nanosleep(&(struct timespec){ .tv_nsec = 50000 }, NULL);
+        }
+}
+
 int main(int argc, char **argv) {
         if (argc == 3 && strcmp(argv[1], "qmp") == 0)
                 return floor_qmp((unsigned)atoi(argv[2]));
@@ -357,6 +532,12 @@ int main(int argc, char **argv) {
                 return floor_setlink(argv[2], (unsigned)atoi(argv[3]));
         if (argc == 3 && strcmp(argv[1], "dbus") == 0)
                 return floor_dbus((unsigned)atoi(argv[2]));
-        fprintf(stderr, "usage: guestnetd-floor qmp N | setlink IFNAME N | dbus N\n");
+        if (argc == 5 && strcmp(argv[1], "rxfilter") == 0)
+                return floor_rxfilter(argv[2], argv[3], (unsigned)atoi(argv[4]));
+        if (argc == 4 && strcmp(argv[1], "watch") == 0)
+                return floor_watch(argv[2], argv[3]);
+        fprintf(stderr,
+                "usage: guestnetd-floor qmp N | setlink IFNAME N | dbus N | rxfilter SOCKET NIC N | "
+                "watch SOCKET IFNAME\n");
         return 2;
 }

@@ -15,10 +15,15 @@
  *   flags  promiscuous = seq & 1 (one RTM_SETLINK)
  *   mac    main-mac = 5a:II:SS:SS:SS:SS (RTM_SETLINK IFLA_ADDRESS, ~10 ms in the kernel)
  *   none   nothing else (the unicast table entry only)
+ *   macflags  the first NIC changes its MAC continuously (in the background, untimed), every other NIC
+ *          toggles promiscuous mode: does one NIC's slow MAC change hold up the others?
+ * Trusted NICs (--ifname-prefix=mvt) are macvtaps PREFIX<global NIC index> whose character devices this
+ * process holds open and reports by fd, as QEMU under libvirt does.
  * The same process subscribes to RxFilterChanged on the bus; a signal for NIC n carrying sequence s
  * completes every event of n sent with seq <= s: latency = signal received - event written.
  * At the end changes stop, every NIC must publish its final seq, and the last RxFilterChanged
- * of every NIC is compared field by field with the expected final filter.
+ * of every NIC is compared field by field with the expected final filter, and with trusted NICs every
+ * macvtap's MAC, promiscuous flag and user multicast entries with the filter of its final seq.
  *
  * Modes: latency (closed loop, one change in flight, --count samples, --gap-us between them),
  *        throughput (--rate changes/s in total, or 0: as fast as the one-event-per-query rule
@@ -33,15 +38,18 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
+#include <net/if.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
@@ -54,8 +62,8 @@
 #define RING       32
 
 enum { MODE_LATENCY, MODE_THROUGHPUT, MODE_IDLE };
-enum { CHANGE_NONE, CHANGE_MCAST, CHANGE_FLAGS, CHANGE_MAC };
-static const char *const change_names[] = { "none", "mcast", "flags", "mac" };
+enum { CHANGE_NONE, CHANGE_MCAST, CHANGE_FLAGS, CHANGE_MAC, CHANGE_MACFLAGS };
+static const char *const change_names[] = { "none", "mcast", "flags", "mac", "macflags" };
 static const char *const mode_names[] = { "latency", "throughput", "idle" };
 
 typedef struct Guest Guest;
@@ -71,6 +79,7 @@ typedef struct Nic {
         uint64_t signals;
         sd_bus_message *last; /* last RxFilterChanged, for the final check */
         /* events sent and not yet matched by a signal */
+        int tap_fd; /* trusted: the macvtap's character device, held open as QEMU does (-1: none) */
         uint32_t ring_seq[RING];
         uint64_t ring_t[RING];
         unsigned ring_head, ring_len;
@@ -270,16 +279,29 @@ static void configured_mac(const Nic *n, char buf[18]) {
                 n->idx);
 }
 
+/* What a change of NIC n changes: --change=, except with macflags, where the first NIC of all changes
+ * its MAC continuously and every other NIC toggles promiscuous mode (only theirs are timed). */
+static int nic_kind(const Nic *n) {
+        if (opt.change == CHANGE_MACFLAGS)
+                return n->gidx == 0 ? CHANGE_MAC : CHANGE_FLAGS;
+        return opt.change;
+}
+
+/* With macflags, the MAC NIC changes in the background and is not timed. */
+static bool background_nic(const Nic *n) {
+        return opt.change == CHANGE_MACFLAGS && nic_kind(n) == CHANGE_MAC;
+}
+
 static void filter_mac(const Nic *n, uint32_t seq, char buf[18]) {
-        if (opt.change == CHANGE_MAC && seq > 0)
+        if (nic_kind(n) == CHANGE_MAC && seq > 0)
                 snprintf(buf, 18, "5a:%02x:%02x:%02x:%02x:%02x", n->gidx & 0xff, seq >> 24,
                         (seq >> 16) & 0xff, (seq >> 8) & 0xff, seq & 0xff);
         else
                 configured_mac(n, buf);
 }
 
-static bool filter_promisc(uint32_t seq) {
-        return opt.change == CHANGE_FLAGS && (seq & 1);
+static bool filter_promisc(const Nic *n, uint32_t seq) {
+        return nic_kind(n) == CHANGE_FLAGS && (seq & 1);
 }
 
 static void seq_mac(const char *prefix, uint32_t seq, char buf[18]) {
@@ -288,9 +310,9 @@ static void seq_mac(const char *prefix, uint32_t seq, char buf[18]) {
 }
 
 /* Multicast table as QEMU returns it (reverse insertion order). Returns the count. */
-static unsigned filter_mcast(uint32_t seq, char out[3][18]) {
+static unsigned filter_mcast(const Nic *n, uint32_t seq, char out[3][18]) {
         unsigned k = 0;
-        if (opt.change == CHANGE_MCAST)
+        if (nic_kind(n) == CHANGE_MCAST)
                 seq_mac("33:33", seq, out[k++]);
         strcpy(out[k++], "01:00:5e:00:00:01");
         strcpy(out[k++], "33:33:00:00:00:01");
@@ -301,13 +323,13 @@ static size_t write_filter(char *buf, size_t size, const Nic *n, uint32_t seq) {
         char mac[18], uc[18], mc[3][18];
         filter_mac(n, seq, mac);
         seq_mac("02:00", seq, uc);
-        unsigned k = filter_mcast(seq, mc);
+        unsigned k = filter_mcast(n, seq, mc);
         int len = snprintf(buf, size,
                 "{\"promiscuous\": %s, \"name\": \"net%u\", \"main-mac\": \"%s\", \"unicast\": \"normal\", "
                 "\"vlan\": \"normal\", \"vlan-table\": [0], \"unicast-table\": [\"%s\"], \"multicast\": "
                 "\"normal\", "
                 "\"multicast-overflow\": false, \"unicast-overflow\": false, \"multicast-table\": [",
-                filter_promisc(seq) ? "true" : "false", n->idx, mac, uc);
+                filter_promisc(n, seq) ? "true" : "false", n->idx, mac, uc);
         for (unsigned i = 0; i < k; i++)
                 len += snprintf(buf + len, size - (size_t)len, "%s\"%s\"", i ? ", " : "", mc[i]);
         len += snprintf(buf + len, size - (size_t)len, "], \"broadcast-allowed\": false}");
@@ -525,8 +547,9 @@ static void handle_command(Conn *c, const char *msg, size_t len) {
                 buf[k++] = ']';
                 n->armed = true;
                 reply(c, id, idlen, buf, k);
-                /* As fast as allowed: the guest changes its filter again right after the query. */
-                if (changing && opt.mode == MODE_THROUGHPUT && opt.rate <= 0)
+                /* As fast as allowed: the guest changes its filter again right after the query (with
+                 * macflags, the MAC NIC always does). */
+                if (changing && ((opt.mode == MODE_THROUGHPUT && opt.rate <= 0) || background_nic(n)))
                         nic_change(n);
                 return;
         }
@@ -571,14 +594,12 @@ static void handle_command(Conn *c, const char *msg, size_t len) {
                                 k += (size_t)snprintf(buf + k, sizeof(buf) - k,
                                         "net%u: index=0,type=nic,model=virtio-net-pci,macaddr=%s\\r\\n", i,
                                         mac);
-                                if (opt.ifname_fmt) {
-                                        char ifname[32];
-                                        snprintf(ifname, sizeof(ifname), "%s%u", opt.ifname_fmt, n->gidx);
+                                if (n->tap_fd >= 0)
+                                        /* As libvirt passes a macvtap: by fd; the daemon verifies it. */
                                         k += (size_t)snprintf(buf + k, sizeof(buf) - k,
-                                                " \\\\ hostnet%u: "
-                                                "index=0,type=tap,ifname=%s,script=no,downscript=no\\r\\n",
-                                                i, ifname);
-                                } else
+                                                " \\\\ hostnet%u: index=0,type=tap,fd=%d\\r\\n", i,
+                                                n->tap_fd);
+                                else
                                         k += (size_t)snprintf(buf + k, sizeof(buf) - k,
                                                 " \\\\ hostnet%u: index=0,type=tap,fd=4093\\r\\n", i);
                         }
@@ -792,7 +813,7 @@ static int on_rx_filter_changed(sd_bus_message *m, void *userdata, sd_bus_error 
                 n->have_pub = true;
         }
         while (n->ring_len > 0 && n->ring_seq[n->ring_head] <= seq) {
-                if (measuring) {
+                if (measuring && !background_nic(n)) {
                         if (n_lat == lat_alloc) {
                                 lat_alloc = lat_alloc ? lat_alloc * 2 : 1 << 16;
                                 lat = realloc(lat, lat_alloc * sizeof(uint64_t));
@@ -903,7 +924,7 @@ static bool check_final(Nic *n, char *why, size_t size) {
 
         filter_mac(n, n->seq, mac);
         seq_mac("02:00", n->seq, exp_uc);
-        unsigned n_exp_mc = filter_mcast(n->seq, exp_mc);
+        unsigned n_exp_mc = filter_mcast(n, n->seq, exp_mc);
         qsort(exp_mc, n_exp_mc, 18, (int (*)(const void *, const void *))strcmp);
 #define FAIL(...)                                         \
         do {                                              \
@@ -913,8 +934,8 @@ static bool check_final(Nic *n, char *why, size_t size) {
         } while (0)
         if (strcmp(got_mac, mac) != 0)
                 FAIL("Mac %s, expected %s", got_mac, mac);
-        if (promisc != (int)filter_promisc(n->seq))
-                FAIL("Promiscuous %d, expected %d", promisc, (int)filter_promisc(n->seq));
+        if (promisc != (int)filter_promisc(n, n->seq))
+                FAIL("Promiscuous %d, expected %d", promisc, (int)filter_promisc(n, n->seq));
         if (strcmp(uc_mode, "normal") || strcmp(mc_mode, "normal") || strcmp(vlan_mode, "normal"))
                 FAIL("modes %s/%s/%s", uc_mode, mc_mode, vlan_mode);
         if (mc_over != 0 || uc_over != 0)
@@ -933,6 +954,92 @@ static bool check_final(Nic *n, char *why, size_t size) {
                 FAIL("only %u fields", fields);
 #undef FAIL
         return ok;
+}
+
+/* ---- the host's side: every trusted macvtap ends in its NIC's final state -------------------------------
+ * Read after the run (once: dev_mcast lists every device), from inside the namespace, like `ip maddr`. */
+typedef struct McastRow {
+        int ifindex;
+        char hex[13];
+} McastRow;
+static McastRow *mc_rows;
+static size_t n_mc_rows;
+
+static void read_dev_mcast(void) {
+        FILE *f = fopen("/proc/net/dev_mcast", "re");
+        char line[256], name[32], hex[64];
+        int idx, users, global;
+        size_t alloc = 0;
+        if (!f)
+                die("/proc/net/dev_mcast", errno);
+        while (fgets(line, sizeof(line), f))
+                if (sscanf(line, "%d %31s %d %d %63s", &idx, name, &users, &global, hex) == 5 && global &&
+                        strlen(hex) == 12) {
+                        if (n_mc_rows == alloc) {
+                                alloc = alloc * 2 + 1024;
+                                mc_rows = realloc(mc_rows, alloc * sizeof(McastRow));
+                                if (!mc_rows)
+                                        die("realloc", ENOMEM);
+                        }
+                        mc_rows[n_mc_rows].ifindex = idx;
+                        memcpy(mc_rows[n_mc_rows++].hex, hex, 13);
+                }
+        fclose(f);
+}
+
+static bool check_host(const Nic *n, char *why, size_t size) {
+        static int fd = -1;
+        struct ifreq ifr = {};
+        char exp_mac[18], got_mac[18], exp_mc[3][18];
+        if (fd < 0 && (fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
+                die("socket", errno);
+        snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s%u", opt.ifname_fmt, n->gidx);
+        if (ioctl(fd, SIOCGIFINDEX, &ifr) < 0) {
+                snprintf(why, size, "host %s: %s", ifr.ifr_name, strerror(errno));
+                return false;
+        }
+        int ifindex = ifr.ifr_ifindex;
+        if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
+                die("SIOCGIFFLAGS", errno);
+        bool promisc = ifr.ifr_flags & IFF_PROMISC;
+        if (ioctl(fd, SIOCGIFHWADDR, &ifr) < 0)
+                die("SIOCGIFHWADDR", errno);
+        const unsigned char *b = (const unsigned char *)ifr.ifr_hwaddr.sa_data;
+        snprintf(got_mac, sizeof(got_mac), "%02x:%02x:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3], b[4],
+                b[5]);
+        filter_mac(n, n->seq, exp_mac);
+        if (strcmp(got_mac, exp_mac) != 0) {
+                snprintf(why, size, "host %s: MAC %s, expected %s", ifr.ifr_name, got_mac, exp_mac);
+                return false;
+        }
+        if (promisc != filter_promisc(n, n->seq)) {
+                snprintf(why, size, "host %s: promiscuous %d, expected %d", ifr.ifr_name, promisc,
+                        filter_promisc(n, n->seq));
+                return false;
+        }
+        unsigned n_exp = filter_mcast(n, n->seq, exp_mc), n_got = 0, n_found = 0;
+        char got[64] = "";
+        for (size_t i = 0; i < n_mc_rows; i++) {
+                if (mc_rows[i].ifindex != ifindex)
+                        continue;
+                if (n_got < 4)
+                        snprintf(got + strlen(got), sizeof(got) - strlen(got), " %s", mc_rows[i].hex);
+                n_got++;
+                for (unsigned k = 0; k < n_exp; k++) {
+                        char hex[13];
+                        const char *m = exp_mc[k];
+                        snprintf(hex, sizeof(hex), "%.2s%.2s%.2s%.2s%.2s%.2s", m, m + 3, m + 6, m + 9,
+                                m + 12, m + 15);
+                        if (strcmp(hex, mc_rows[i].hex) == 0)
+                                n_found++;
+                }
+        }
+        if (n_got != n_exp || n_found != n_exp) {
+                snprintf(why, size, "host %s: %u user multicast entries (%u expected ones):%s, expected %u",
+                        ifr.ifr_name, n_got, n_found, got, n_exp);
+                return false;
+        }
+        return true;
 }
 
 /* ---- scenario control ------------------------------------------------------------------------------------
@@ -977,9 +1084,12 @@ static void write_result(void) {
 
         unsigned exact = 0, mismatched = 0;
         char first_why[512] = "";
+        if (opt.ifname_fmt)
+                read_dev_mcast();
         for (unsigned i = 0; i < n_all; i++) {
                 char why[200];
-                if (check_final(all_nics[i], why, sizeof(why)))
+                if (check_final(all_nics[i], why, sizeof(why)) &&
+                        (!opt.ifname_fmt || check_host(all_nics[i], why, sizeof(why))))
                         exact++;
                 else {
                         if (!mismatched)
@@ -1146,6 +1256,9 @@ static void start_run(void) {
         changing = true;
         t_phase_start = now_ns();
         if (opt.mode == MODE_LATENCY) {
+                for (unsigned i = 0; i < n_all; i++)
+                        if (background_nic(all_nics[i]))
+                                nic_change(all_nics[i]);
                 latency_schedule_next();
                 return;
         }
@@ -1201,6 +1314,8 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         }
         if (opt.mode == MODE_LATENCY) {
                 Nic *n = all_nics[lat_next_nic++ % n_all];
+                for (unsigned k = 0; k < n_all && background_nic(n); k++)
+                        n = all_nics[lat_next_nic++ % n_all];
                 nic_change(n);
                 if (n->ring_len == 0) {
                         /* not armed (should not happen in a closed loop): try another NIC */
@@ -1246,6 +1361,36 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 
 /* ---- setup
  * ------------------------------------------------------------------------------------------------- */
+/* The macvtap PREFIX<gidx>'s character device, opened as QEMU holds it (the daemon acts only on devices
+ * its peer demonstrably holds). /dev/tapN is shared by all namespaces and may be another namespace's
+ * device: a private node with this namespace's major:minor is made, opened and unlinked. */
+static int open_macvtap(unsigned gidx) {
+        char path[256], node[64], buf[64];
+        unsigned maj, min;
+        int ifindex;
+        FILE *f;
+
+        snprintf(path, sizeof(path), "/sys/class/net/%s%u/ifindex", opt.ifname_fmt, gidx);
+        f = fopen(path, "re");
+        if (!f || fscanf(f, "%d", &ifindex) != 1)
+                die(path, f ? EINVAL : errno);
+        fclose(f);
+        snprintf(path, sizeof(path), "/sys/class/net/%s%u/macvtap/tap%d/dev", opt.ifname_fmt, gidx, ifindex);
+        f = fopen(path, "re");
+        if (!f || !fgets(buf, sizeof(buf), f) || sscanf(buf, "%u:%u", &maj, &min) != 2)
+                die(path, f ? EINVAL : errno);
+        fclose(f);
+        snprintf(node, sizeof(node), "%s/tap%d", opt.dir, ifindex);
+        (void)unlink(node);
+        if (mknod(node, S_IFCHR | 0600, makedev(maj, min)) < 0)
+                die("mknod", errno);
+        int fd = open(node, O_RDWR | O_CLOEXEC | O_NONBLOCK);
+        if (fd < 0)
+                die(node, errno);
+        (void)unlink(node);
+        return fd;
+}
+
 static void setup_guests(void) {
         guests = calloc(opt.guests, sizeof(Guest));
         all_nics = calloc((size_t)opt.guests * opt.nics, sizeof(Nic *));
@@ -1267,6 +1412,7 @@ static void setup_guests(void) {
                         n->idx = i;
                         n->gidx = n_all;
                         n->armed = true;
+                        n->tap_fd = opt.ifname_fmt ? open_macvtap(n->gidx) : -1;
                         all_nics[n_all++] = n;
                 }
                 g->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -1369,7 +1515,7 @@ int main(int argc, char **argv) {
                         break;
                 case 'c':
                         opt.change = -1;
-                        for (int i = 0; i < 4; i++)
+                        for (int i = 0; i < (int)(sizeof(change_names) / sizeof(change_names[0])); i++)
                                 if (!strcmp(optarg, change_names[i]))
                                         opt.change = i;
                         break;

@@ -3,6 +3,7 @@
 #include "ether.h"
 
 #include <errno.h>
+#include <stdlib.h>
 
 int ether_addr_parse(const char *s, EtherAddr *ret) {
         EtherAddr a;
@@ -30,4 +31,20 @@ char *ether_addr_format(const EtherAddr *a, char buf[static ETHER_ADDR_STRLEN]) 
                 buf[3 * i + 2] = i == 5 ? '\0' : ':';
         }
         return buf;
+}
+
+size_t ether_addr_set_normalize(EtherAddr *a, size_t n) {
+        size_t k = 0;
+
+        if (n == 0)
+                return 0;
+        qsort(a, n, sizeof(EtherAddr), ether_addr_compare);
+        for (size_t i = 1; i < n; i++)
+                if (!ether_addr_equal(&a[i], &a[k]))
+                        a[++k] = a[i];
+        return k + 1;
+}
+
+bool ether_addr_set_contains(const EtherAddr *set, size_t n, const EtherAddr *addr) {
+        return n > 0 && bsearch(addr, set, n, sizeof(EtherAddr), ether_addr_compare) != NULL;
 }

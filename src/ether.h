@@ -3,6 +3,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -41,6 +42,11 @@ static inline bool ether_addr_equal(const EtherAddr *a, const EtherAddr *b) {
 static inline int ether_addr_compare(const void *a, const void *b) {
         return memcmp(a, b, sizeof(EtherAddr));
 }
+/* Sorts a set of addresses and folds duplicates in place; returns the new count. */
+size_t ether_addr_set_normalize(EtherAddr *a, size_t n);
+/* Whether a (sorted, as normalized) set holds addr. */
+bool ether_addr_set_contains(const EtherAddr *set, size_t n, const EtherAddr *addr);
+
 /* A link address must be a unicast, non-zero address. */
 static inline bool ether_addr_is_valid_unicast(const EtherAddr *a) {
         return !ether_addr_is_multicast(a) && !ether_addr_is_zero(a);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* hostsync.c: ownership-aware planning on top of hostdev_plan, revert, and the persisted baseline. */
+/* hostsync.c: what to change on a device (the guest's filter vs the device and what we own), revert,
+ * and the persisted baseline. */
 #include "hostsync.h"
 
 #include <fcntl.h>
@@ -12,10 +13,6 @@
 
 #include "cleanup.h"
 
-static bool set_contains(const EtherAddr *set, size_t n, const EtherAddr *a) {
-        return bsearch(a, set, n, sizeof(EtherAddr), ether_addr_compare) != NULL;
-}
-
 void host_ownership_init(HostOwnership *o, const HostLinkState *current) {
         *o = (HostOwnership){
                 .valid = true,
@@ -24,10 +21,78 @@ void host_ownership_init(HostOwnership *o, const HostLinkState *current) {
                 .baseline_flags = current->flags & HOSTDEV_FLAGS_OURS,
         };
         snprintf(o->ifname, sizeof(o->ifname), "%s", current->ifname);
+        if (current->have_multicast)
+                host_ownership_note_multicast(o, current);
+}
+
+void host_ownership_note_multicast(HostOwnership *o, const HostLinkState *current) {
+        size_t n = 0;
+
+        if (!current->have_multicast)
+                return;
+        for (size_t i = 0; i < o->n_added; i++)
+                if (ether_addr_set_contains(current->multicast_table, current->n_multicast, &o->added[i]))
+                        o->added[n++] = o->added[i];
+        o->n_added = n;
+
+        o->n_foreign = 0;
+        for (size_t i = 0; i < current->n_multicast && o->n_foreign < HOSTDEV_MULTICAST_MAX; i++)
+                if (!ether_addr_set_contains(o->added, o->n_added, &current->multicast_table[i]))
+                        o->foreign[o->n_foreign++] = current->multicast_table[i];
+        o->multicast_known = true;
 }
 
 bool host_ownership_is_clean(const HostOwnership *o) {
         return !o->mac_set && o->flags_set == 0 && o->n_added == 0;
+}
+
+static void plan_flag(unsigned flag, bool want, unsigned current_flags, HostChange *change) {
+        if (want == !!(current_flags & flag))
+                return;
+        change->flags_mask |= flag;
+        if (want)
+                change->flags |= flag;
+}
+
+/* The entries on the device: as read, or as the record knows them (ours and the administrator's). */
+static size_t multicast_have(const HostLinkState *current, const HostOwnership *o, EtherAddr *have) {
+        size_t n = 0;
+
+        if (current->have_multicast) {
+                n = current->n_multicast < HOSTDEV_MULTICAST_MAX ? current->n_multicast
+                                                                 : HOSTDEV_MULTICAST_MAX;
+                memcpy(have, current->multicast_table, n * sizeof(EtherAddr));
+        } else {
+                memcpy(have, o->added, o->n_added * sizeof(EtherAddr));
+                n = o->n_added;
+                for (size_t i = 0; i < o->n_foreign && n < HOSTDEV_MULTICAST_MAX; i++)
+                        have[n++] = o->foreign[i];
+        }
+        return ether_addr_set_normalize(have, n);
+}
+
+static void plan_multicast_list(
+        const HostLinkState *current, const HostFilter *desired, const HostOwnership *o, HostChange *ret) {
+        EtherAddr want[RXFILTER_TABLE_MAX], have[HOSTDEV_MULTICAST_MAX];
+        size_t n_want = 0, n_have, i = 0, j = 0;
+
+        /* Guest-controlled: only group addresses belong in a multicast list. */
+        for (size_t k = 0; k < desired->n_multicast && k < RXFILTER_TABLE_MAX; k++)
+                if (ether_addr_is_multicast(&desired->multicast_table[k]))
+                        want[n_want++] = desired->multicast_table[k];
+        n_want = ether_addr_set_normalize(want, n_want);
+        n_have = multicast_have(current, o, have);
+
+        while (i < n_want || j < n_have) {
+                int d = i >= n_want ? 1 : j >= n_have ? -1 : ether_addr_compare(&want[i], &have[j]);
+
+                if (d < 0)
+                        ret->add[ret->n_add++] = want[i++];
+                else if (d > 0)
+                        ret->del[ret->n_del++] = have[j++];
+                else
+                        i++, j++;
+        }
 }
 
 /* Removes from `change` every undo of something we did not do: a bit is cleared only if we set it, a
@@ -39,14 +104,33 @@ static void drop_foreign_undo(HostChange *change, const HostOwnership *o) {
 
         size_t n = 0;
         for (size_t i = 0; i < change->n_del; i++)
-                if (set_contains(o->added, o->n_added, &change->del[i]))
+                if (ether_addr_set_contains(o->added, o->n_added, &change->del[i]))
                         change->del[n++] = change->del[i];
         change->n_del = n;
 }
 
 void hostsync_plan(const HostLinkState *current, const HostFilter *desired, unsigned trust,
         const HostOwnership *o, HostChange *ret) {
-        hostdev_plan(current, desired, trust, ret);
+        *ret = (HostChange){};
+
+        /* A tap's MAC and flags are the host side's, not the guest's: never change them. */
+        if (current->kind == HOSTDEV_KIND_TAP)
+                return;
+
+        if ((trust & TRUST_MAC) && !ether_addr_equal(&desired->mac, &current->mac) &&
+                ether_addr_is_valid_unicast(&desired->mac)) {
+                ret->set_mac = true;
+                ret->mac = desired->mac;
+        }
+        if (trust & TRUST_PROMISC)
+                plan_flag(IFF_PROMISC, desired->promisc, current->flags, ret);
+        if (trust & TRUST_ALLMULTI)
+                plan_flag(IFF_ALLMULTI, desired->allmulti, current->flags, ret);
+        if (trust & TRUST_MULTICAST) {
+                plan_flag(IFF_MULTICAST, desired->multicast, current->flags, ret);
+                if (desired->multicast_list_valid)
+                        plan_multicast_list(current, desired, o, ret);
+        }
         drop_foreign_undo(ret, o);
 }
 
@@ -66,14 +150,17 @@ void hostsync_plan_revert(
                 (caps & TRUST_ALLMULTI ? IFF_ALLMULTI : 0) | (caps & TRUST_MULTICAST ? IFF_MULTICAST : 0);
         ret->flags_mask = o->flags_set & bits & current->flags;
 
+        /* Without a read of the list, every entry of ours is deleted: one already gone is no error. */
         if (caps & TRUST_MULTICAST)
                 for (size_t i = 0; i < o->n_added; i++)
-                        if (set_contains(current->multicast_table, current->n_multicast, &o->added[i]))
+                        if (!current->have_multicast ||
+                                ether_addr_set_contains(
+                                        current->multicast_table, current->n_multicast, &o->added[i]))
                                 ret->del[ret->n_del++] = o->added[i];
 }
 
 static void added_insert(HostOwnership *o, const EtherAddr *a) {
-        if (set_contains(o->added, o->n_added, a) || o->n_added >= RXFILTER_TABLE_MAX)
+        if (ether_addr_set_contains(o->added, o->n_added, a) || o->n_added >= RXFILTER_TABLE_MAX)
                 return;
         o->added[o->n_added++] = *a;
         qsort(o->added, o->n_added, sizeof(EtherAddr), ether_addr_compare);
@@ -94,7 +181,10 @@ void hostsync_record(HostOwnership *o, const HostChange *change, const HostApply
 
         for (size_t i = 0; i < HOST_ATTRIBUTES_MACVTAP; i++) {
                 unsigned f = host_attributes[i].flag;
-                if (!(change->flags_mask & f) || host_apply_result_get(result, &host_attributes[i]) != 0)
+                /* The multicast attribute also covers the list: the bit's own outcome decides. */
+                int r = f == IFF_MULTICAST ? result->multicast_flag
+                                           : host_apply_result_get(result, &host_attributes[i]);
+                if (!(change->flags_mask & f) || r != 0)
                         continue;
                 /* A bit we set is ours to clear again, even one the baseline had and someone cleared
                  * meanwhile; clearing it makes it not ours. */
@@ -104,13 +194,14 @@ void hostsync_record(HostOwnership *o, const HostChange *change, const HostApply
                         o->flags_set &= ~f;
         }
 
-        /* Multicast entries: the list ioctls share one result; on failure re-read next time. */
-        if (result->multicast == 0) {
-                for (size_t i = 0; i < change->n_del; i++)
+        /* Multicast entries one by one: what was added is ours even if its neighbour failed (it must
+         * be deleted again later), what is gone is not ours any more. */
+        for (size_t i = 0; i < change->n_del && i < HOSTDEV_MULTICAST_MAX; i++)
+                if (!(result->del_failed[i / 64] & UINT64_C(1) << (i % 64)))
                         added_remove(o, &change->del[i]);
-                for (size_t i = 0; i < change->n_add; i++)
+        for (size_t i = 0; i < change->n_add && i < RXFILTER_TABLE_MAX; i++)
+                if (!(result->add_failed & UINT64_C(1) << i))
                         added_insert(o, &change->add[i]);
-        }
 }
 
 /* ---- persistence ---------------------------------------------------------------------------------- */

@@ -24,13 +24,25 @@ typedef struct HostOwnership {
         unsigned flags_set; /* bits we turned on (and have not turned off since) */
         size_t n_added;
         EtherAddr added[RXFILTER_TABLE_MAX]; /* multicast entries we added, sorted */
+        /* The device's other user entries (an administrator's) when its list was last read: a guest
+         * joining one of them gets nothing added, so leaving never deletes it. Not persisted: read
+         * again when the record is loaded. */
+        bool multicast_known;
+        size_t n_foreign;
+        EtherAddr foreign[HOSTDEV_MULTICAST_MAX]; /* sorted */
 } HostOwnership;
 
 /* Records `current` as the baseline of a device nothing was changed on yet. */
 void host_ownership_init(HostOwnership *o, const HostLinkState *current);
+/* After a read of the device's multicast list (current->have_multicast): our entries someone else
+ * deleted are no longer ours, the other entries are the administrator's. */
+void host_ownership_note_multicast(HostOwnership *o, const HostLinkState *current);
 
 /* The change that brings the device towards `desired` for the trusted capabilities, never undoing what
- * we did not do. Pure. */
+ * we did not do. A desired MAC that is multicast, broadcast or zero is never planned; a tap's MAC and
+ * flags are never planned. The multicast list is planned against the device's list when it was read
+ * (current->have_multicast), else against the record (ours + the administrator's): a guest's change
+ * then costs only its own entries, whatever else is on the host. Pure. */
 void hostsync_plan(const HostLinkState *current, const HostFilter *desired, unsigned trust,
         const HostOwnership *o, HostChange *ret);
 /* The change that undoes our changes for the capabilities in `caps` (baseline MAC back, our flags

@@ -40,6 +40,9 @@ int manager_new(sd_event *event, DaemonConfig *config, const char *guests_dir, M
         r = host_context_new(NULL, &m->host);
         if (r < 0)
                 return log_error_errno(r, "Failed to open the host's netlink and ioctl sockets: %m");
+        r = host_namespace_new_self(&m->host_ns);
+        if (r < 0)
+                return log_oom();
         r = host_claims_new(&m->claims);
         if (r < 0)
                 return log_oom();
@@ -62,6 +65,7 @@ Manager *manager_free(Manager *m) {
         /* After the guests: cancelled jobs complete here and drop the last references. */
         m->workers = worker_pool_free(m->workers);
         host_context_free(m->host);
+        host_namespace_unref(m->host_ns);
         host_claims_free(m->claims);
         daemon_config_done(&m->config);
         strmap_done(&m->guests_by_name);

@@ -24,7 +24,8 @@ typedef struct Manager {
         DaemonConfig config;
         char *guests_dir;
         WorkerPool *workers;
-        HostContext *host; /* the daemon's own network namespace */
+        HostContext *host; /* the daemon's own network namespace (its identity) */
+        HostNamespace *host_ns; /* the same, for jobs: sockets lent to one job at a time */
         HostClaims *claims; /* which NIC drives which host device */
 
         Guest *guests; /* list, attach order */

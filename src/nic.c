@@ -456,8 +456,7 @@ void nic_start_job(Nic *n, int mode, json_object *info, unsigned caps) {
                 n->next_reason = "guest";
         j->vlan_policy = m->config.vlan_policy;
         j->unicast_policy = m->config.unicast_policy;
-        j->host = m->host;
-        j->netns = host_namespace_ref(g->netns);
+        j->netns = host_namespace_ref(g->netns ?: m->host_ns);
         j->state_dir = m->baseline_dir;
         if (n->host_interface)
                 snprintf(j->ifname, sizeof(j->ifname), "%s", n->host_interface);

@@ -78,50 +78,59 @@ static void job_persist(SyncJob *j) {
                 j->persist_error = r;
 }
 
+/* A device that could not be verified is not acted on. For a trusted NIC that is a failure to sync,
+ * said in LastError; an untrusted one just observes, its device unknown. */
+_printf_(2, 3) static bool job_refuse_device(SyncJob *j, const char *fmt, ...) {
+        va_list ap;
+
+        if (j->trust != TRUST_NONE && !j->error[0]) {
+                j->outcome = SYNC_FAILED;
+                va_start(ap, fmt); /* the arguments may point into j->ifname: format first */
+                vsnprintf(j->error, sizeof(j->error), fmt, ap);
+                va_end(ap);
+        }
+        j->ifname[0] = '\0';
+        return false;
+}
+
 /* The device the job may act on: the one the operator configured, or one the QEMU at the other end of
- * the socket demonstrably holds open, never a name or fd number its monitor merely reports. Fills
- * j->ifname (and j->verified); false when there is no device to act on (j->error says why, if that is
- * a failure). */
+ * the socket demonstrably holds open, never a name or fd number its monitor merely reports. A revert
+ * acts on the device its ownership record names: verified when we changed it, and QEMU may be gone.
+ * Fills j->ifname (and j->verified); false when there is no device to act on. */
 static bool job_resolve_device(SyncJob *j) {
         int r;
 
         if (j->ifname_configured)
                 return j->ifname[0] != '\0';
-        /* A revert undoes what we did on the device our record names, verified when we changed it: the
-         * QEMU whose fds proved it has usually quit by now (that is why we revert). */
-        if (j->mode == SYNC_JOB_REVERT && j->have_ownership) {
+        if (j->mode == SYNC_JOB_REVERT) {
+                if (!j->have_ownership || !j->ownership.ifname[0])
+                        return false; /* nothing of ours on any device */
+                memcpy(j->ifname, j->ownership.ifname, sizeof(j->ifname));
                 j->verified = (PeerDevice){ .kind = HOSTDEV_KIND_MACVTAP, .ifindex = j->ownership.ifindex };
                 memcpy(j->verified.ifname, j->ownership.ifname, sizeof(j->verified.ifname));
-                memcpy(j->ifname, j->ownership.ifname, sizeof(j->ifname));
                 return true;
         }
         if (!j->ifname[0] && j->backend_fd < 0)
                 return false; /* nothing known: observe only */
-        if (j->peer_pid <= 0) {
-                job_fail(j, "host interface: the QEMU process is unknown, its devices cannot be verified");
-                return false;
-        }
+        if (j->peer_pid <= 0)
+                return job_refuse_device(
+                        j, "host interface: the QEMU process is unknown, its devices cannot be verified");
         if (j->backend_fd >= 0) {
                 r = peerdev_from_fd(j->peer_pid, j->backend_fd, &j->verified);
-                if (r < 0) {
-                        job_fail(j, "host interface: fd %d of QEMU (pid %d) is not a tap or macvtap: %s",
+                if (r < 0)
+                        return job_refuse_device(j,
+                                "host interface: fd %d of QEMU (pid %d) is not a tap or macvtap: %s",
                                 j->backend_fd, (int)j->peer_pid,
                                 r == -ENODEV ? "refusing it" : strerror(-r));
-                        return false;
-                }
-                if (j->ifname[0] && strcmp(j->ifname, j->verified.ifname) != 0) {
-                        job_fail(j, "host interface: QEMU reports %s but its fd %d is %s", j->ifname,
-                                j->backend_fd, j->verified.ifname);
-                        return false;
-                }
+                if (j->ifname[0] && strcmp(j->ifname, j->verified.ifname) != 0)
+                        return job_refuse_device(j, "host interface: QEMU reports %s but its fd %d is %s",
+                                j->ifname, j->backend_fd, j->verified.ifname);
         } else {
                 r = peerdev_find(j->peer_pid, j->ifname, &j->verified);
-                if (r <= 0) {
-                        job_fail(j, "host interface %s: QEMU (pid %d) does not hold it open%s%s", j->ifname,
+                if (r <= 0)
+                        return job_refuse_device(j,
+                                "host interface %s: QEMU (pid %d) does not hold it open%s%s", j->ifname,
                                 (int)j->peer_pid, r < 0 ? ": " : ", refusing it", r < 0 ? strerror(-r) : "");
-                        j->ifname[0] = '\0';
-                        return false;
-                }
         }
         memcpy(j->ifname, j->verified.ifname, sizeof(j->ifname));
         return true;
@@ -208,13 +217,13 @@ static void job_sync_tap(SyncJob *j) {
         if (!(j->trust & TRUST_MAC) || !j->have_previous || !(j->changed & RXFILTER_FIELD_MAC) ||
                 !ether_addr_is_valid_unicast(&j->filter.main_mac))
                 return;
-        int r = hostdev_bridge_port_is_static(j->host, j->link.ifindex);
+        int r = hostfdb_port_is_static(j->host, j->link.ifindex);
         if (r <= 0) {
                 if (r < 0)
                         job_fail(j, "fdb: %s", strerror(-r));
                 return;
         }
-        r = hostdev_fdb_move(j->host, j->link.ifindex, &j->previous.main_mac, &j->filter.main_mac);
+        r = hostfdb_move(j->host, j->link.ifindex, &j->previous.main_mac, &j->filter.main_mac);
         j->attempted |= 1u << HOST_ATTRIBUTES_MACVTAP; /* fdb */
         if (r < 0) {
                 j->apply.fdb = r;
@@ -253,42 +262,38 @@ static void job_revert(SyncJob *j) {
         job_summarize(j);
 }
 
-void sync_job_run(WorkerJob *job) {
-        SyncJob *j = (SyncJob *)job;
-        int r;
-
-        j->outcome = SYNC_OBSERVED;
-
-        if (j->mode == SYNC_JOB_FILTER) {
-                r = rxfilter_from_json(j->info, &j->filter, &j->parse_error);
-                json_object_put(j->info);
-                j->info = NULL;
-                if (r < 0)
-                        return;
-                j->changed =
-                        j->have_previous ? rxfilter_diff(&j->previous, &j->filter) : _RXFILTER_FIELD_ALL;
-        } else
-                j->filter = j->previous;
-
-        if (j->netns) {
-                r = host_namespace_get_context(j->netns, &j->host);
-                if (r < 0) {
-                        job_fail(j, "cannot enter the guest's network namespace: %s", strerror(-r));
-                        return;
-                }
+/* The device's multicast list is read (all of dev_mcast: every device of the namespace) only when the
+ * record does not know it yet, and by reconcile jobs, whose purpose is to find what changed behind our
+ * back; a guest's change is planned against the record and costs only its own entries. */
+static bool job_read_multicast(SyncJob *j) {
+        if (!(j->trust & TRUST_MULTICAST) || j->mode == SYNC_JOB_REVERT ||
+                (j->mode != SYNC_JOB_RECONCILE && j->ownership.multicast_known))
+                return true;
+        int r = hostmcast_read(j->host, j->link.ifindex, j->link.multicast_table, &j->link.n_multicast);
+        if (r < 0) {
+                job_fail(j, "host interface %s: multicast list: %s", j->ifname, strerror(-r));
+                j->apply.multicast = r;
+                return false;
         }
+        j->link.have_multicast = true;
+        host_ownership_note_multicast(&j->ownership, &j->link);
+        j->ownership_changed = true;
+        return true;
+}
+
+static void job_run_on_host(SyncJob *j) {
+        int r;
 
         if (!job_resolve_device(j))
                 return;
 
-        /* The multicast list is read only when it is ours to change. */
-        r = hostdev_read_full(j->host, j->ifname, j->trust & TRUST_MULTICAST, &j->link);
+        r = hostdev_read_full(j->host, j->ifname, false, &j->link);
         if (r < 0) {
                 /* A device that is gone has nothing of ours left on it: forget its record (its ifindex may
                  * be given to another device), and a revert is done. A renamed one keeps it. */
                 char name_now[IF_NAMESIZE];
                 if (r == -ENODEV && j->have_ownership &&
-                        hostdev_ifname_from_index(j->host, j->ownership.ifindex, name_now) < 0) {
+                        hostlink_ifname(j->host, j->ownership.ifindex, name_now) < 0) {
                         if (j->state_dir)
                                 (void)host_ownership_remove(
                                         j->state_dir, j->host->netns_cookie, j->ownership.ifindex);
@@ -317,7 +322,7 @@ void sync_job_run(WorkerJob *job) {
         if (j->trust != TRUST_NONE && !job_claim_device(j))
                 return;
 
-        if (!job_ensure_ownership(j))
+        if (!job_ensure_ownership(j) || !job_read_multicast(j))
                 return;
         if (j->mode == SYNC_JOB_REVERT)
                 job_revert(j);
@@ -329,4 +334,31 @@ void sync_job_run(WorkerJob *job) {
                 snprintf(j->error, sizeof(j->error), "baseline record of %s cannot be saved in %s: %s",
                         j->ifname, j->state_dir, strerror(-j->persist_error));
         }
+}
+
+void sync_job_run(WorkerJob *job) {
+        SyncJob *j = (SyncJob *)job;
+        int r;
+
+        j->outcome = SYNC_OBSERVED;
+
+        if (j->mode == SYNC_JOB_FILTER) {
+                r = rxfilter_from_json(j->info, &j->filter, &j->parse_error);
+                json_object_put(j->info);
+                j->info = NULL;
+                if (r < 0)
+                        return;
+                j->changed =
+                        j->have_previous ? rxfilter_diff(&j->previous, &j->filter) : _RXFILTER_FIELD_ALL;
+        } else
+                j->filter = j->previous;
+
+        /* Sockets of our own for the whole job: no other NIC's job waits for them, nor we for theirs. */
+        r = host_namespace_acquire(j->netns, &j->host);
+        if (r < 0) {
+                job_fail(j, "cannot enter the guest's network namespace: %s", strerror(-r));
+                return;
+        }
+        job_run_on_host(j);
+        host_namespace_release(j->netns, TAKE_PTR(j->host));
 }

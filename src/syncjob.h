@@ -45,8 +45,8 @@ typedef struct SyncJob {
         unsigned trust; /* FILTER/RECONCILE: capabilities to apply; REVERT: to revert */
         VlanPolicy vlan_policy;
         UnicastPolicy unicast_policy;
-        HostContext *host; /* the daemon's namespace, unless netns is set */
-        HostNamespace *netns; /* the guest's namespace (a reference), or NULL */
+        HostNamespace *netns; /* where the device is (a reference): the guest's namespace, or ours */
+        HostContext *host; /* borrowed from netns while the job runs */
         const char *state_dir; /* persisted ownership, or NULL */
         char ifname[IF_NAMESIZE]; /* configured, or reported by QEMU (to verify); empty: unknown */
         bool ifname_configured; /* by the operator (drop-in, AttachGuest): needs no verification */

@@ -72,7 +72,13 @@ def test_metrics_are_prometheus_text_with_the_daemons_state(bus_env, netns, fake
     assert fake.set_filter("net0", main_mac="52:54:00:aa:bb:cc", promiscuous=False)
     netns.wait_host("mvt0", mac="52:54:00:aa:bb:cc", promisc=False)
     fake.wait_armed("net0")
-    assert fake.set_filter("net0", main_mac="52:54:00:aa:bb:cd")  # within the second: deferred
+    # The bucket holds a burst of 64 queries (issue 12): a NIC's events for 1.5 s, each answered by a
+    # query, run past it and get deferred.
+    end = time.monotonic() + 1.5
+    while time.monotonic() < end:
+        fake.emit_event("NIC_RX_FILTER_CHANGED", {"name": "net0", "path": "/machine/peripheral/net0/virtio-backend"})
+        time.sleep(0.003)
+    assert fake.set_filter("net0", main_mac="52:54:00:aa:bb:cd")
     netns.wait_host("mvt0", mac="52:54:00:aa:bb:cd", timeout=10)
     fake.disconnect()
     d.wait_log(r"guest vm1: connected to QEMU", count=2, timeout=10)
@@ -154,10 +160,14 @@ def test_hostile_bytes_never_reach_the_terminal(bus_env, hostile, args):
     res = ctl(dict(bus(bus_env), LANG="C.UTF-8"), *args)
     assert res.returncode == 0, res.stderr
     assert not RAW.search(res.stdout), repr(res.stdout)
+    data = json.loads(ctl(bus(bus_env), "--json=short", *args).stdout)
+    # The hostile UUID is not of the 8-4-4-4-12 form: the daemon never publishes it (issue 11).
+    assert "u" + HOSTILE not in set(strings(data)), data
+    if args[0] == "list":
+        return
     assert ESCAPED in res.stdout, res.stdout
     # --json keeps the value exact (JSON escapes it).
-    data = json.loads(ctl(bus(bus_env), "--json=short", *args).stdout)
-    assert {"u" + HOSTILE, "bad" + HOSTILE} & set(strings(data)), data
+    assert "bad" + HOSTILE in set(strings(data)), data
 
 
 def strings(o):

@@ -170,8 +170,8 @@ def hostile_fake(fakes, workdir):
 
 
 def attack(fake):
-    """The monitor's texts that reach log lines: query-name and query-uuid (the connected line) and
-    the error of a query-rx-filter."""
+    """The monitor's texts that reach log lines: the error of a query-rx-filter (query-name and
+    query-uuid are refused before they are kept)."""
     fake.wait_unnamed_queries(1)  # connected and negotiated: the event below is not lost
     fake.wait_armed("net0")
     fake.fail_queries("net0", "error text" + HOSTILE)
@@ -189,7 +189,9 @@ def test_hostile_monitor_cannot_forge_text_log_lines(workdir, netns, fakes, daem
     lines = log.splitlines()
     assert all(re.match(r"(debug|info|notice|warning|err): ", line) for line in lines), lines
     escaped = r"\\x0a<0>forged \\x1b\[2J\\x1b\]0;pwned\\x07\\xc2\\x9b"
-    d.wait_log(r"connected to QEMU 7\.2\.0, name qemu-name%s, uuid uuid%s" % (escaped, escaped))
+    # The name and UUID never get that far: they are checked and refused (issue 11), with one line.
+    d.wait_log(r"guest vm1: ignoring the name QEMU reports: contains control characters")
+    d.wait_log(r"guest vm1: ignoring the UUID QEMU reports")
     d.wait_log(r"query-rx-filter failed: error text%s" % escaped)
 
 

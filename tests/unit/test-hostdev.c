@@ -12,6 +12,7 @@
 
 #include "cleanup.h"
 #include "hostdev.h"
+#include "hostsync.h"
 #include "tests.h"
 
 static const char *netns_skip_reason;
@@ -133,6 +134,19 @@ static void desired_from_state(const HostLinkState *s, HostFilter *ret) {
                 ret->multicast_table[ret->n_multicast++] = s->multicast_table[i];
 }
 
+/* The plan as if everything on the device were ours: these tests are about the I/O (the ownership
+ * rules are test-hostsync's). */
+static void plan(const HostLinkState *s, const HostFilter *want, unsigned trust, HostChange *ch) {
+        HostOwnership o;
+
+        host_ownership_init(&o, s);
+        o.flags_set = HOSTDEV_FLAGS_OURS;
+        o.n_added = s->n_multicast < RXFILTER_TABLE_MAX ? s->n_multicast : RXFILTER_TABLE_MAX;
+        memcpy(o.added, s->multicast_table, o.n_added * sizeof(EtherAddr));
+        o.n_foreign = 0;
+        hostsync_plan(s, want, trust, &o, ch);
+}
+
 /* read → plan → apply; the result of apply. */
 static int sync_once(HostContext *c, const char *ifname, const HostFilter *want, unsigned trust,
         HostApplyResult *ret_res) {
@@ -144,7 +158,7 @@ static int sync_once(HostContext *c, const char *ifname, const HostFilter *want,
         r = hostdev_read(c, ifname, &s);
         if (r < 0)
                 return r;
-        hostdev_plan(&s, want, trust, &ch);
+        plan(&s, want, trust, &ch);
         r = hostdev_apply(c, &s, &ch, &res);
         if (ret_res)
                 *ret_res = res;
@@ -157,7 +171,7 @@ static bool plan_is_empty(HostContext *c, const char *ifname, const HostFilter *
 
         if (hostdev_read(c, ifname, &s) < 0)
                 return false;
-        hostdev_plan(&s, want, trust, &ch);
+        plan(&s, want, trust, &ch);
         return host_change_is_empty(&ch);
 }
 
@@ -280,79 +294,6 @@ TEST(read_dev_mcast_filtering) {
         ASSERT_ERROR(hostdev_read(c, "lo", &s), ENOENT);
 }
 
-TEST(plan_never_installs_group_or_zero_mac) {
-        HostLinkState s = { .kind = HOSTDEV_KIND_MACVTAP, .mac = mac("52:54:00:00:00:01"), .flags = IFF_UP };
-        const char *bad[] = { "01:00:5e:00:00:01", "33:33:00:00:00:01", "ff:ff:ff:ff:ff:ff",
-                "00:00:00:00:00:00", "53:54:00:00:00:01" };
-        HostFilter f = {};
-        HostChange ch;
-
-        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
-                f.mac = mac(bad[i]);
-                hostdev_plan(&s, &f, TRUST_ALL, &ch);
-                ASSERT_FALSE(ch.set_mac);
-        }
-        f.mac = mac("52:54:00:00:00:02");
-        hostdev_plan(&s, &f, TRUST_ALL, &ch);
-        ASSERT_TRUE(ch.set_mac);
-        ASSERT_TRUE(ether_addr_equal(&ch.mac, &f.mac));
-        hostdev_plan(&s, &f, TRUST_ALL & ~TRUST_MAC, &ch);
-        ASSERT_FALSE(ch.set_mac);
-}
-
-TEST(plan_pure_diff) {
-        HostLinkState s = {
-                .kind = HOSTDEV_KIND_MACVTAP,
-                .mac = mac("52:54:00:00:00:01"),
-                .flags = IFF_UP | IFF_BROADCAST | IFF_MULTICAST | IFF_PROMISC,
-                .n_multicast = 3,
-                .multicast_table = { mac("01:00:5e:00:00:01"), mac("01:00:5e:00:00:02"),
-                        mac("33:33:00:00:00:fb") },
-        };
-        HostFilter f = {
-                .mac = s.mac,
-                .promisc = false,
-                .allmulti = true,
-                .multicast = true,
-                .multicast_list_valid = true,
-                .n_multicast = 4,
-                /* unsorted, and with a unicast entry a guest has no business asking for */
-                .multicast_table = { mac("33:33:ff:00:00:01"), mac("01:00:5e:00:00:02"),
-                        mac("02:00:00:00:00:01"), mac("01:00:5e:00:00:01") },
-        };
-        HostChange ch;
-
-        hostdev_plan(&s, &f, TRUST_ALL, &ch);
-        ASSERT_FALSE(ch.set_mac);
-        ASSERT_INT_EQ(ch.flags_mask, IFF_PROMISC | IFF_ALLMULTI);
-        ASSERT_INT_EQ(ch.flags, IFF_ALLMULTI);
-        ASSERT_INT_EQ(ch.n_add, 1);
-        ASSERT_TRUE(ether_addr_equal(&ch.add[0], &(EtherAddr){ { 0x33, 0x33, 0xff, 0, 0, 1 } }));
-        ASSERT_INT_EQ(ch.n_del, 1);
-        ASSERT_TRUE(ether_addr_equal(&ch.del[0], &(EtherAddr){ { 0x33, 0x33, 0, 0, 0, 0xfb } }));
-
-        /* Overflow: the list is not valid, the programmed entries stay. */
-        f.multicast_list_valid = false;
-        hostdev_plan(&s, &f, TRUST_ALL, &ch);
-        ASSERT_INT_EQ(ch.n_add + ch.n_del, 0);
-
-        /* Each capability only moves its own bits. */
-        f.multicast = false;
-        hostdev_plan(&s, &f, TRUST_MULTICAST, &ch);
-        ASSERT_INT_EQ(ch.flags_mask, IFF_MULTICAST);
-        ASSERT_INT_EQ(ch.flags, 0);
-        hostdev_plan(&s, &f, TRUST_PROMISC, &ch);
-        ASSERT_INT_EQ(ch.flags_mask, IFF_PROMISC);
-        hostdev_plan(&s, &f, TRUST_NONE, &ch);
-        ASSERT_TRUE(host_change_is_empty(&ch));
-
-        /* A tap's MAC and flags are the host's: never planned, whatever the trust. */
-        s.kind = HOSTDEV_KIND_TAP;
-        f.mac = mac("52:54:00:00:00:09");
-        hostdev_plan(&s, &f, TRUST_ALL, &ch);
-        ASSERT_TRUE(host_change_is_empty(&ch));
-}
-
 TEST(apply_mac) {
         _cleanup_(host_context_freep) HostContext *c = NULL;
         const char *macs[] = { "52:54:00:12:34:56", "52:54:00:12:34:57" };
@@ -368,7 +309,7 @@ TEST(apply_mac) {
         ASSERT_OK(hostdev_read(c, "mvt0", &s));
         desired_from_state(&s, &f);
         f.mac = mac(macs[0]);
-        hostdev_plan(&s, &f, TRUST_ALL, &ch);
+        plan(&s, &f, TRUST_ALL, &ch);
         ASSERT_TRUE(ch.set_mac);
         ASSERT_INT_EQ(ch.flags_mask, 0);
         ASSERT_INT_EQ(ch.n_add + ch.n_del, 0);
@@ -385,7 +326,7 @@ TEST(apply_mac) {
         for (unsigned i = 1; i <= rounds; i++) {
                 ASSERT_OK(hostdev_read(c, "mvt0", &s));
                 f.mac = mac(macs[i % 2]);
-                hostdev_plan(&s, &f, TRUST_ALL, &ch);
+                plan(&s, &f, TRUST_ALL, &ch);
                 t0 = now_ms();
                 ASSERT_OK(hostdev_apply(c, &s, &ch, &res));
                 total += now_ms() - t0;
@@ -408,11 +349,19 @@ TEST(apply_kernel_errno_kept) {
         ASSERT_INT_EQ(res.mac, -EADDRNOTAVAIL);
         ASSERT_INT_EQ(res.promisc, 0);
         ASSERT_INT_EQ(res.multicast, 0);
-        /* Deleting what is not ours (a kernel entry) is refused by the kernel too. */
+        /* Deleting an entry that has no global (user-added) reference, here a kernel entry: the
+         * kernel answers ENOENT and keeps it. No global entry is what a delete is for, so it counts as
+         * done (the plan only ever deletes entries we added). */
         ch = (HostChange){ .n_del = 1, .del = { mac("33:33:00:00:00:01") } };
-        ASSERT_ERROR(hostdev_apply(c, &s, &ch, &res), ENOENT);
-        ASSERT_INT_EQ(res.multicast, -ENOENT);
+        ASSERT_OK(hostdev_apply(c, &s, &ch, &res));
+        ASSERT_INT_EQ(res.multicast, 0);
+        ASSERT_INT_EQ(res.del_failed[0], 0);
         ASSERT_INT_EQ(ip_maddr("mvt0", "33:33:00:00:00:01"), 0);
+        /* Any other multicast error is kept: the device is gone by the time the entry is added. */
+        ch = (HostChange){ .n_add = 1, .add = { mac("01:00:5e:00:00:fb") } };
+        s.ifindex = 999999;
+        ASSERT_ERROR(hostdev_apply(c, &s, &ch, &res), ENODEV);
+        ASSERT_INT_EQ(res.multicast, -ENODEV);
 }
 
 TEST(apply_promisc_allmulti) {
@@ -535,7 +484,7 @@ TEST(apply_twice_is_idempotent) {
         ASSERT_OK(sync_once(c, "mvt0", &f, TRUST_ALL, &res));
 
         ASSERT_OK(hostdev_read(c, "mvt0", &s));
-        hostdev_plan(&s, &f, TRUST_ALL, &ch);
+        plan(&s, &f, TRUST_ALL, &ch);
         ASSERT_TRUE(host_change_is_empty(&ch));
         ASSERT_OK(hostdev_apply(c, &s, &ch, &res));
         ASSERT_INT_EQ(ip_counter("mvt0", "promiscuity"), 1);
@@ -562,7 +511,7 @@ TEST(partial_trust_multicast_only) {
                 .n_multicast = 1,
                 .multicast_table = { mac("01:00:5e:00:00:fb") },
         };
-        hostdev_plan(&before, &f, TRUST_MULTICAST, &ch);
+        plan(&before, &f, TRUST_MULTICAST, &ch);
         ASSERT_FALSE(ch.set_mac);
         ASSERT_INT_EQ(ch.flags_mask, 0);
         ASSERT_INT_EQ(ch.n_add, 1);
@@ -597,7 +546,7 @@ TEST(apply_to_deleted_device_reports_each_attribute) {
                 .n_multicast = 1,
                 .multicast_table = { mac("01:00:5e:00:00:fb") },
         };
-        hostdev_plan(&s, &f, TRUST_ALL, &ch);
+        plan(&s, &f, TRUST_ALL, &ch);
         ASSERT_TRUE(ch.set_mac);
         ASSERT_INT_EQ(ch.flags_mask, IFF_PROMISC | IFF_ALLMULTI | IFF_MULTICAST);
         ASSERT_INT_EQ(ch.n_add, 1);
@@ -641,7 +590,8 @@ TEST(promisc_toggle_1000_is_balanced) {
 }
 
 typedef struct Worker {
-        HostContext *c;
+        HostNamespace *ns;
+        const char *ifname;
         int r;
 } Worker;
 
@@ -650,35 +600,86 @@ static void *worker_run(void *p) {
         HostFilter f = { .multicast = true, .multicast_list_valid = true };
 
         for (unsigned i = 0; i < 200 && w->r >= 0; i++) {
+                HostContext *c;
                 HostLinkState s;
 
-                w->r = hostdev_read(w->c, "mvt0", &s);
+                w->r = host_namespace_acquire(w->ns, &c);
                 if (w->r < 0)
                         break;
-                f.mac = s.mac;
-                f.allmulti = i % 2;
-                w->r = sync_once(w->c, "mvt0", &f, TRUST_ALLMULTI, NULL);
+                w->r = hostdev_read(c, w->ifname, &s);
+                if (w->r >= 0) {
+                        f.mac = s.mac;
+                        f.allmulti = i % 2;
+                        w->r = sync_once(c, w->ifname, &f, TRUST_ALLMULTI, NULL);
+                }
+                host_namespace_release(w->ns, c);
         }
         return NULL;
 }
 
-TEST(shared_context_from_threads) {
-        _cleanup_(host_context_freep) HostContext *c = NULL;
+/* Jobs on several workers at once borrow sockets of their own: never more than were busy at once. */
+TEST(contexts_from_threads) {
+        _cleanup_(host_namespace_unrefp) HostNamespace *ns = NULL;
         pthread_t t[4];
         Worker w[4];
 
         NETNS_SETUP();
-        ASSERT_OK(host_context_new(NULL, &c));
+        ASSERT_OK(host_namespace_new_self(&ns));
         for (size_t i = 0; i < ELEMENTSOF(t); i++) {
-                w[i] = (Worker){ .c = c };
+                w[i] = (Worker){ .ns = ns, .ifname = "mvt0" };
                 ASSERT_INT_EQ(pthread_create(&t[i], NULL, worker_run, &w[i]), 0);
         }
         for (size_t i = 0; i < ELEMENTSOF(t); i++) {
                 ASSERT_INT_EQ(pthread_join(t[i], NULL), 0);
                 ASSERT_OK(w[i].r);
         }
+        ASSERT_TRUE(ns->n_contexts >= 1 && ns->n_contexts <= ELEMENTSOF(t));
         /* Racing syncs may interleave, but each toggle is masked: the counter stays 0 or 1. */
         ASSERT_TRUE(ip_counter("mvt0", "allmulti") <= 1);
+}
+
+/* A NIC's job in the middle of its host I/O (it holds its sockets: the kernel is setting a MAC) does not
+ * hold up another NIC's job in the same namespace: that one gets sockets of its own and finishes while
+ * the first still holds its. With one shared, locked socket set this would wait for the first. */
+TEST(a_busy_nic_does_not_hold_up_another) {
+        _cleanup_(host_namespace_unrefp) HostNamespace *ns = NULL;
+        HostContext *busy, *other, *again;
+
+        NETNS_SETUP();
+        ASSERT_INT_EQ(system("ip link del lo2 2>/dev/null; ip link add lo2 type veth peer name lo3 && "
+                             "ip link add link lo2 name mvt1 type macvtap mode bridge && "
+                             "ip link set lo2 up && ip link set mvt1 up"),
+                0);
+        ASSERT_OK(host_namespace_new_self(&ns));
+        ASSERT_OK(host_namespace_acquire(ns, &busy));
+
+        Worker w = { .ns = ns, .ifname = "mvt1" };
+        pthread_t t;
+        ASSERT_INT_EQ(pthread_create(&t, NULL, worker_run, &w), 0);
+        ASSERT_INT_EQ(pthread_join(t, NULL), 0); /* finished while `busy` is still held */
+        ASSERT_OK(w.r);
+        ASSERT_INT_EQ(ip_counter("mvt1", "allmulti"), 1); /* 200 toggles, the last one on */
+
+        /* The other job's sockets were given back and are reused; the busy ones are not lent twice. */
+        ASSERT_OK(host_namespace_acquire(ns, &other));
+        ASSERT_TRUE(other != busy);
+        ASSERT_INT_EQ(ns->n_contexts, 2);
+        host_namespace_release(ns, busy);
+        ASSERT_OK(host_namespace_acquire(ns, &again));
+        ASSERT_TRUE(again == busy);
+        host_namespace_release(ns, again);
+        host_namespace_release(ns, other);
+}
+
+/* A namespace that cannot be entered fails every job with its error, and never falls back to ours. */
+TEST(namespace_error_is_sticky) {
+        _cleanup_(host_namespace_unrefp) HostNamespace *ns = NULL;
+        HostContext *c = NULL;
+
+        ASSERT_OK(host_namespace_new(-EPERM, &ns));
+        ASSERT_ERROR(host_namespace_acquire(ns, &c), EPERM);
+        ASSERT_ERROR(host_namespace_acquire(ns, &c), EPERM);
+        ASSERT_TRUE(c == NULL);
 }
 
 static unsigned long current_netns(void) {
@@ -716,7 +717,7 @@ TEST(context_in_another_namespace) {
         ASSERT_INT_EQ(s.n_multicast, 0);
 
         char name[IF_NAMESIZE];
-        ASSERT_OK(hostdev_ifname_from_index(there, s.ifindex, name));
+        ASSERT_OK(hostlink_ifname(there, s.ifindex, name));
         ASSERT_STR_EQ(name, "gmvt");
 
         HostChange ch = { .n_add = 1 };
@@ -752,23 +753,23 @@ TEST(fdb_entry_moves_with_the_guest_mac) {
         ASSERT_OK(ether_addr_parse("52:54:00:00:00:99", &other));
 
         /* Learning on: not ours to manage. */
-        ASSERT_INT_EQ(hostdev_bridge_port_is_static(c, s.ifindex), 0);
+        ASSERT_INT_EQ(hostfdb_port_is_static(c, s.ifindex), 0);
         ASSERT_INT_EQ(system("ip link set tap0 type bridge_slave learning off && "
                              "bridge fdb add 52:54:00:12:34:56 dev tap0 master static"),
                 0);
-        ASSERT_INT_EQ(hostdev_bridge_port_is_static(c, s.ifindex), 1);
+        ASSERT_INT_EQ(hostfdb_port_is_static(c, s.ifindex), 1);
         /* Not a bridge port at all. */
         HostLinkState mvt;
         ASSERT_OK(hostdev_read(c, "mvt0", &mvt));
-        ASSERT_INT_EQ(hostdev_bridge_port_is_static(c, mvt.ifindex), 0);
+        ASSERT_INT_EQ(hostfdb_port_is_static(c, mvt.ifindex), 0);
 
-        ASSERT_INT_EQ(hostdev_fdb_move(c, s.ifindex, &old_mac, &new_mac), 0);
+        ASSERT_INT_EQ(hostfdb_move(c, s.ifindex, &old_mac, &new_mac), 0);
         const char *fdb = run("bridge fdb show dev tap0");
         ASSERT_STR_CONTAINS(fdb, "52:54:00:aa:bb:cc master br0 static");
         ASSERT_TRUE(strstr(fdb, "52:54:00:12:34:56") == NULL);
 
         /* No entry for the old MAC: nothing to move, nothing added. */
-        ASSERT_INT_EQ(hostdev_fdb_move(c, s.ifindex, &other, &old_mac), 1);
+        ASSERT_INT_EQ(hostfdb_move(c, s.ifindex, &other, &old_mac), 1);
         ASSERT_TRUE(strstr(run("bridge fdb show dev tap0"), "52:54:00:12:34:56") == NULL);
 
         host_context_free(c);

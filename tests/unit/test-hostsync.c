@@ -13,8 +13,15 @@ static EtherAddr mac(const char *s) {
         return a;
 }
 
+static bool mac_is(const EtherAddr *a, const char *s) {
+        EtherAddr b = mac(s);
+        return ether_addr_equal(a, &b);
+}
+
 static HostLinkState macvtap(unsigned flags) {
-        HostLinkState s = { .ifindex = 7, .kind = HOSTDEV_KIND_MACVTAP, .flags = flags };
+        HostLinkState s = {
+                .ifindex = 7, .kind = HOSTDEV_KIND_MACVTAP, .flags = flags, .have_multicast = true
+        };
         snprintf(s.ifname, sizeof(s.ifname), "mvt0");
         s.mac = mac("02:00:00:00:00:01");
         return s;
@@ -34,6 +41,92 @@ static void apply_ok(HostLinkState *s, HostOwnership *o, const HostChange *ch) {
                 s->mac = ch->mac;
         s->flags = (s->flags & ~ch->flags_mask) | ch->flags;
         hostsync_record(o, ch, &ok);
+}
+
+/* hostsync_plan as if everything on the device were ours: the plain diff of device and filter. */
+static void plan_all_ours(const HostLinkState *s, const HostFilter *want, unsigned trust, HostChange *ch) {
+        HostOwnership o;
+
+        host_ownership_init(&o, s);
+        o.flags_set = HOSTDEV_FLAGS_OURS;
+        o.n_added = s->n_multicast;
+        memcpy(o.added, s->multicast_table, o.n_added * sizeof(EtherAddr));
+        o.n_foreign = 0;
+        hostsync_plan(s, want, trust, &o, ch);
+}
+
+TEST(plan_never_installs_group_or_zero_mac) {
+        HostLinkState s = { .kind = HOSTDEV_KIND_MACVTAP, .mac = mac("52:54:00:00:00:01"), .flags = IFF_UP };
+        const char *bad[] = { "01:00:5e:00:00:01", "33:33:00:00:00:01", "ff:ff:ff:ff:ff:ff",
+                "00:00:00:00:00:00", "53:54:00:00:00:01" };
+        HostFilter f = {};
+        HostChange ch;
+
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                f.mac = mac(bad[i]);
+                plan_all_ours(&s, &f, TRUST_ALL, &ch);
+                ASSERT_FALSE(ch.set_mac);
+        }
+        f.mac = mac("52:54:00:00:00:02");
+        plan_all_ours(&s, &f, TRUST_ALL, &ch);
+        ASSERT_TRUE(ch.set_mac);
+        ASSERT_TRUE(ether_addr_equal(&ch.mac, &f.mac));
+        plan_all_ours(&s, &f, TRUST_ALL & ~TRUST_MAC, &ch);
+        ASSERT_FALSE(ch.set_mac);
+}
+
+TEST(plan_pure_diff) {
+        HostLinkState s = {
+                .kind = HOSTDEV_KIND_MACVTAP,
+                .mac = mac("52:54:00:00:00:01"),
+                .flags = IFF_UP | IFF_BROADCAST | IFF_MULTICAST | IFF_PROMISC,
+                .have_multicast = true,
+                .n_multicast = 3,
+                .multicast_table = { mac("01:00:5e:00:00:01"), mac("01:00:5e:00:00:02"),
+                        mac("33:33:00:00:00:fb") },
+        };
+        HostFilter f = {
+                .mac = s.mac,
+                .promisc = false,
+                .allmulti = true,
+                .multicast = true,
+                .multicast_list_valid = true,
+                .n_multicast = 4,
+                /* unsorted, and with a unicast entry a guest has no business asking for */
+                .multicast_table = { mac("33:33:ff:00:00:01"), mac("01:00:5e:00:00:02"),
+                        mac("02:00:00:00:00:01"), mac("01:00:5e:00:00:01") },
+        };
+        HostChange ch;
+
+        plan_all_ours(&s, &f, TRUST_ALL, &ch);
+        ASSERT_FALSE(ch.set_mac);
+        ASSERT_INT_EQ(ch.flags_mask, IFF_PROMISC | IFF_ALLMULTI);
+        ASSERT_INT_EQ(ch.flags, IFF_ALLMULTI);
+        ASSERT_INT_EQ(ch.n_add, 1);
+        ASSERT_TRUE(ether_addr_equal(&ch.add[0], &(EtherAddr){ { 0x33, 0x33, 0xff, 0, 0, 1 } }));
+        ASSERT_INT_EQ(ch.n_del, 1);
+        ASSERT_TRUE(ether_addr_equal(&ch.del[0], &(EtherAddr){ { 0x33, 0x33, 0, 0, 0, 0xfb } }));
+
+        /* Overflow: the list is not valid, the programmed entries stay. */
+        f.multicast_list_valid = false;
+        plan_all_ours(&s, &f, TRUST_ALL, &ch);
+        ASSERT_INT_EQ(ch.n_add + ch.n_del, 0);
+
+        /* Each capability only moves its own bits. */
+        f.multicast = false;
+        plan_all_ours(&s, &f, TRUST_MULTICAST, &ch);
+        ASSERT_INT_EQ(ch.flags_mask, IFF_MULTICAST);
+        ASSERT_INT_EQ(ch.flags, 0);
+        plan_all_ours(&s, &f, TRUST_PROMISC, &ch);
+        ASSERT_INT_EQ(ch.flags_mask, IFF_PROMISC);
+        plan_all_ours(&s, &f, TRUST_NONE, &ch);
+        ASSERT_TRUE(host_change_is_empty(&ch));
+
+        /* A tap's MAC and flags are the host's: never planned, whatever the trust. */
+        s.kind = HOSTDEV_KIND_TAP;
+        f.mac = mac("52:54:00:00:00:09");
+        plan_all_ours(&s, &f, TRUST_ALL, &ch);
+        ASSERT_TRUE(host_change_is_empty(&ch));
 }
 
 TEST(we_never_clear_a_flag_we_did_not_set) {
@@ -97,6 +190,81 @@ TEST(multicast_entries_not_ours_are_kept) {
         ASSERT_INT_EQ(o.n_added, 0);
 }
 
+/* A guest's change is planned against the record, without reading the device's list (which lists every
+ * device of the host): the administrator's entries seen at the baseline are never added nor deleted,
+ * ours are deleted when the guest leaves. */
+TEST(guest_change_is_planned_from_the_record) {
+        HostLinkState s = macvtap(IFF_MULTICAST);
+        s.n_multicast = 1;
+        s.multicast_table[0] = mac("01:00:5e:00:00:fb"); /* an administrator's */
+        HostOwnership o;
+        HostChange ch;
+        host_ownership_init(&o, &s);
+        ASSERT_TRUE(o.multicast_known);
+        ASSERT_INT_EQ(o.n_foreign, 1);
+
+        s.have_multicast = false; /* from now on the list is not read */
+        s.n_multicast = 0;
+        HostFilter want = guest_filter(false, false);
+        want.n_multicast = 2;
+        want.multicast_table[0] = mac("33:33:00:00:00:01");
+        want.multicast_table[1] = mac("01:00:5e:00:00:fb");
+        hostsync_plan(&s, &want, TRUST_MULTICAST, &o, &ch);
+        ASSERT_INT_EQ(ch.n_add, 1);
+        ASSERT_TRUE(ether_addr_equal(&ch.add[0], &want.multicast_table[0]));
+        ASSERT_INT_EQ(ch.n_del, 0);
+        apply_ok(&s, &o, &ch);
+        ASSERT_INT_EQ(o.n_added, 1);
+
+        /* Nothing changed: nothing to do, although the list was not read. */
+        hostsync_plan(&s, &want, TRUST_MULTICAST, &o, &ch);
+        ASSERT_TRUE(host_change_is_empty(&ch));
+
+        /* The guest leaves both: ours goes, the administrator's stays. */
+        want.n_multicast = 0;
+        hostsync_plan(&s, &want, TRUST_MULTICAST, &o, &ch);
+        ASSERT_INT_EQ(ch.n_add, 0);
+        ASSERT_INT_EQ(ch.n_del, 1);
+        ASSERT_TRUE(mac_is(&ch.del[0], "33:33:00:00:00:01"));
+        apply_ok(&s, &o, &ch);
+        ASSERT_INT_EQ(o.n_added, 0);
+
+        /* A revert without a read deletes every entry of ours (one already gone is no error). */
+        o.n_added = 1;
+        o.added[0] = mac("33:33:00:00:00:02");
+        hostsync_plan_revert(&s, &o, TRUST_MULTICAST, &ch);
+        ASSERT_INT_EQ(ch.n_del, 1);
+}
+
+/* A read of the list (baseline, reconcile) corrects the record: an entry of ours someone deleted is no
+ * longer ours (a guest still wanting it gets it added again), and the others are the administrator's. */
+TEST(reading_the_list_corrects_the_record) {
+        HostLinkState s = macvtap(IFF_MULTICAST);
+        HostOwnership o;
+        HostChange ch;
+        host_ownership_init(&o, &s);
+        o.n_added = 2;
+        o.added[0] = mac("01:00:5e:00:00:01");
+        o.added[1] = mac("33:33:00:00:00:01");
+        s.n_multicast = 2;
+        s.multicast_table[0] = mac("01:00:5e:00:00:7f"); /* added by someone else meanwhile */
+        s.multicast_table[1] = mac("33:33:00:00:00:01");
+        host_ownership_note_multicast(&o, &s);
+        ASSERT_INT_EQ(o.n_added, 1);
+        ASSERT_TRUE(mac_is(&o.added[0], "33:33:00:00:00:01"));
+        ASSERT_INT_EQ(o.n_foreign, 1);
+        ASSERT_TRUE(mac_is(&o.foreign[0], "01:00:5e:00:00:7f"));
+
+        HostFilter want = guest_filter(false, false);
+        want.n_multicast = 2;
+        want.multicast_table[0] = mac("01:00:5e:00:00:01");
+        want.multicast_table[1] = mac("33:33:00:00:00:01");
+        hostsync_plan(&s, &want, TRUST_MULTICAST, &o, &ch);
+        ASSERT_INT_EQ(ch.n_add, 1);
+        ASSERT_TRUE(mac_is(&ch.add[0], "01:00:5e:00:00:01"));
+        ASSERT_INT_EQ(ch.n_del, 0); /* someone else's is never ours to delete */
+}
+
 TEST(revert_restores_baseline_for_revoked_capabilities_only) {
         HostLinkState s = macvtap(IFF_MULTICAST);
         HostOwnership o;
@@ -143,6 +311,40 @@ TEST(failed_attribute_is_not_recorded) {
         hostsync_record(&o, &ch, &failed);
         ASSERT_FALSE(o.mac_set);
         ASSERT_INT_EQ(o.flags_set, 0);
+}
+
+/* Issue 12, defect 5: entries added in a job where another entry failed are ours all the same and
+ * must be deleted when the guest leaves them; entries deleted are not ours even if a neighbour failed. */
+TEST(partial_multicast_apply_is_recorded_entry_by_entry) {
+        HostLinkState s = macvtap(IFF_MULTICAST);
+        HostOwnership o;
+        HostChange ch;
+        host_ownership_init(&o, &s);
+
+        HostFilter want = guest_filter(false, false);
+        want.n_multicast = 3;
+        want.multicast_table[0] = mac("01:00:5e:00:00:01");
+        want.multicast_table[1] = mac("01:00:5e:00:00:02");
+        want.multicast_table[2] = mac("01:00:5e:00:00:03");
+        hostsync_plan(&s, &want, TRUST_ALL, &o, &ch);
+        ASSERT_INT_EQ(ch.n_add, 3);
+        /* The second add fails: the other two are on the device and ours. */
+        HostApplyResult partial = { .multicast = -ENOMEM, .add_failed = 1u << 1 };
+        hostsync_record(&o, &ch, &partial);
+        ASSERT_INT_EQ(o.n_added, 2);
+        s.n_multicast = 2;
+        s.multicast_table[0] = ch.add[0];
+        s.multicast_table[1] = ch.add[2];
+
+        /* The guest leaves them all: both are deleted, one delete fails and stays ours. */
+        want.n_multicast = 0;
+        hostsync_plan(&s, &want, TRUST_ALL, &o, &ch);
+        ASSERT_INT_EQ(ch.n_del, 2);
+        HostApplyResult del_partial = { .multicast = -EIO };
+        del_partial.del_failed[0] = 1u << 1;
+        hostsync_record(&o, &ch, &del_partial);
+        ASSERT_INT_EQ(o.n_added, 1);
+        ASSERT_TRUE(ether_addr_equal(&o.added[0], &ch.del[1]));
 }
 
 TEST(tap_is_never_planned) {
