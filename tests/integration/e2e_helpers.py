@@ -42,6 +42,7 @@ FILTER_KEYS = {
     "MulticastTable": "multicast-table", "VlanTable": "vlan-table",
     "UnicastOverflow": "unicast-overflow", "MulticastOverflow": "multicast-overflow",
 }
+DUMP_INTR = "Dump was interrupted and may be inconsistent.\n"  # iproute2, before the JSON
 QEMU_MAC_TABLE_ENTRIES = 64  # MAC_TABLE_ENTRIES in hw/net/virtio-net.c, shared by uni- and multicast
 
 
@@ -77,6 +78,10 @@ def guest_snapshot(vm, dev):
     interface's link-local address comes when the link watcher reports its carrier, up to a
     second after `ip link set up`), so the multicast list may still change."""
     out = vm.sh("ip -d -j link show; echo @@@; ip maddr show dev %s; echo @@@; ip -j -6 addr show" % dev)
+    # A dump the kernel saw change under it (NLM_F_DUMP_INTR) is complete but may be stale: read
+    # it, and call the guest unsettled so that the caller looks again.
+    interrupted = DUMP_INTR in out
+    out = out.replace(DUMP_INTR, "")
     links_text, maddr_text, addr_text = out.split("@@@", 2)
     links = _json(links_text, "the guest's `ip -d -j link show`")
     me = next(link for link in links if link["ifname"] == dev)
@@ -102,7 +107,7 @@ def guest_snapshot(vm, dev):
         "multicast-overflow": multi_over,
     }
     addrs = {a["ifname"]: a.get("addr_info", []) for a in _json(addr_text, "the guest's `ip -j -6 addr show`")}
-    settled = True
+    settled = not interrupted
     for link in links:
         if link["ifname"] == "lo" or "UP" not in link["flags"]:
             continue

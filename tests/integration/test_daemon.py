@@ -5,6 +5,7 @@ found in the watched QMP directory."""
 import os
 import re
 import signal
+import socket
 import subprocess
 
 import pytest
@@ -171,6 +172,66 @@ def test_qmp_dir_socket_appears_and_disappears(netns, fakes, daemons, workdir):
     fake2 = fakes("vm3", nics=[{"id": "net0", "mac": M0}], path=path)
     d.wait_log(r"guest vm3: attached", count=2)
     fake2.wait_negotiated(1)
+
+
+INOTIFY_MAX_QUEUED = "/proc/sys/fs/inotify/max_queued_events"
+
+
+def test_inotify_overflow_rescans_the_qmp_dir(netns, daemons, workdir):
+    """Defect 8 of issue 12: when the kernel drops the watched directory's events (IN_Q_OVERFLOW),
+    the daemon must rescan it, attaching the sockets created and detaching the guests whose
+    sockets vanished meanwhile. An inotify queue's limit is fixed when the instance is made, so
+    the daemon starts with a small one (the sysctl is put back at once), is stopped, and finds
+    more events than that waiting when it continues: first junk ones, so the socket events are
+    the ones lost."""
+    qmp = os.path.join(workdir, "qmpdir")
+    os.makedirs(qmp)
+    socks = []
+
+    def listen(name):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.bind(os.path.join(qmp, "%s.sock" % name))
+        s.listen(8)  # accepted by the kernel, never greeted: a QEMU that is busy
+        socks.append(s)
+
+    limit = 16
+    try:
+        for i in range(4):
+            listen("vmold%d" % i)
+        with open(INOTIFY_MAX_QUEUED) as f:
+            saved = f.read()
+        try:
+            with open(INOTIFY_MAX_QUEUED, "w") as f:
+                f.write(str(limit))
+            d = daemons(qmp_dir=qmp)
+        finally:
+            with open(INOTIFY_MAX_QUEUED, "w") as f:
+                f.write(saved)
+        for i in range(4):
+            d.wait_log(r"guest vmold%d: attached" % i)
+
+        os.kill(d.pid, signal.SIGSTOP)
+        try:
+            for i in range(limit):  # fills the queue with events the daemon ignores
+                junk = os.path.join(qmp, "junk%d.txt" % i)
+                open(junk, "w").close()
+                os.unlink(junk)
+            for i in range(4):
+                os.unlink(os.path.join(qmp, "vmold%d.sock" % i))
+            for i in range(20):
+                listen("vmnew%d" % i)
+        finally:
+            os.kill(d.pid, signal.SIGCONT)
+
+        d.wait_log(r"inotify queue overflow on %s, rescanning" % re.escape(qmp))
+        for i in range(20):
+            d.wait_log(r"guest vmnew%d: attached \(QMP socket %s\)" % (i, re.escape(os.path.join(qmp, "vmnew%d.sock" % i))))
+        for i in range(4):
+            d.wait_log(r"guest vmold%d: detached" % i)
+        assert not d.log_lines(r"guest junk"), d.log()
+    finally:
+        for s in socks:
+            s.close()
 
 
 def test_dropin_socket_in_qmp_dir_waits_for_it_without_polling(netns, fakes, daemons, workdir):

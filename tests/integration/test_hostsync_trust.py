@@ -6,6 +6,9 @@ a private system bus (with a real polkitd), trust changed with Nic.SetTrust. The
 `ip -d -j link` (flags, promiscuity/allmulti counters) and the namespace's /proc/net/dev_mcast."""
 
 import os
+import re
+
+import pytest
 
 from busenv import NOBODY_UID, bus_env
 from gnhelpers import poll
@@ -242,6 +245,48 @@ def test_restart_keeps_the_original_baseline(netns, hsfakes, daemons, bus_env, w
          what=lambda: "mvt0 back to %r %r (have %r %r)" % (base, cnt, netns.host_state("mvt0"),
                                                           counters(netns, "mvt0")))
     assert hostsync_failures(d2) == []
+
+
+@pytest.mark.parametrize("unsafe", ["others-may-write", "owned-by-nobody"])
+def test_baseline_that_cannot_be_saved_is_reported(netns, hsfakes, daemons, bus_env, workdir, unsafe):
+    """Defect 10 of issue 12: the ownership record cannot be saved any more (here the baseline
+    directory became one the daemon refuses to write in: others may write to it, or another user
+    owns it). The device itself is still synced from the record in memory, but a restart could
+    take guest-made state for the baseline: the NIC says so (SyncState failed, LastError naming the
+    record and the directory) and so does the log. (A directory that is unsafe from the start
+    blocks changes instead: the record cannot be read, so what is ours is unknown.)"""
+    netns.add_macvtap("mvt0", "lo0", mac="02:00:00:00:00:43")
+    base = netns.host_state("mvt0")
+    rundir = os.path.join(workdir, "run-unsafe")
+    baselines = os.path.join(rundir, "baselines")
+    config = "[Daemon]\nRuntimeDirectory=%s\nReconcileIntervalSec=0\n" % rundir
+    fake, d = start_guest(hsfakes, daemons, [nic(0, base["mac"])], trust="all", bus_env=bus_env,
+                          nic_keys={"net0": {"HostInterface": "mvt0"}}, config=config)
+    assert fake.set_filter("net0", main_mac="52:54:00:dd:00:42", promiscuous=False)
+    netns.wait_host("mvt0", mac="52:54:00:dd:00:42", promisc=False)
+    poll(lambda: nic_prop(bus_env, "vm1", "net0", "SyncState") == "in-sync", 5, what="in-sync")
+    saved = {f: open(os.path.join(baselines, f)).read() for f in os.listdir(baselines)}
+    assert len(saved) == 1, saved
+
+    if unsafe == "others-may-write":
+        os.chmod(baselines, 0o777)
+    else:
+        os.chown(baselines, NOBODY_UID, NOBODY_UID)
+    fake.wait_armed("net0")
+    assert fake.set_filter("net0", main_mac="52:54:00:dd:00:43", promiscuous=True)
+    netns.wait_host("mvt0", mac="52:54:00:dd:00:43", promisc=True)
+
+    want = r"baseline record of mvt0 cannot be saved in %s: Operation not permitted" % re.escape(baselines)
+    d.wait_log(nic_log(d, "vm1", "net0", r"filter changed \[.*\]; host \w+: " + want))
+    poll(lambda: re.search(want, nic_prop(bus_env, "vm1", "net0", "LastError")), 5,
+         what=lambda: "LastError saying the record cannot be saved (have %r)"
+         % nic_prop(bus_env, "vm1", "net0", "LastError"))
+    assert nic_prop(bus_env, "vm1", "net0", "SyncState") == "failed"
+    assert {f: open(os.path.join(baselines, f)).read() for f in os.listdir(baselines)} == saved
+
+    # The record in memory still knows the baseline: revoking trust puts the device back.
+    set_trust(bus_env, "vm1", "net0", ["none"])
+    netns.wait_host("mvt0", mac=base["mac"], promisc=base["promisc"])
 
 
 def test_detach_guest_reverts(netns, hsfakes, daemons, bus_env):

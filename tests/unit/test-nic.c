@@ -1,10 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* test-nic.c: a NIC's state machine, driven through the real QMP client by a scripted peer. */
+#include <pthread.h>
 #include <systemd/sd-event.h>
 #include <unistd.h>
 
 #include "fake-qemu.h"
+#include "jobqueue.h"
+#include "syncjob.h"
 #include "tests.h"
+#include "worker.h"
 
 typedef struct Env {
         sd_event *event;
@@ -357,5 +361,166 @@ TEST(unsupported_nic_is_not_queried_again) {
                 fake_qemu_pump(env.qemu);
         ASSERT_INT_EQ(n->state, NIC_STATE_IDLE);
         ASSERT_TRUE(fake_qemu_peek(env.qemu) == NULL);
+        env_done(&env);
+}
+
+/* Jobs that hold the worker pool until their gate opens: they stand for other NICs' jobs in flight. A
+ * sync job's completion admits parked work; so does theirs. */
+typedef struct Gate {
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        bool open;
+} Gate;
+
+typedef struct Blocker {
+        WorkerJob job;
+        Gate *gate;
+        Manager *manager;
+} Blocker;
+
+static void blocker_run(WorkerJob *job) {
+        Gate *gate = ((Blocker *)job)->gate;
+        pthread_mutex_lock(&gate->lock);
+        while (!gate->open)
+                pthread_cond_wait(&gate->cond, &gate->lock);
+        pthread_mutex_unlock(&gate->lock);
+}
+
+static void blocker_complete(WorkerJob *job, int error) {
+        Blocker *b = (Blocker *)job;
+        if (error == 0)
+                job_queue_admit(b->manager);
+        free(b);
+}
+
+static int block_pool(Env *env, Gate *gate, unsigned n) {
+        for (unsigned i = 0; i < n; i++) {
+                Blocker *b = calloc(1, sizeof(Blocker));
+                if (!b)
+                        return -ENOMEM;
+                *b = (Blocker){ .job = { .run = blocker_run, .complete = blocker_complete },
+                        .gate = gate,
+                        .manager = env->manager };
+                int r = worker_pool_submit(env->manager->workers, &b->job);
+                if (r < 0) {
+                        free(b);
+                        return r;
+                }
+        }
+        return 0;
+}
+
+static void gate_open(Gate *gate) {
+        pthread_mutex_lock(&gate->lock);
+        gate->open = true;
+        pthread_cond_broadcast(&gate->cond);
+        pthread_mutex_unlock(&gate->lock);
+}
+
+static bool nic0_parked(void *data) {
+        Nic *n = env_nic(data, "net0");
+        return n && n->state == NIC_STATE_PARKED;
+}
+
+static bool pool_idle(void *data) {
+        return worker_pool_outstanding(((Env *)data)->manager->workers) == 0;
+}
+
+/* JOBS_IN_FLIGHT_MAX jobs out: the reply waits in PARKED (holding only the reply); an event meanwhile
+ * only asks for one more query; room makes it SYNCING, then the asked query goes out. */
+TEST(job_parked_until_the_pool_has_room) {
+        Env env;
+        Gate gate = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false };
+        char reply[1200];
+        ASSERT_OK(env_new(&env));
+        Nic *n = env_nic(&env, "net0");
+        uint64_t jobs = n->n_jobs;
+
+        ASSERT_OK(block_pool(&env, &gate, JOBS_IN_FLIGHT_MAX));
+        ASSERT_OK(event_and_answer(&env, "52:54:00:00:be:ef"));
+        ASSERT_TRUE(fake_qemu_pump_until(env.qemu, nic0_parked, &env, 500));
+        ASSERT_TRUE(n->parked_info != NULL);
+        ASSERT_INT_EQ(env.guest->n_nics_working, 1);
+
+        ASSERT_OK(
+                fake_qemu_event(env.qemu, "NIC_RX_FILTER_CHANGED", "{\"name\": \"net0\", \"path\": \"x\"}"));
+        for (unsigned k = 0; k < 20; k++)
+                fake_qemu_pump(env.qemu);
+        ASSERT_INT_EQ(n->state, NIC_STATE_PARKED);
+        ASSERT_TRUE(n->want_query);
+        ASSERT_TRUE(fake_qemu_peek(env.qemu) == NULL);
+        ASSERT_INT_EQ(n->n_jobs, jobs);
+
+        gate_open(&gate);
+        ASSERT_TRUE(fake_qemu_pump_until(env.qemu, has_query, &env, 2000));
+        ASSERT_INT_EQ(n->n_jobs, jobs + 1);
+        ASSERT_INT_EQ(n->state, NIC_STATE_QUERYING);
+        ASSERT_TRUE(n->parked_info == NULL);
+        snprintf(reply, sizeof(reply), "[%s]", fake_filter("net0", "52:54:00:00:be:ef"));
+        ASSERT_OK(fake_qemu_answer(env.qemu, reply));
+        ASSERT_TRUE(fake_qemu_pump_until(env.qemu, nic0_mac_is_beef, &env, 500));
+        ASSERT_TRUE(fake_qemu_pump_until(env.qemu, pool_idle, &env, 2000));
+        ASSERT_INT_EQ(n->n_jobs, jobs + 2);
+        ASSERT_INT_EQ(env.guest->n_nics_working, 0);
+        env_done(&env);
+}
+
+static bool nic0_state_is(Env *env, NicState state) {
+        Nic *n = env_nic(env, "net0");
+        return n && n->state == state;
+}
+
+static bool nic0_reverting(void *data) {
+        return nic0_state_is(data, NIC_STATE_REVERTING);
+}
+
+static bool guest_released(void *data) {
+        Env *env = data;
+        return env->guest->n_nics_working == 0 && nic0_state_is(env, NIC_STATE_IDLE);
+}
+
+/* The guest stops (QEMU exits) with something of ours on a device: the NIC reverts. The revert waits
+ * in PARKED while the pool is full, is REVERTING while it runs, needs no QEMU (the device is the one
+ * the record names: gone here, so its record is forgotten), and keeps the guest's namespace until it
+ * is done. A query asked meanwhile is not sent to the monitor that is gone. */
+TEST(revert_on_guest_stop_parks_then_reverts) {
+        Env env;
+        Gate full = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false };
+        Gate last = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false };
+        ASSERT_OK(env_new(&env));
+        Nic *n = env_nic(&env, "net0");
+
+        /* As after a sync of a macvtap that has since been deleted. */
+        n->ownership = calloc(1, sizeof(HostOwnership));
+        ASSERT_TRUE(n->ownership != NULL);
+        *n->ownership = (HostOwnership){ .valid = true, .ifindex = 0x7ffffff0, .mac_set = true };
+        strcpy(n->ownership->ifname, "gnt-gone0");
+        free(n->host_interface);
+        n->host_interface = strdup("gnt-gone0");
+        n->host_kind = HOSTDEV_KIND_MACVTAP;
+
+        ASSERT_OK(block_pool(&env, &full, JOBS_IN_FLIGHT_MAX));
+        fake_qemu_hangup(env.qemu);
+        for (unsigned i = 0; i < 50 && env.guest->state != GUEST_STATE_DISCONNECTED; i++)
+                fake_qemu_pump(env.qemu);
+        ASSERT_INT_EQ(env.guest->state, GUEST_STATE_DISCONNECTED);
+        ASSERT_INT_EQ(n->state, NIC_STATE_PARKED);
+        ASSERT_INT_EQ(n->parked_mode, SYNC_JOB_REVERT);
+        ASSERT_INT_EQ(env.guest->n_nics_working, 1);
+        nic_resync(n, "resync");
+        ASSERT_INT_EQ(n->state, NIC_STATE_PARKED);
+
+        /* Room, but the worker is busy: the revert is submitted and REVERTING until it ran. */
+        ASSERT_OK(block_pool(&env, &last, 1));
+        gate_open(&full);
+        ASSERT_TRUE(fake_qemu_pump_until(env.qemu, nic0_reverting, &env, 2000));
+        ASSERT_INT_EQ(env.guest->n_nics_working, 1);
+        ASSERT_TRUE(n->ownership != NULL);
+
+        gate_open(&last);
+        ASSERT_TRUE(fake_qemu_pump_until(env.qemu, guest_released, &env, 2000));
+        ASSERT_TRUE(n->ownership == NULL);
+        ASSERT_TRUE(fake_qemu_peek(env.qemu) == NULL);
+        ASSERT_INT_EQ(env.qemu->n_nic_queries, 0);
         env_done(&env);
 }
