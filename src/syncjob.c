@@ -260,6 +260,10 @@ static void job_revert(SyncJob *j) {
         hostsync_plan_revert(&j->link, &j->ownership, j->trust, &change);
         job_apply(j, &change);
         job_summarize(j);
+        /* Everything reverted (the guest stopped, trust went): the NIC drives the device no longer, so
+         * another may take it (a restore or migration onto the same device under another name). */
+        if (j->claims && j->trust == TRUST_ALL && host_ownership_is_clean(&j->ownership))
+                host_claims_release(j->claims, j->owner);
 }
 
 /* The device's multicast list is read (all of dev_mcast: every device of the namespace) only when the

@@ -90,6 +90,12 @@ def test_a_device_is_driven_by_one_nic(netns, hsfakes, daemons):
     time.sleep(1.0)
     assert netns.host_state("mvt0")["mac"] == "52:54:00:aa:00:01", d2.log()[-3000:]
 
+    # The holder's QEMU quits: its changes are reverted and the device is free for the other NIC.
+    fake.stop()
+    loser.wait_armed("net0")
+    assert loser.set_filter("net0", main_mac="52:54:00:aa:00:02", promiscuous=True)
+    netns.wait_host("mvt0", timeout=10, mac="52:54:00:aa:00:02")
+
 
 def test_namespace_that_cannot_be_opened_fails_closed(netns, hsfakes, daemons):
     """(9) NetworkNamespace= that cannot be opened: host work must not fall back to the daemon's own
