@@ -172,6 +172,20 @@ int host_namespace_acquire(HostNamespace *ns, HostContext **ret) {
         return 0;
 }
 
+int host_namespace_prefill(HostNamespace *ns, unsigned n) {
+        if (ns->netns_fd >= 0)
+                return -EINVAL; /* another namespace is entered by a worker, not here */
+        while (ns->n_contexts < n) {
+                HostContext *c;
+                int r = host_context_new(NULL, &c);
+                if (r < 0)
+                        return r;
+                ns->n_contexts++;
+                host_namespace_release(ns, c);
+        }
+        return 0;
+}
+
 void host_namespace_release(HostNamespace *ns, HostContext *c) {
         if (!c)
                 return;

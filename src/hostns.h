@@ -54,3 +54,6 @@ DEFINE_POINTER_CLEANUP_FUNC(HostNamespace, host_namespace_unref);
 /* Worker side: a context nobody else uses until it is released, opened if none is idle. */
 int host_namespace_acquire(HostNamespace *ns, HostContext **ret);
 void host_namespace_release(HostNamespace *ns, HostContext *c);
+/* Opens the daemon's own namespace's contexts up front, one per worker: its descriptors are then
+ * constant from the start instead of growing with the first busy moment. */
+int host_namespace_prefill(HostNamespace *ns, unsigned n);

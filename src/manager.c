@@ -43,6 +43,9 @@ int manager_new(sd_event *event, DaemonConfig *config, const char *guests_dir, M
         r = host_namespace_new_self(&m->host_ns);
         if (r < 0)
                 return log_oom();
+        r = host_namespace_prefill(m->host_ns, worker_pool_threads(m->workers));
+        if (r < 0)
+                return log_error_errno(r, "Failed to open the host's netlink and ioctl sockets: %m");
         r = host_claims_new(&m->claims);
         if (r < 0)
                 return log_oom();

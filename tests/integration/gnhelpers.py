@@ -391,3 +391,12 @@ def guest_dropin(name, qmp_socket, trust=None, nics=None):
         for k, v in keys.items():
             s += "%s=%s\n" % (k, v)
     return s
+
+
+def sanitized(pid):
+    """Whether the process runs under ASan, TSan or valgrind: their allocators hold freed memory back,
+    so its VmRSS says nothing about ours."""
+    with open("/proc/%d/maps" % pid) as f:
+        maps = f.read()
+    return any(lib in maps for lib in ("libasan", "libtsan", "libclang_rt.asan", "libclang_rt.tsan")) or \
+        "vgpreload" in maps

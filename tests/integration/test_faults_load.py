@@ -20,7 +20,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from gnhelpers import expected_host, guest_dropin  # noqa: E402
+from gnhelpers import expected_host, guest_dropin, sanitized  # noqa: E402
 
 M0 = "52:54:00:12:34:56"
 M1 = "52:54:00:12:34:57"
@@ -38,13 +38,6 @@ def proc_stat(pid):
         fields = f.read().rsplit(")", 1)[1].split()
     cpu = (int(fields[11]) + int(fields[12])) / CLK_TCK
     return {"rss": rss, "fds": len(os.listdir("/proc/%d/fd" % pid)), "cpu": cpu, "t": time.monotonic()}
-
-
-def sanitized(pid):
-    with open("/proc/%d/maps" % pid) as f:
-        maps = f.read()
-    return any(lib in maps for lib in ("libasan", "libtsan", "libclang_rt.asan", "libclang_rt.tsan")) or \
-        "vgpreload" in maps
 
 
 def assert_memory(d, before, after, bound_mib, what):
