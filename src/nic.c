@@ -457,7 +457,7 @@ void nic_start_job(Nic *n, int mode, json_object *info, unsigned caps) {
         j->vlan_policy = m->config.vlan_policy;
         j->unicast_policy = m->config.unicast_policy;
         j->netns = host_namespace_ref(g->netns ?: m->host_ns);
-        j->state_dir = m->baseline_dir;
+        j->state_dir = m->baselines;
         if (n->host_interface)
                 snprintf(j->ifname, sizeof(j->ifname), "%s", n->host_interface);
         j->ifname_configured = n->host_interface_configured;

@@ -49,7 +49,8 @@ static bool job_ensure_ownership(SyncJob *j) {
                 job_fail(j,
                         "baseline record of %s is corrupt (kept as %" PRIu64 "-%d.json.corrupt in %s); not "
                         "changing the device until it is removed",
-                        j->ifname, j->host->netns_cookie, j->link.ifindex, j->state_dir);
+                        j->ifname, j->host->netns_cookie, j->link.ifindex,
+                        host_state_dir_path(j->state_dir));
                 return false;
         }
         if (r < 0 && r != -ENOENT && r != -ESTALE) {
@@ -332,7 +333,7 @@ static void job_run_on_host(SyncJob *j) {
                 if (j->outcome == SYNC_APPLIED)
                         j->outcome = SYNC_PARTIAL;
                 snprintf(j->error, sizeof(j->error), "baseline record of %s cannot be saved in %s: %s",
-                        j->ifname, j->state_dir, strerror(-j->persist_error));
+                        j->ifname, host_state_dir_path(j->state_dir), strerror(-j->persist_error));
         }
 }
 

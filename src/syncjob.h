@@ -47,7 +47,7 @@ typedef struct SyncJob {
         UnicastPolicy unicast_policy;
         HostNamespace *netns; /* where the device is (a reference): the guest's namespace, or ours */
         HostContext *host; /* borrowed from netns while the job runs */
-        const char *state_dir; /* persisted ownership, or NULL */
+        HostStateDir *state_dir; /* persisted ownership, or NULL */
         char ifname[IF_NAMESIZE]; /* configured, or reported by QEMU (to verify); empty: unknown */
         bool ifname_configured; /* by the operator (drop-in, AttachGuest): needs no verification */
         int backend_fd; /* fd=N QEMU reports for its backend, -1 if none */
