@@ -1,18 +1,22 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* test-hostdev.c: hostdev against real veth/macvtap/tap devices in a private network namespace. */
 #include <fcntl.h>
+#include <linux/if_tun.h>
 #include <net/if.h>
 #include <netlink/socket.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cleanup.h"
 #include "hostdev.h"
 #include "hostsync.h"
+#include "peerdev.h"
 #include "tests.h"
 
 static const char *netns_skip_reason;
