@@ -267,6 +267,9 @@ static void format_fields(unsigned changed, char *buf, size_t size) {
 static void nic_take_host(Nic *n, const SyncJob *j) {
         bool changed = false;
 
+        if (j->backend_fd == n->backend_fd)
+                n->peer_cache = j->peer_cache;
+
         if (j->ifname[0] && !n->host_interface) {
                 n->host_interface = strdup(j->ifname);
                 if (!n->host_interface)
@@ -462,6 +465,7 @@ void nic_start_job(Nic *n, int mode, json_object *info, unsigned caps) {
                 snprintf(j->ifname, sizeof(j->ifname), "%s", n->host_interface);
         j->ifname_configured = n->host_interface_configured;
         j->backend_fd = n->backend_fd;
+        j->peer_cache = n->peer_cache;
         j->claims = m->claims;
         j->guest_name = g->name;
         j->nic_id = n->id;

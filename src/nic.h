@@ -10,6 +10,7 @@
 #include "hostdev.h"
 #include "hostsync.h"
 #include "metrics.h"
+#include "peerdev.h"
 #include "ratelimit.h"
 #include "rxfilter.h"
 
@@ -63,6 +64,7 @@ typedef struct Nic {
         int parked_mode; /* SyncJobMode of the parked job */
         unsigned parked_caps;
         int backend_fd; /* fd=N of an fd-passed backend, -1 if none */
+        PeerDeviceCache peer_cache; /* what backend_fd was verified to be (kept by the jobs) */
         sd_event_source *defer_timer; /* rate limit: the deferred query */
         RateLimit query_limit;
 

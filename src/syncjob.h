@@ -51,6 +51,7 @@ typedef struct SyncJob {
         char ifname[IF_NAMESIZE]; /* configured, or reported by QEMU (to verify); empty: unknown */
         bool ifname_configured; /* by the operator (drop-in, AttachGuest): needs no verification */
         int backend_fd; /* fd=N QEMU reports for its backend, -1 if none */
+        PeerDeviceCache peer_cache; /* in and out: what backend_fd was found to be before */
         pid_t peer_pid; /* the QEMU at the other end of the socket (SO_PEERCRED) */
         HostClaims *claims; /* which NIC drives which device, or NULL */
         const char *guest_name, *nic_id; /* borrowed (immutable while the job holds its NIC) */
@@ -66,6 +67,7 @@ typedef struct SyncJob {
         RxFilter filter;
         unsigned changed; /* RxFilterField bits vs previous */
         PeerDevice verified; /* the device QEMU holds, when not configured */
+        bool verified_cached; /* verified came from peer_cache (the fd is the same open node) */
         bool have_link;
         HostLinkState link;
         bool ownership_changed;
