@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "cleanup.h"
 #include "peerdev.h"
@@ -194,6 +195,9 @@ static void job_apply(SyncJob *j, const HostChange *change) {
         HostOwnership before = j->ownership;
         j->attempted |= host_change_attributes(change);
         (void)hostdev_apply(j->host, &j->link, change, &j->apply);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        j->timing.host = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
         hostsync_record(&j->ownership, change, &j->apply);
         if (memcmp(&before, &j->ownership, sizeof(before)) == 0)
                 return;

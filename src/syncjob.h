@@ -31,6 +31,15 @@ typedef enum SyncOutcome {
 
 const char *sync_outcome_to_string(SyncOutcome o);
 
+/* When a change went through the daemon (CLOCK_REALTIME µs, as QEMU stamps its events; 0: not
+ * known): the benchmarks split the time from a guest's event to the host into QEMU's answer and ours. */
+typedef struct SyncTiming {
+        uint64_t event; /* the last NIC_RX_FILTER_CHANGED read before the query was sent */
+        uint64_t query; /* query-rx-filter sent */
+        uint64_t reply; /* its reply read */
+        uint64_t host; /* the host change done (worker), 0 if nothing was changed */
+} SyncTiming;
+
 /* Everything the worker reads is copied in here by the loop thread; everything it produces goes out
  * here. The worker never touches a Nic or Guest. */
 typedef struct SyncJob {
@@ -56,6 +65,7 @@ typedef struct SyncJob {
         HostClaims *claims; /* which NIC drives which device, or NULL */
         const char *guest_name, *nic_id; /* borrowed (immutable while the job holds its NIC) */
         const char *reason; /* FILTER: what MacChanged will say */
+        SyncTiming timing; /* in: event, query, reply; out: host */
         bool have_ownership;
         HostOwnership ownership;
         /* Guard: the job acts only while *generation_now == generation (the guest's connection). */
