@@ -360,10 +360,12 @@ static void nic_complete_filter(Nic *n, const SyncJob *j) {
         }
         *n->filter = j->filter;
         /* Where the time of a change went, for the benchmarks (realtime µs, as QEMU's timestamps). */
-        if (j->timing.host)
+        if (j->timing.host && log_max_level >= LOG_DEBUG)
                 log_nic(n, LOG_DEBUG,
-                        "timing: event %" PRIu64 " query %" PRIu64 " reply %" PRIu64 " host %" PRIu64,
-                        j->timing.event, j->timing.query, j->timing.reply, j->timing.host);
+                        "timing: event %" PRIu64 " query %" PRIu64 " reply %" PRIu64 " host %" PRIu64
+                        " done %" PRIu64,
+                        j->timing.event, j->timing.query, j->timing.reply, j->timing.host,
+                        now_usec(CLOCK_REALTIME));
         if (j->changed) {
                 n->changes++;
                 n->last_change_usec = now_usec(CLOCK_REALTIME);

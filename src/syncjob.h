@@ -32,7 +32,8 @@ typedef enum SyncOutcome {
 const char *sync_outcome_to_string(SyncOutcome o);
 
 /* When a change went through the daemon (CLOCK_REALTIME µs, as QEMU stamps its events; 0: not
- * known): the benchmarks split the time from a guest's event to the host into QEMU's answer and ours. */
+ * known): the benchmarks split the time from a guest's event to the host into QEMU's answer and ours.
+ * The debug line also says when the loop thread took the result ("done", before the signals). */
 typedef struct SyncTiming {
         uint64_t event; /* the last NIC_RX_FILTER_CHANGED read before the query was sent */
         uint64_t query; /* query-rx-filter sent */
