@@ -11,8 +11,9 @@
 /* A link's answer without statistics is about 1.5 KiB; one that does not fit is refused (-EMSGSIZE). */
 #define HOST_RTNL_BUF_SIZE (32 * 1024)
 
-/* Sockets in one network namespace, used by one thread at a time (nothing in it is locked): a
- * netlink socket for link requests, a socket for the multicast ioctls, dev_mcast for reconcile. */
+/* Sockets in one network namespace, used by one thread at a time (nothing in it is locked): an
+ * rtnetlink socket for link requests and libnl's for the bridge FDB, a socket for the multicast
+ * ioctls, dev_mcast for reconcile. */
 typedef struct HostContext {
         struct nl_sock *nl; /* NETLINK_ROUTE through libnl: the bridge FDB */
         int rtnl_fd; /* NETLINK_ROUTE, raw: link reads and changes (hostlink.c) */
