@@ -10,6 +10,11 @@
  *                                  RTM_SETLINK toggling IFF_PROMISC (ifi_change = IFF_PROMISC) with an
  *                                  ACK on a raw NETLINK_ROUTE socket; SIOCADDMULTI+SIOCDELMULTI pairs;
  *                                  RTM_SETLINK IFLA_ADDRESS (MAC). Run it inside the namespace.
+ *   guestnetd-floor macflags MACDEV FLAGSDEV N
+ *                                  the kernel's part of bench/run's macflags scenario: RTM_SETLINK
+ *                                  promisc toggles on FLAGSDEV (one at a time, with a 1 ms pause like the
+ *                                  closed loop's) while a child process changes MACDEV's MAC back to back;
+ *                                  the toggles' p50/p99/max. Run it inside the namespace.
  *   guestnetd-floor dbus N         a D-Bus signal round trip on $DBUS_SYSTEM_BUS_ADDRESS: process A
  *                                  emits Ping, B (subscribed) answers with Pong, A waits for it.
  *   guestnetd-floor rxfilter SOCKET NIC N
@@ -525,11 +530,66 @@ static int floor_watch(const char *path, const char *ifname) {
         }
 }
 
+static int floor_macflags(const char *mac_dev, const char *flags_dev, unsigned n) {
+        int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+        struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+        if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+                die("netlink");
+        int ufd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        struct ifreq ifr = {};
+        if (ufd < 0)
+                die("socket");
+        snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", mac_dev);
+        if (ioctl(ufd, SIOCGIFINDEX, &ifr) < 0)
+                die("SIOCGIFINDEX");
+        int mac_index = ifr.ifr_ifindex;
+        snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", flags_dev);
+        if (ioctl(ufd, SIOCGIFINDEX, &ifr) < 0)
+                die("SIOCGIFINDEX");
+        int flags_index = ifr.ifr_ifindex;
+
+        pid_t child = fork();
+        if (child < 0)
+                die("fork");
+        if (child == 0) {
+                int cfd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+                if (cfd < 0 || bind(cfd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+                        _exit(1);
+                for (unsigned i = 1;; i++) {
+                        unsigned char m[6] = { 0x5a, 0x01, (unsigned char)(i >> 24),
+                                (unsigned char)(i >> 16), (unsigned char)(i >> 8), (unsigned char)i };
+                        if (setlink(cfd, mac_index, 0, 0, m) < 0)
+                                _exit(1);
+                }
+        }
+        usleep(20000); /* the MAC changes under way */
+        uint64_t *fl = calloc(n, sizeof(uint64_t));
+        for (unsigned i = 0; i < n; i++) {
+                uint64_t t = now_ns();
+                int r = setlink(fd, flags_index, (i & 1) ? 0 : IFF_PROMISC, IFF_PROMISC, NULL);
+                fl[i] = now_ns() - t;
+                if (r < 0) {
+                        errno = -r;
+                        die("RTM_SETLINK flags");
+                }
+                usleep(1000);
+        }
+        (void)setlink(fd, flags_index, 0, IFF_PROMISC, NULL);
+        kill(child, SIGKILL);
+        waitpid(child, NULL, 0);
+        printf("{\n");
+        report("setlink_flags_during_mac_changes", fl, n, true);
+        printf("}\n");
+        return 0;
+}
+
 int main(int argc, char **argv) {
         if (argc == 3 && strcmp(argv[1], "qmp") == 0)
                 return floor_qmp((unsigned)atoi(argv[2]));
         if (argc == 4 && strcmp(argv[1], "setlink") == 0)
                 return floor_setlink(argv[2], (unsigned)atoi(argv[3]));
+        if (argc == 5 && strcmp(argv[1], "macflags") == 0)
+                return floor_macflags(argv[2], argv[3], (unsigned)atoi(argv[4]));
         if (argc == 3 && strcmp(argv[1], "dbus") == 0)
                 return floor_dbus((unsigned)atoi(argv[2]));
         if (argc == 5 && strcmp(argv[1], "rxfilter") == 0)
@@ -537,7 +597,8 @@ int main(int argc, char **argv) {
         if (argc == 4 && strcmp(argv[1], "watch") == 0)
                 return floor_watch(argv[2], argv[3]);
         fprintf(stderr,
-                "usage: guestnetd-floor qmp N | setlink IFNAME N | dbus N | rxfilter SOCKET NIC N | "
+                "usage: guestnetd-floor qmp N | setlink IFNAME N | macflags MACDEV FLAGSDEV N | dbus N | "
+                "rxfilter SOCKET NIC N | "
                 "watch SOCKET IFNAME\n");
         return 2;
 }

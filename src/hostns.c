@@ -22,6 +22,8 @@ HostContext *host_context_free(HostContext *c) {
         if (!c)
                 return NULL;
         nl_socket_free(c->nl);
+        safe_close(c->rtnl_fd);
+        free(c->rtnl_buf);
         safe_close(c->ioctl_fd);
         safe_close(c->dev_mcast_fd);
         free(c->dev_mcast_path);
@@ -40,6 +42,7 @@ int host_context_new(const char *dev_mcast_path, HostContext **ret) {
         if (!c)
                 return -ENOMEM;
         c->ioctl_fd = -EBADF;
+        c->rtnl_fd = -EBADF;
         c->dev_mcast_fd = -EBADF;
 
         c->dev_mcast_path = strdup(dev_mcast_path ?: "/proc/self/net/dev_mcast");
@@ -52,6 +55,13 @@ int host_context_new(const char *dev_mcast_path, HostContext **ret) {
         r = nl_connect(c->nl, NETLINK_ROUTE); /* libnl >= 3.2.26 opens it with SOCK_CLOEXEC */
         if (r < 0)
                 return nl_errno(r);
+
+        c->rtnl_fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+        if (c->rtnl_fd < 0)
+                return -errno;
+        c->rtnl_buf = malloc(HOST_RTNL_BUF_SIZE);
+        if (!c->rtnl_buf)
+                return -ENOMEM;
 
         /* Any socket reaches dev_ioctl(); AF_UNIX keeps the unit's address families to UNIX+NETLINK. */
         c->ioctl_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);

@@ -8,10 +8,17 @@
 
 #include "cleanup.h"
 
-/* Sockets in one network namespace, used by one thread at a time (nothing in it is locked): a
- * netlink socket for link requests, a socket for the multicast ioctls, dev_mcast for reconcile. */
+/* A link's answer without statistics is about 1.5 KiB; one that does not fit is refused (-EMSGSIZE). */
+#define HOST_RTNL_BUF_SIZE (32 * 1024)
+
+/* Sockets in one network namespace, used by one thread at a time (nothing in it is locked): an
+ * rtnetlink socket for link requests and libnl's for the bridge FDB, a socket for the multicast
+ * ioctls, dev_mcast for reconcile. */
 typedef struct HostContext {
-        struct nl_sock *nl; /* NETLINK_ROUTE */
+        struct nl_sock *nl; /* NETLINK_ROUTE through libnl: the bridge FDB */
+        int rtnl_fd; /* NETLINK_ROUTE, raw: link reads and changes (hostlink.c) */
+        uint32_t rtnl_seq;
+        void *rtnl_buf; /* HOST_RTNL_BUF_SIZE: one answer at a time */
         int ioctl_fd; /* AF_UNIX datagram socket: SIOCADDMULTI/SIOCDELMULTI, SIOCGIFNAME */
         char *dev_mcast_path; /* "/proc/self/net/dev_mcast" or "/proc/PID/net/dev_mcast" */
         int dev_mcast_fd; /* >= 0: opened inside another namespace, re-read from offset 0 */

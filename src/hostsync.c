@@ -8,8 +8,10 @@
 #include <json-c/json.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cleanup.h"
 
@@ -211,9 +213,52 @@ static int ownership_name(uint64_t netns, int ifindex, const char *suffix, char 
         return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 
-/* The records' directory, created if needed, and refused unless it is ours and nobody else may write
- * to it: we write there as root. */
-static int open_state_dir(const char *dir) {
+/* ---- the records' directory ------------------------------------------------------------------------- */
+
+struct HostStateDir {
+        char *path;
+        uid_t uid; /* ours: the directory's owner must be this */
+        pthread_rwlock_t lock; /* read: the fd is in use; write: it is being (re)opened */
+        int fd;
+};
+
+int host_state_dir_new(const char *path, HostStateDir **ret) {
+        HostStateDir *d = calloc(1, sizeof(HostStateDir));
+        if (!d)
+                return -ENOMEM;
+        d->path = strdup(path);
+        if (!d->path) {
+                free(d);
+                return -ENOMEM;
+        }
+        d->fd = -EBADF;
+        d->uid = geteuid();
+        pthread_rwlock_init(&d->lock, NULL);
+        *ret = d;
+        return 0;
+}
+
+HostStateDir *host_state_dir_free(HostStateDir *d) {
+        if (!d)
+                return NULL;
+        safe_close(d->fd);
+        pthread_rwlock_destroy(&d->lock);
+        free(d->path);
+        free(d);
+        return NULL;
+}
+
+const char *host_state_dir_path(const HostStateDir *d) {
+        return d->path;
+}
+
+/* Ours, and nobody else may write to it: we write there as root. */
+static int check_state_dir(const HostStateDir *d, const struct stat *st) {
+        return st->st_uid != d->uid || (st->st_mode & 022) ? -EPERM : 0;
+}
+
+static int open_state_dir(const HostStateDir *d) {
+        const char *dir = d->path;
         struct stat st;
 
         if (mkdir(dir, 0700) < 0 && errno != EEXIST)
@@ -221,60 +266,125 @@ static int open_state_dir(const char *dir) {
         int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0)
                 return -errno;
-        if (fstat(fd, &st) < 0 || st.st_uid != geteuid() || (st.st_mode & 022)) {
+        if (fstat(fd, &st) < 0 || check_state_dir(d, &st) < 0) {
                 safe_close(fd);
                 return -EPERM;
         }
         return fd;
 }
 
-static json_object *mac_to_json(const EtherAddr *a) {
-        char s[ETHER_ADDR_STRLEN];
-        return json_object_new_string(ether_addr_format(a, s));
+/* The directory's fd, read-locked until state_dir_unlock(): opened (created) once, then checked on
+ * every use with one fstat: still ours and closed to others, and not removed (a removed directory is
+ * created again). A record is written on every trusted change: no path walk or mkdir per record. */
+static int state_dir_lock(HostStateDir *d) {
+        struct stat st;
+
+        for (unsigned attempt = 0;; attempt++) {
+                pthread_rwlock_rdlock(&d->lock);
+                if (d->fd >= 0 && fstat(d->fd, &st) >= 0 && st.st_nlink > 0) {
+                        int r = check_state_dir(d, &st);
+                        if (r >= 0)
+                                return d->fd;
+                        pthread_rwlock_unlock(&d->lock);
+                        return r;
+                }
+                pthread_rwlock_unlock(&d->lock);
+                if (attempt > 0)
+                        return -ENOENT; /* removed again as soon as it was made */
+
+                pthread_rwlock_wrlock(&d->lock);
+                d->fd = safe_close(d->fd);
+                d->fd = open_state_dir(d);
+                int r = d->fd;
+                pthread_rwlock_unlock(&d->lock);
+                if (r < 0)
+                        return r;
+        }
 }
 
-int host_ownership_save(const char *dir, uint64_t netns, const HostOwnership *o) {
-        char name[96], tmp[128];
+static void state_dir_unlock(HostStateDir *d) {
+        pthread_rwlock_unlock(&d->lock);
+}
+
+/* ---- records -------------------------------------------------------------------------------------- */
+
+/* A JSON string as json-c writes it: quote, backslash and control bytes escaped, the rest verbatim. */
+static size_t json_append_string(char *buf, size_t size, size_t at, const char *s) {
+        at += (size_t)snprintf(buf + at, at < size ? size - at : 0, "\"");
+        for (; *s; s++) {
+                unsigned char ch = (unsigned char)*s;
+                if (ch == '"' || ch == '\\')
+                        at += (size_t)snprintf(buf + at, at < size ? size - at : 0, "\\%c", ch);
+                else if (ch < 0x20 || ch == 0x7f)
+                        at += (size_t)snprintf(buf + at, at < size ? size - at : 0, "\\u%04x", ch);
+                else if (at + 1 < size)
+                        buf[at++] = (char)ch, buf[at] = '\0';
+                else
+                        at++;
+        }
+        return at + (size_t)snprintf(buf + at, at < size ? size - at : 0, "\"");
+}
+
+/* The record's text (what host_ownership_parse() reads), without a JSON library: it is written on every
+ * trusted change. -ENOBUFS if it does not fit. */
+static int ownership_format(const HostOwnership *o, char *buf, size_t size, size_t *ret_len) {
+        char mac[ETHER_ADDR_STRLEN];
+        size_t at;
+
+        at = (size_t)snprintf(buf, size, "{\"ifindex\":%d,\"ifname\":", o->ifindex);
+        at = json_append_string(buf, size, at, o->ifname);
+        at += (size_t)snprintf(buf + at, at < size ? size - at : 0,
+                ",\"baseline-mac\":\"%s\",\"baseline-flags\":%u,\"mac-set\":%s,\"flags-set\":%u,"
+                "\"multicast-added\":[",
+                ether_addr_format(&o->baseline_mac, mac), o->baseline_flags, o->mac_set ? "true" : "false",
+                o->flags_set);
+        for (size_t i = 0; i < o->n_added; i++)
+                at += (size_t)snprintf(buf + at, at < size ? size - at : 0, "%s\"%s\"", i ? "," : "",
+                        ether_addr_format(&o->added[i], mac));
+        at += (size_t)snprintf(buf + at, at < size ? size - at : 0, "]}");
+        if (at >= size)
+                return -ENOBUFS;
+        *ret_len = at;
+        return 0;
+}
+
+static int write_record(int dfd, const char *name, const char *text, size_t len) {
+        char tmp[128];
+        int r;
+
+        /* A fresh file (never a planted one, never through a link), then renamed: a crash never leaves
+         * a torn record. The temporary name is the thread's: one left by a crash is replaced. */
+        snprintf(tmp, sizeof(tmp), ".%s.%lx.tmp", name, (unsigned long)pthread_self());
+        _cleanup_close_ int fd =
+                openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0 && errno == EEXIST && unlinkat(dfd, tmp, 0) >= 0)
+                fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0)
+                return -errno;
+        ssize_t n = write(fd, text, len);
+        r = n < 0 ? -errno : (size_t)n != len ? -EIO : 0;
+        if (r == 0 && renameat(dfd, tmp, dfd, name) < 0)
+                r = -errno;
+        if (r < 0)
+                (void)unlinkat(dfd, tmp, 0);
+        return r;
+}
+
+int host_ownership_save(HostStateDir *d, uint64_t netns, const HostOwnership *o) {
+        char name[96], text[4096]; /* 64 entries: under 1.5 KiB */
+        size_t len;
         int r;
 
         r = ownership_name(netns, o->ifindex, "", name, sizeof(name));
+        if (r >= 0)
+                r = ownership_format(o, text, sizeof(text), &len);
         if (r < 0)
                 return r;
-        _cleanup_close_ int dfd = open_state_dir(dir);
+        int dfd = state_dir_lock(d);
         if (dfd < 0)
                 return dfd;
-
-        json_object *root = json_object_new_object(), *added = json_object_new_array();
-        if (!root || !added) {
-                json_object_put(root);
-                json_object_put(added);
-                return -ENOMEM;
-        }
-        json_object_object_add(root, "ifindex", json_object_new_int(o->ifindex));
-        json_object_object_add(root, "ifname", json_object_new_string(o->ifname));
-        json_object_object_add(root, "baseline-mac", mac_to_json(&o->baseline_mac));
-        json_object_object_add(root, "baseline-flags", json_object_new_int((int)o->baseline_flags));
-        json_object_object_add(root, "mac-set", json_object_new_boolean(o->mac_set));
-        json_object_object_add(root, "flags-set", json_object_new_int((int)o->flags_set));
-        for (size_t i = 0; i < o->n_added; i++)
-                json_object_array_add(added, mac_to_json(&o->added[i]));
-        json_object_object_add(root, "multicast-added", added);
-
-        /* A fresh file (never a planted one, never through a link), then renamed: a crash never leaves
-         * a torn record. */
-        snprintf(tmp, sizeof(tmp), ".%s.%lx.tmp", name, (unsigned long)pthread_self());
-        (void)unlinkat(dfd, tmp, 0);
-        _cleanup_close_ int fd =
-                openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (fd < 0)
-                r = -errno;
-        else
-                r = json_object_to_fd(fd, root, JSON_C_TO_STRING_PLAIN) < 0 ? -EIO : 0;
-        json_object_put(root);
-        if (r == 0 && renameat(dfd, tmp, dfd, name) < 0)
-                r = -errno;
-        if (r < 0 && fd >= 0)
-                (void)unlinkat(dfd, tmp, 0);
+        r = write_record(dfd, name, text, len);
+        state_dir_unlock(d);
         return r;
 }
 
@@ -367,20 +477,11 @@ int host_ownership_parse(const char *text, size_t size, HostOwnership *ret) {
         return 0;
 }
 
-int host_ownership_load(
-        const char *dir, uint64_t netns, int ifindex, const char *ifname, HostOwnership *ret) {
-        char name[96], corrupt[112], text[HOST_OWNERSHIP_RECORD_MAX + 1];
+static int load_record(int dfd, int ifindex, const char *name, const char *corrupt, const char *ifname,
+        HostOwnership *ret) {
+        char text[HOST_OWNERSHIP_RECORD_MAX + 1];
         HostOwnership o;
-        int r;
 
-        r = ownership_name(netns, ifindex, "", name, sizeof(name));
-        if (r >= 0)
-                r = ownership_name(netns, ifindex, ".corrupt", corrupt, sizeof(corrupt));
-        if (r < 0)
-                return r;
-        _cleanup_close_ int dfd = open_state_dir(dir);
-        if (dfd < 0)
-                return dfd;
         if (faccessat(dfd, corrupt, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
                 return -EBADMSG;
         _cleanup_close_ int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
@@ -405,13 +506,33 @@ int host_ownership_load(
         return 0;
 }
 
-int host_ownership_remove(const char *dir, uint64_t netns, int ifindex) {
+int host_ownership_load(
+        HostStateDir *d, uint64_t netns, int ifindex, const char *ifname, HostOwnership *ret) {
+        char name[96], corrupt[112];
+        int r;
+
+        r = ownership_name(netns, ifindex, "", name, sizeof(name));
+        if (r >= 0)
+                r = ownership_name(netns, ifindex, ".corrupt", corrupt, sizeof(corrupt));
+        if (r < 0)
+                return r;
+        int dfd = state_dir_lock(d);
+        if (dfd < 0)
+                return dfd;
+        r = load_record(dfd, ifindex, name, corrupt, ifname, ret);
+        state_dir_unlock(d);
+        return r;
+}
+
+int host_ownership_remove(HostStateDir *d, uint64_t netns, int ifindex) {
         char name[96];
         int r = ownership_name(netns, ifindex, "", name, sizeof(name));
         if (r < 0)
                 return r;
-        _cleanup_close_ int dfd = open_state_dir(dir);
+        int dfd = state_dir_lock(d);
         if (dfd < 0)
                 return dfd;
-        return unlinkat(dfd, name, 0) < 0 && errno != ENOENT ? -errno : 0;
+        r = unlinkat(dfd, name, 0) < 0 && errno != ENOENT ? -errno : 0;
+        state_dir_unlock(d);
+        return r;
 }

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cleanup.h"
 #include "hostdev.h"
 
 /* The device as first seen, and which of its state we changed since. We only ever undo what we did:
@@ -56,18 +57,26 @@ bool host_ownership_is_clean(const HostOwnership *o);
 
 /* Persistence across daemon restarts, so a restart never takes guest-made state for the baseline.
  * Only records with something of ours are kept (a clean device's state is its baseline). Files live
- * in dir as "<netns cookie>-<ifindex>.json": the cookie is never reused while the host runs, the
- * ifindex is checked together with the name. dir must be ours and writable by nobody else; files
- * are created with O_EXCL|O_NOFOLLOW in it and renamed into place, so a planted link is never
- * followed.
+ * in the state directory as "<netns cookie>-<ifindex>.json": the cookie is never reused while the
+ * host runs, the ifindex is checked together with the name. The directory must be ours and writable
+ * by nobody else (checked on every use); files are created with O_EXCL|O_NOFOLLOW in it and renamed
+ * into place, so a planted link is never followed.
  * load: 0 and *ret; -ENOENT when there is none; -ESTALE when the record is of another device that
  * had this ifindex (name differs: the record is removed); -EBADMSG when it is corrupt: it is then
  * moved aside to "….json.corrupt" and -EBADMSG returned for as long as that file exists, because
  * what is ours on the device is unknown until an operator looks. */
+typedef struct HostStateDir HostStateDir;
+/* No I/O yet: the directory is created and opened on first use, and again if it is removed. Safe to
+ * use from several threads. */
+int host_state_dir_new(const char *path, HostStateDir **ret);
+HostStateDir *host_state_dir_free(HostStateDir *d);
+DEFINE_POINTER_CLEANUP_FUNC(HostStateDir, host_state_dir_free);
+const char *host_state_dir_path(const HostStateDir *d);
+
 int host_ownership_load(
-        const char *dir, uint64_t netns, int ifindex, const char *ifname, HostOwnership *ret);
-int host_ownership_save(const char *dir, uint64_t netns, const HostOwnership *o);
+        HostStateDir *d, uint64_t netns, int ifindex, const char *ifname, HostOwnership *ret);
+int host_ownership_save(HostStateDir *d, uint64_t netns, const HostOwnership *o);
 /* Parses a record's text (strict JSON, every field present and in range). Pure, for the fuzzer too. */
 #define HOST_OWNERSHIP_RECORD_MAX (16 * 1024)
 int host_ownership_parse(const char *text, size_t size, HostOwnership *ret);
-int host_ownership_remove(const char *dir, uint64_t netns, int ifindex);
+int host_ownership_remove(HostStateDir *d, uint64_t netns, int ifindex);

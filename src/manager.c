@@ -26,13 +26,15 @@ int manager_new(sd_event *event, DaemonConfig *config, const char *guests_dir, M
         m->config = *config;
         *config = (DaemonConfig){}; /* the strings are ours now */
         m->guests_dir = strdup(guests_dir);
-        if (!m->guests_dir || asprintf(&m->baseline_dir, "%s/baselines", m->config.runtime_directory) < 0)
+        _cleanup_free_ char *baseline_dir = NULL;
+        if (!m->guests_dir || asprintf(&baseline_dir, "%s/baselines", m->config.runtime_directory) < 0 ||
+                host_state_dir_new(baseline_dir, &m->baselines) < 0)
                 return -ENOMEM;
 
         /* Where baselines survive a daemon restart (systemd creates RuntimeDirectory= for us). */
         if ((mkdir(m->config.runtime_directory, 0755) < 0 && errno != EEXIST) ||
-                (mkdir(m->baseline_dir, 0700) < 0 && errno != EEXIST))
-                return log_error_errno(errno, "Failed to create %s: %m", m->baseline_dir);
+                (mkdir(baseline_dir, 0700) < 0 && errno != EEXIST))
+                return log_error_errno(errno, "Failed to create %s: %m", baseline_dir);
 
         r = worker_pool_new(event, m->config.workers, &m->workers);
         if (r < 0)
@@ -73,7 +75,7 @@ Manager *manager_free(Manager *m) {
         daemon_config_done(&m->config);
         strmap_done(&m->guests_by_name);
         free(m->guests_dir);
-        free(m->baseline_dir);
+        host_state_dir_free(m->baselines);
         sd_event_unref(m->event);
         free(m);
         return NULL;

@@ -9,6 +9,7 @@
 #include "config.h"
 #include "hostclaim.h"
 #include "hostdev.h"
+#include "hostsync.h"
 #include "strmap.h"
 #include "worker.h"
 
@@ -34,7 +35,7 @@ typedef struct Manager {
 
         sd_event_source *qmp_dir_watch;
         sd_event_source *reconcile_timer; /* armed only while some NIC is trusted */
-        char *baseline_dir; /* RuntimeDirectory=/baselines */
+        HostStateDir *baselines; /* RuntimeDirectory=/baselines */
         /* NICs whose job waits for room in the pool (jobqueue.c): a connect burst of thousands of NICs
          * would otherwise hold a SyncJob each at once. */
         Nic *parked_head, *parked_tail;

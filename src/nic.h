@@ -10,8 +10,10 @@
 #include "hostdev.h"
 #include "hostsync.h"
 #include "metrics.h"
+#include "peerdev.h"
 #include "ratelimit.h"
 #include "rxfilter.h"
+#include "syncjob.h"
 
 typedef enum NicSyncState {
         NIC_SYNC_OBSERVING, /* no trust (or a tap): published, never applied */
@@ -63,6 +65,8 @@ typedef struct Nic {
         int parked_mode; /* SyncJobMode of the parked job */
         unsigned parked_caps;
         int backend_fd; /* fd=N of an fd-passed backend, -1 if none */
+        PeerDeviceCache peer_cache; /* what backend_fd was verified to be (kept by the jobs) */
+        SyncTiming timing; /* of the query in flight: event, query, reply (debug log) */
         sd_event_source *defer_timer; /* rate limit: the deferred query */
         RateLimit query_limit;
 

@@ -62,24 +62,17 @@ static int tap_from_fdinfo(pid_t pid, int fd, PeerDevice *ret) {
         return -ENODEV; /* a tun fd not attached to any device yet */
 }
 
-int peerdev_from_fd(pid_t pid, int fd, PeerDevice *ret) {
-        char path[64], link[64], target[PATH_MAX];
-        struct stat st;
+/* What the fd whose stat is st is. */
+static int peerdev_from_stat(pid_t pid, int fd, const struct stat *st, PeerDevice *ret) {
+        char link[64], target[PATH_MAX];
 
-        if (pid <= 0 || fd < 0)
-                return -EINVAL;
-        /* stat() follows the magic link to the file the process really has open: its name says
-         * nothing (QEMU may hold an ordinary file called tap5), its device number does. */
-        snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)pid, fd);
-        if (stat(path, &st) < 0)
-                return -errno;
-        if (!S_ISCHR(st.st_mode))
+        if (!S_ISCHR(st->st_mode))
                 return -ENODEV;
-        if (major(st.st_rdev) == TUN_MAJOR && minor(st.st_rdev) == TUN_MINOR)
+        if (major(st->st_rdev) == TUN_MAJOR && minor(st->st_rdev) == TUN_MINOR)
                 return tap_from_fdinfo(pid, fd, ret);
 
         /* /sys/dev/char is not namespaced: it finds a macvtap in any network namespace. */
-        snprintf(link, sizeof(link), "/sys/dev/char/%u:%u", major(st.st_rdev), minor(st.st_rdev));
+        snprintf(link, sizeof(link), "/sys/dev/char/%u:%u", major(st->st_rdev), minor(st->st_rdev));
         ssize_t len = readlink(link, target, sizeof(target) - 1);
         if (len < 0)
                 return errno == ENOENT ? -ENODEV : -errno;
@@ -89,6 +82,48 @@ int peerdev_from_fd(pid_t pid, int fd, PeerDevice *ret) {
                 return -ENODEV;
         *ret = d;
         return 0;
+}
+
+/* stat() follows the magic link to the file the process really has open: its name says nothing (QEMU
+ * may hold an ordinary file called tap5), its device number does. */
+static int stat_peer_fd(pid_t pid, int fd, struct stat *ret) {
+        char path[64];
+
+        if (pid <= 0 || fd < 0)
+                return -EINVAL;
+        snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)pid, fd);
+        return stat(path, ret) < 0 ? -errno : 0;
+}
+
+int peerdev_from_fd(pid_t pid, int fd, PeerDevice *ret) {
+        struct stat st;
+        int r = stat_peer_fd(pid, fd, &st);
+        return r < 0 ? r : peerdev_from_stat(pid, fd, &st, ret);
+}
+
+int peerdev_from_fd_cached(pid_t pid, int fd, PeerDeviceCache *cache, PeerDevice *ret) {
+        struct stat st;
+        int r;
+
+        r = stat_peer_fd(pid, fd, &st);
+        if (r < 0)
+                return r;
+        if (cache->device.kind == HOSTDEV_KIND_MACVTAP && cache->pid == pid && cache->fd == fd &&
+                S_ISCHR(st.st_mode) && cache->dev == st.st_dev && cache->ino == st.st_ino &&
+                cache->rdev == st.st_rdev) {
+                *ret = cache->device;
+                return 1;
+        }
+        *cache = (PeerDeviceCache){};
+        r = peerdev_from_stat(pid, fd, &st, ret);
+        if (r >= 0 && ret->kind == HOSTDEV_KIND_MACVTAP)
+                *cache = (PeerDeviceCache){ .pid = pid,
+                        .fd = fd,
+                        .dev = st.st_dev,
+                        .rdev = st.st_rdev,
+                        .ino = st.st_ino,
+                        .device = *ret };
+        return r;
 }
 
 int peerdev_find(pid_t pid, const char *ifname, PeerDevice *ret) {

@@ -23,6 +23,24 @@ typedef struct PeerDevice {
  * "iff:" line the tun driver writes into the fd's fdinfo. */
 int peerdev_from_fd(pid_t pid, int fd, PeerDevice *ret);
 
+/* What a full look at a fd of a process found, to recognise the same open file with one stat. */
+typedef struct PeerDeviceCache {
+        pid_t pid;
+        int fd;
+        dev_t dev, rdev; /* the node's file system and its device number */
+        ino_t ino; /* the node itself: the same open file, not merely the same device number */
+        PeerDevice device; /* kind HOSTDEV_KIND_UNKNOWN: nothing remembered */
+} PeerDeviceCache;
+
+/* peerdev_from_fd() for a fd looked at before: while pid's fd is still the same character device
+ * node (one stat through /proc: same st_dev, st_ino, st_rdev), the macvtap found then is returned
+ * without reading /sys again; anything else is looked at in full and remembered in *cache. The stat
+ * is never skipped: the fd is checked to be that device on every call. A macvtap renamed since is
+ * still reported under its old name: forget the cache when the name leads nowhere. Taps are never
+ * remembered (their name is read from fdinfo, which follows renames). Returns 1 when the device came
+ * from the cache, 0 when it was looked at, or peerdev_from_fd()'s errors. */
+int peerdev_from_fd_cached(pid_t pid, int fd, PeerDeviceCache *cache, PeerDevice *ret);
+
 /* Whether process pid holds ifname open (a tap fd or a macvtap character device): 1 and *ret if so, 0
  * if not, negative errno if its fds cannot be read. Looks at PEERDEV_FDS_MAX fds at most. */
 int peerdev_find(pid_t pid, const char *ifname, PeerDevice *ret);

@@ -32,6 +32,7 @@ struct QmpClient {
         char *path;
         int fd;
         sd_event_source *io;
+        uint32_t io_events; /* as last registered */
         sd_event_source *greeting_timeout;
         sd_event_source *read_more; /* defer: continue reading a monitor that had its share */
         QmpState state;
@@ -65,7 +66,14 @@ static int client_update_io_events(QmpClient *c) {
                 events = EPOLLOUT; /* connect() in progress */
         else if (c->out_offset < c->out_size)
                 events |= EPOLLOUT;
-        return sd_event_source_set_io_events(c->io, events);
+        /* sd-event re-registers an edge-triggered source on every call (an epoll_ctl per command sent);
+         * nothing here needs the edge re-armed: reads go on to EAGAIN or continue from read_more. */
+        if (events == c->io_events)
+                return 0;
+        int r = sd_event_source_set_io_events(c->io, events);
+        if (r >= 0)
+                c->io_events = events;
+        return r;
 }
 
 static void command_unlink(QmpCommand *cmd) {
@@ -517,6 +525,7 @@ int qmp_client_connect(QmpClient *c) {
         /* Even a connect that completed at once is finished in on_io (the socket is writable): the
          * peer is checked there, outside our caller, which must not see the state change under it. */
         r = sd_event_add_io(c->event, &c->io, fd, EPOLLOUT, on_io, c);
+        c->io_events = EPOLLOUT;
         if (r < 0)
                 return r;
         r = sd_event_add_time_relative(c->event, &c->greeting_timeout, CLOCK_MONOTONIC, QMP_GREETING_TIMEOUT,

@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "cleanup.h"
 #include "peerdev.h"
@@ -49,7 +50,8 @@ static bool job_ensure_ownership(SyncJob *j) {
                 job_fail(j,
                         "baseline record of %s is corrupt (kept as %" PRIu64 "-%d.json.corrupt in %s); not "
                         "changing the device until it is removed",
-                        j->ifname, j->host->netns_cookie, j->link.ifindex, j->state_dir);
+                        j->ifname, j->host->netns_cookie, j->link.ifindex,
+                        host_state_dir_path(j->state_dir));
                 return false;
         }
         if (r < 0 && r != -ENOENT && r != -ESTALE) {
@@ -116,7 +118,8 @@ static bool job_resolve_device(SyncJob *j) {
                 return job_refuse_device(
                         j, "host interface: the QEMU process is unknown, its devices cannot be verified");
         if (j->backend_fd >= 0) {
-                r = peerdev_from_fd(j->peer_pid, j->backend_fd, &j->verified);
+                r = peerdev_from_fd_cached(j->peer_pid, j->backend_fd, &j->peer_cache, &j->verified);
+                j->verified_cached = r > 0;
                 if (r < 0)
                         return job_refuse_device(j,
                                 "host interface: fd %d of QEMU (pid %d) is not a tap or macvtap: %s",
@@ -138,15 +141,31 @@ static bool job_resolve_device(SyncJob *j) {
 
 /* The link read in the job's namespace must be the device QEMU holds: same kind, and for a macvtap the
  * ifindex its character device names (another namespace may have a device of the same name). */
-static bool job_link_matches_verified(SyncJob *j) {
-        if (j->ifname_configured)
-                return true;
-        if (j->link.kind == j->verified.kind &&
-                (j->verified.kind != HOSTDEV_KIND_MACVTAP || j->link.ifindex == j->verified.ifindex))
-                return true;
-        job_fail(j, "host interface %s: the device in the guest's namespace is not the one QEMU holds",
-                j->ifname);
-        return false;
+static bool job_link_is_verified(const SyncJob *j) {
+        return j->ifname_configured ||
+                (j->link.kind == j->verified.kind &&
+                        (j->verified.kind != HOSTDEV_KIND_MACVTAP ||
+                                j->link.ifindex == j->verified.ifindex));
+}
+
+/* Resolves the device and reads it. A device remembered from an earlier job whose name now leads
+ * nowhere or elsewhere (renamed since) is looked at again in full, once. -ENXIO: no device to act on
+ * (refused or unknown, said in the job). */
+static int job_read_device(SyncJob *j) {
+        char reported[IF_NAMESIZE];
+        int r;
+
+        memcpy(reported, j->ifname, sizeof(reported));
+        for (unsigned attempt = 0;; attempt++) {
+                if (!job_resolve_device(j))
+                        return -ENXIO;
+                r = hostdev_read_full(j->host, j->ifname, false, &j->link);
+                if (!j->verified_cached || attempt > 0 || (r < 0 && r != -ENODEV) ||
+                        (r >= 0 && job_link_is_verified(j)))
+                        return r;
+                j->peer_cache = (PeerDeviceCache){};
+                memcpy(j->ifname, reported, sizeof(j->ifname));
+        }
 }
 
 /* No device is driven by two NICs: the first NIC that syncs it holds it until it goes. */
@@ -176,6 +195,9 @@ static void job_apply(SyncJob *j, const HostChange *change) {
         HostOwnership before = j->ownership;
         j->attempted |= host_change_attributes(change);
         (void)hostdev_apply(j->host, &j->link, change, &j->apply);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        j->timing.host = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
         hostsync_record(&j->ownership, change, &j->apply);
         if (memcmp(&before, &j->ownership, sizeof(before)) == 0)
                 return;
@@ -288,10 +310,9 @@ static bool job_read_multicast(SyncJob *j) {
 static void job_run_on_host(SyncJob *j) {
         int r;
 
-        if (!job_resolve_device(j))
+        r = job_read_device(j);
+        if (r == -ENXIO)
                 return;
-
-        r = hostdev_read_full(j->host, j->ifname, false, &j->link);
         if (r < 0) {
                 /* A device that is gone has nothing of ours left on it: forget its record (its ifindex may
                  * be given to another device), and a revert is done. A renamed one keeps it. */
@@ -314,8 +335,12 @@ static void job_run_on_host(SyncJob *j) {
                                         j->trust & host_attributes[i].trust ? r : 0;
                 return;
         }
-        if (!job_link_matches_verified(j))
+        if (!job_link_is_verified(j)) {
+                job_fail(j,
+                        "host interface %s: the device in the guest's namespace is not the one QEMU holds",
+                        j->ifname);
                 return;
+        }
         j->have_link = true;
         if (j->link.kind == HOSTDEV_KIND_TAP && j->mode == SYNC_JOB_FILTER && j->trust != TRUST_NONE) {
                 job_sync_tap(j);
@@ -336,7 +361,7 @@ static void job_run_on_host(SyncJob *j) {
                 if (j->outcome == SYNC_APPLIED)
                         j->outcome = SYNC_PARTIAL;
                 snprintf(j->error, sizeof(j->error), "baseline record of %s cannot be saved in %s: %s",
-                        j->ifname, j->state_dir, strerror(-j->persist_error));
+                        j->ifname, host_state_dir_path(j->state_dir), strerror(-j->persist_error));
         }
 }
 

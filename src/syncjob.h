@@ -31,6 +31,16 @@ typedef enum SyncOutcome {
 
 const char *sync_outcome_to_string(SyncOutcome o);
 
+/* When a change went through the daemon (CLOCK_REALTIME µs, as QEMU stamps its events; 0: not
+ * known): the benchmarks split the time from a guest's event to the host into QEMU's answer and ours.
+ * The debug line also says when the loop thread took the result ("done", before the signals). */
+typedef struct SyncTiming {
+        uint64_t event; /* the last NIC_RX_FILTER_CHANGED read before the query was sent */
+        uint64_t query; /* query-rx-filter sent */
+        uint64_t reply; /* its reply read */
+        uint64_t host; /* the host change done (worker), 0 if nothing was changed */
+} SyncTiming;
+
 /* Everything the worker reads is copied in here by the loop thread; everything it produces goes out
  * here. The worker never touches a Nic or Guest. */
 typedef struct SyncJob {
@@ -47,14 +57,16 @@ typedef struct SyncJob {
         UnicastPolicy unicast_policy;
         HostNamespace *netns; /* where the device is (a reference): the guest's namespace, or ours */
         HostContext *host; /* borrowed from netns while the job runs */
-        const char *state_dir; /* persisted ownership, or NULL */
+        HostStateDir *state_dir; /* persisted ownership, or NULL */
         char ifname[IF_NAMESIZE]; /* configured, or reported by QEMU (to verify); empty: unknown */
         bool ifname_configured; /* by the operator (drop-in, AttachGuest): needs no verification */
         int backend_fd; /* fd=N QEMU reports for its backend, -1 if none */
+        PeerDeviceCache peer_cache; /* in and out: what backend_fd was found to be before */
         pid_t peer_pid; /* the QEMU at the other end of the socket (SO_PEERCRED) */
         HostClaims *claims; /* which NIC drives which device, or NULL */
         const char *guest_name, *nic_id; /* borrowed (immutable while the job holds its NIC) */
         const char *reason; /* FILTER: what MacChanged will say */
+        SyncTiming timing; /* in: event, query, reply; out: host */
         bool have_ownership;
         HostOwnership ownership;
         /* Guard: the job acts only while *generation_now == generation (the guest's connection). */
@@ -66,6 +78,7 @@ typedef struct SyncJob {
         RxFilter filter;
         unsigned changed; /* RxFilterField bits vs previous */
         PeerDevice verified; /* the device QEMU holds, when not configured */
+        bool verified_cached; /* verified came from peer_cache (the fd is the same open node) */
         bool have_link;
         HostLinkState link;
         bool ownership_changed;

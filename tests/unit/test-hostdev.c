@@ -1,18 +1,22 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* test-hostdev.c: hostdev against real veth/macvtap/tap devices in a private network namespace. */
 #include <fcntl.h>
+#include <linux/if_tun.h>
 #include <net/if.h>
 #include <netlink/socket.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cleanup.h"
 #include "hostdev.h"
 #include "hostsync.h"
+#include "peerdev.h"
 #include "tests.h"
 
 static const char *netns_skip_reason;
@@ -200,6 +204,8 @@ TEST(context_sockets_cloexec) {
         ASSERT_TRUE(fl >= 0 && (fl & FD_CLOEXEC));
         fl = fcntl(c->ioctl_fd, F_GETFD);
         ASSERT_TRUE(fl >= 0 && (fl & FD_CLOEXEC));
+        fl = fcntl(c->rtnl_fd, F_GETFD);
+        ASSERT_TRUE(fl >= 0 && (fl & FD_CLOEXEC));
         ASSERT_TRUE(host_context_free(NULL) == NULL);
         ASSERT_TRUE(host_context_free(TAKE_PTR(c)) == NULL);
 
@@ -255,6 +261,69 @@ TEST(read_missing) {
         ASSERT_ERROR(hostdev_read(c, "nosuchdev0", &s), ENODEV);
         ASSERT_ERROR(hostdev_read(c, "", &s), EINVAL);
         ASSERT_ERROR(hostdev_read(c, "a-name-too-long-for-ifnamsiz", &s), EINVAL);
+}
+
+/* A macvtap's character device, opened as QEMU holds it: a private node with the device's own
+ * major:minor (/dev/tapN is shared by every namespace). */
+static int open_macvtap_node(const char *ifname, char node[static 64]) {
+        char suffix[64];
+        unsigned maj, min;
+
+        /* /sys/class/net is the namespace's that mounted /sys; /sys/dev/char lists every namespace's. */
+        snprintf(suffix, sizeof(suffix), "/net/%s/macvtap/tap%u", ifname, if_nametoindex(ifname));
+        const char *out = run(
+                "for l in /sys/dev/char/*; do case $(readlink $l) in *%s) basename $l;; esac; done", suffix);
+        if (sscanf(out, "%u:%u", &maj, &min) != 2)
+                return -ENODEV;
+        snprintf(node, 64, "/tmp/test-hostdev-tap-%d", (int)getpid());
+        (void)unlink(node);
+        if (mknod(node, S_IFCHR | 0600, makedev(maj, min)) < 0)
+                return -errno;
+        int fd = open(node, O_RDWR | O_CLOEXEC);
+        return fd < 0 ? -errno : fd;
+}
+
+/* The device a fd is, remembered: the same open node is recognised with one stat, anything else is
+ * looked at again, and a fd that is not a tap or macvtap is never taken for the one remembered. */
+TEST(peer_device_cache) {
+        PeerDeviceCache cache = {};
+        PeerDevice d;
+        char node[64];
+
+        NETNS_SETUP();
+        int fd = open_macvtap_node("mvt0", node);
+        ASSERT_TRUE(fd >= 0);
+        ASSERT_INT_EQ(peerdev_from_fd_cached(getpid(), fd, &cache, &d), 0); /* looked at */
+        ASSERT_INT_EQ(d.kind, HOSTDEV_KIND_MACVTAP);
+        ASSERT_STR_EQ(d.ifname, "mvt0");
+        ASSERT_INT_EQ(d.ifindex, if_nametoindex("mvt0"));
+        d = (PeerDevice){};
+        ASSERT_INT_EQ(peerdev_from_fd_cached(getpid(), fd, &cache, &d), 1); /* remembered */
+        ASSERT_STR_EQ(d.ifname, "mvt0");
+        ASSERT_INT_EQ(d.ifindex, if_nametoindex("mvt0"));
+
+        /* Another open file under the same fd number: not the remembered device. */
+        int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+        ASSERT_TRUE(devnull >= 0);
+        ASSERT_OK(dup3(devnull, fd, O_CLOEXEC));
+        ASSERT_ERROR(peerdev_from_fd_cached(getpid(), fd, &cache, &d), ENODEV);
+        ASSERT_INT_EQ(cache.device.kind, HOSTDEV_KIND_UNKNOWN);
+        close(fd);
+        ASSERT_ERROR(peerdev_from_fd_cached(getpid(), fd, &cache, &d), ENOENT);
+
+        /* A tap is read from fdinfo every time, never remembered. */
+        int tun = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+        ASSERT_TRUE(tun >= 0);
+        struct ifreq ifr = { .ifr_flags = IFF_TAP | IFF_NO_PI };
+        snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "tap0");
+        ASSERT_OK(ioctl(tun, TUNSETIFF, &ifr));
+        ASSERT_INT_EQ(peerdev_from_fd_cached(getpid(), tun, &cache, &d), 0);
+        ASSERT_INT_EQ(d.kind, HOSTDEV_KIND_TAP);
+        ASSERT_STR_EQ(d.ifname, "tap0");
+        ASSERT_INT_EQ(peerdev_from_fd_cached(getpid(), tun, &cache, &d), 0);
+        close(tun);
+        close(devnull);
+        ASSERT_OK(unlink(node));
 }
 
 TEST(read_dev_mcast_filtering) {

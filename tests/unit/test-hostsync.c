@@ -364,8 +364,10 @@ TEST(tap_is_never_planned) {
 }
 
 TEST(persistence_round_trip_and_stale_ifindex) {
-        char dir[] = "/tmp/test-hostsync-XXXXXX";
-        ASSERT_TRUE(mkdtemp(dir));
+        char path_dir[] = "/tmp/test-hostsync-XXXXXX";
+        ASSERT_TRUE(mkdtemp(path_dir));
+        _cleanup_(host_state_dir_freep) HostStateDir *dir = NULL;
+        ASSERT_OK(host_state_dir_new(path_dir, &dir));
 
         HostLinkState s = macvtap(IFF_MULTICAST | IFF_ALLMULTI);
         HostOwnership o, back;
@@ -395,8 +397,8 @@ TEST(persistence_round_trip_and_stale_ifindex) {
 
         /* A torn or foreign file is refused, kept aside, and keeps refusing until it is removed. */
         char path[256], corrupt[256];
-        snprintf(path, sizeof(path), "%s/4026531840-7.json", dir);
-        snprintf(corrupt, sizeof(corrupt), "%s/4026531840-7.json.corrupt", dir);
+        snprintf(path, sizeof(path), "%s/4026531840-7.json", path_dir);
+        snprintf(corrupt, sizeof(corrupt), "%s/4026531840-7.json.corrupt", path_dir);
         FILE *f = fopen(path, "w");
         fputs("{\"ifindex\": 7, \"baseline-mac\": 5}", f);
         fclose(f);
@@ -408,15 +410,17 @@ TEST(persistence_round_trip_and_stale_ifindex) {
         ASSERT_ERROR(host_ownership_load(dir, 4026531840UL, 7, "mvt0", &back), ENOENT);
 
         ASSERT_OK(host_ownership_remove(dir, 4026531840UL, 7));
-        ASSERT_OK(rmdir(dir));
+        ASSERT_OK(rmdir(path_dir));
 }
 
 /* Records are written as root: a link planted where the record or its temporary file will be is
  * never followed, and a directory others may write to is refused. */
 TEST(persistence_never_follows_planted_links) {
-        char dir[] = "/tmp/test-hostsync-XXXXXX", victim[] = "/tmp/test-hostsync-victim-XXXXXX";
+        char path_dir[] = "/tmp/test-hostsync-XXXXXX", victim[] = "/tmp/test-hostsync-victim-XXXXXX";
         char link_path[256];
-        ASSERT_TRUE(mkdtemp(dir));
+        ASSERT_TRUE(mkdtemp(path_dir));
+        _cleanup_(host_state_dir_freep) HostStateDir *dir = NULL;
+        ASSERT_OK(host_state_dir_new(path_dir, &dir));
         int vfd = mkstemp(victim);
         ASSERT_TRUE(vfd >= 0);
         ASSERT_INT_EQ(write(vfd, "precious\n", 9), 9);
@@ -426,7 +430,7 @@ TEST(persistence_never_follows_planted_links) {
         HostOwnership o;
         host_ownership_init(&o, &s);
         o.mac_set = true;
-        snprintf(link_path, sizeof(link_path), "%s/4026531840-7.json", dir);
+        snprintf(link_path, sizeof(link_path), "%s/4026531840-7.json", path_dir);
         ASSERT_OK(symlink(victim, link_path));
         ASSERT_OK(host_ownership_save(dir, 4026531840UL, &o)); /* replaces the link, not its target */
         struct stat st;
@@ -438,10 +442,62 @@ TEST(persistence_never_follows_planted_links) {
         fclose(f);
         ASSERT_STR_EQ(buf, "precious\n");
 
-        ASSERT_OK(chmod(dir, 0777));
+        ASSERT_OK(chmod(path_dir, 0777));
         ASSERT_ERROR(host_ownership_save(dir, 4026531840UL, &o), EPERM);
-        ASSERT_OK(chmod(dir, 0700));
+        ASSERT_OK(chmod(path_dir, 0700));
         ASSERT_OK(host_ownership_remove(dir, 4026531840UL, 7));
         ASSERT_OK(unlink(victim));
-        ASSERT_OK(rmdir(dir));
+        ASSERT_OK(rmdir(path_dir));
+}
+
+/* Records are written without a JSON library: whatever bytes a device name may hold (a quote, a
+ * backslash, a control byte) come back as they were, and the record stays strict JSON. */
+TEST(persistence_escapes_device_names) {
+        char path_dir[] = "/tmp/test-hostsync-XXXXXX";
+        ASSERT_TRUE(mkdtemp(path_dir));
+        _cleanup_(host_state_dir_freep) HostStateDir *dir = NULL;
+        ASSERT_OK(host_state_dir_new(path_dir, &dir));
+
+        HostLinkState s = macvtap(IFF_MULTICAST);
+        snprintf(s.ifname, sizeof(s.ifname), "a\"b\\c\x01d\x7f\xc3\xa9");
+        HostOwnership o, back;
+        host_ownership_init(&o, &s);
+        o.flags_set = IFF_PROMISC | IFF_ALLMULTI;
+        for (unsigned i = 0; i < RXFILTER_TABLE_MAX; i++) {
+                char m[ETHER_ADDR_STRLEN];
+                snprintf(m, sizeof(m), "33:33:00:00:00:%02x", i);
+                o.added[o.n_added++] = mac(m);
+        }
+        ASSERT_OK(host_ownership_save(dir, 1UL, &o));
+        ASSERT_OK(host_ownership_load(dir, 1UL, 7, s.ifname, &back));
+        ASSERT_STR_EQ(back.ifname, s.ifname);
+        ASSERT_INT_EQ(back.flags_set, IFF_PROMISC | IFF_ALLMULTI);
+        ASSERT_INT_EQ(back.n_added, RXFILTER_TABLE_MAX);
+        ASSERT_TRUE(ether_addr_equal(&back.added[RXFILTER_TABLE_MAX - 1], &o.added[RXFILTER_TABLE_MAX - 1]));
+        ASSERT_OK(host_ownership_remove(dir, 1UL, 7));
+        ASSERT_OK(rmdir(path_dir));
+}
+
+/* The directory is opened once and checked on every use: removed, it is made again. */
+TEST(persistence_survives_a_removed_directory) {
+        char path_dir[] = "/tmp/test-hostsync-XXXXXX", path[256];
+        ASSERT_TRUE(mkdtemp(path_dir));
+        _cleanup_(host_state_dir_freep) HostStateDir *dir = NULL;
+        ASSERT_OK(host_state_dir_new(path_dir, &dir));
+
+        HostLinkState s = macvtap(IFF_MULTICAST);
+        HostOwnership o, back;
+        host_ownership_init(&o, &s);
+        o.mac_set = true;
+        ASSERT_OK(host_ownership_save(dir, 1UL, &o));
+        ASSERT_OK(host_ownership_remove(dir, 1UL, 7));
+        ASSERT_OK(rmdir(path_dir));
+
+        ASSERT_OK(host_ownership_save(dir, 1UL, &o));
+        snprintf(path, sizeof(path), "%s/1-7.json", path_dir);
+        ASSERT_OK(access(path, F_OK));
+        ASSERT_OK(host_ownership_load(dir, 1UL, 7, "mvt0", &back));
+        ASSERT_TRUE(back.mac_set);
+        ASSERT_OK(host_ownership_remove(dir, 1UL, 7));
+        ASSERT_OK(rmdir(path_dir));
 }
