@@ -286,3 +286,14 @@ void fire_timer(sd_event_source *s) {
         if (s)
                 (void)sd_event_source_set_time(s, 1);
 }
+
+void fake_env_done(FakeEnv *env) {
+        manager_free(env->manager);
+        fake_qemu_free(env->qemu);
+        sd_event_unref(env->event);
+        fake_manager_cleanup(env->runtime_dir);
+}
+
+bool fake_env_has_query(void *env) {
+        return fake_qemu_peek(((FakeEnv *)env)->qemu) != NULL;
+}

@@ -61,3 +61,17 @@ int fake_manager_new(sd_event *event, char runtime_dir[static 64], Manager **ret
 void fake_manager_cleanup(const char *runtime_dir);
 /* Fires a timer now (a controllable clock for sd-event timers). */
 void fire_timer(sd_event_source *s);
+
+/* What a NIC or guest test drives: a loop, a manager, the scripted QEMU and the guest on its socket. */
+typedef struct FakeEnv {
+        sd_event *event;
+        Manager *manager;
+        FakeQemu *qemu;
+        Guest *guest;
+        char runtime_dir[64];
+} FakeEnv;
+
+/* Frees all of it, the manager first (it outlives every NIC). */
+void fake_env_done(FakeEnv *env);
+/* For fake_qemu_pump_until(): a query is waiting for the test's answer. */
+bool fake_env_has_query(void *env);

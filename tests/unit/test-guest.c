@@ -11,37 +11,18 @@
 #include "fake-qemu.h"
 #include "tests.h"
 
-typedef struct Env {
-        sd_event *event;
-        Manager *manager;
-        FakeQemu *qemu;
-        Guest *guest;
-        char runtime_dir[64];
-} Env;
-
-static void env_done(Env *env) {
-        manager_free(env->manager);
-        fake_qemu_free(env->qemu);
-        sd_event_unref(env->event);
-        fake_manager_cleanup(env->runtime_dir);
-}
-
-static bool has_query(void *data) {
-        return fake_qemu_peek(((Env *)data)->qemu) != NULL;
-}
-
 static bool all_idle(void *data) {
-        Env *env = data;
+        FakeEnv *env = data;
         return env->guest->n_nics_working == 0;
 }
 
 static bool nic0_synced(void *data) {
-        Env *env = data;
+        FakeEnv *env = data;
         Nic *n = guest_find_nic(env->guest, "net0");
         return n && n->filter && env->guest->n_nics_working == 0;
 }
 
-static int env_new_with(Env *env, const GuestConfig *cfg) {
+static int env_new_with(FakeEnv *env, const GuestConfig *cfg) {
         int r;
 
         memset(env, 0, sizeof(*env));
@@ -53,12 +34,12 @@ static int env_new_with(Env *env, const GuestConfig *cfg) {
 }
 
 /* Connected and the connect's full query answered with net0. */
-static int env_new(Env *env) {
+static int env_new(FakeEnv *env) {
         char reply[1200];
         int r = env_new_with(env, NULL);
         if (r < 0 || (r = fake_qemu_accept(env->qemu)) < 0)
                 return r;
-        if (!fake_qemu_pump_until(env->qemu, has_query, env, 500))
+        if (!fake_qemu_pump_until(env->qemu, fake_env_has_query, env, 500))
                 return -ETIMEDOUT;
         snprintf(reply, sizeof(reply), "[%s]", fake_filter("net0", "52:54:00:12:34:56"));
         if ((r = fake_qemu_answer(env->qemu, reply)) < 0)
@@ -67,24 +48,24 @@ static int env_new(Env *env) {
 }
 
 static bool is_ready(void *data) {
-        return ((Env *)data)->guest->state == GUEST_STATE_READY;
+        return ((FakeEnv *)data)->guest->state == GUEST_STATE_READY;
 }
 
 static bool is_negotiating(void *data) {
-        return ((Env *)data)->guest->state == GUEST_STATE_NEGOTIATING;
+        return ((FakeEnv *)data)->guest->state == GUEST_STATE_NEGOTIATING;
 }
 
 static bool is_disconnected(void *data) {
-        return ((Env *)data)->guest->state == GUEST_STATE_DISCONNECTED;
+        return ((FakeEnv *)data)->guest->state == GUEST_STATE_DISCONNECTED;
 }
 
-static const char *nic0_mac(Env *env, char buf[static ETHER_ADDR_STRLEN]) {
+static const char *nic0_mac(FakeEnv *env, char buf[static ETHER_ADDR_STRLEN]) {
         Nic *n = guest_find_nic(env->guest, "net0");
         return n && n->filter ? ether_addr_format(&n->filter->main_mac, buf) : "";
 }
 
 TEST(states_connecting_negotiating_ready_disconnected) {
-        Env env;
+        FakeEnv env;
         char reply[1200];
 
         ASSERT_OK(env_new_with(&env, NULL));
@@ -94,7 +75,7 @@ TEST(states_connecting_negotiating_ready_disconnected) {
         ASSERT_TRUE(fake_qemu_pump_until(env.qemu, is_negotiating, &env, 500));
         ASSERT_STR_EQ(guest_state_to_bus_string(env.guest->state), "connected");
         ASSERT_TRUE(guest_is_connected(env.guest));
-        ASSERT_TRUE(fake_qemu_pump_until(env.qemu, has_query, &env, 500));
+        ASSERT_TRUE(fake_qemu_pump_until(env.qemu, fake_env_has_query, &env, 500));
         snprintf(reply, sizeof(reply), "[%s]", fake_filter("net0", "52:54:00:12:34:56"));
         ASSERT_OK(fake_qemu_answer(env.qemu, reply));
         ASSERT_TRUE(fake_qemu_pump_until(env.qemu, is_ready, &env, 500));
@@ -105,25 +86,25 @@ TEST(states_connecting_negotiating_ready_disconnected) {
         ASSERT_FALSE(guest_is_connected(env.guest));
         ASSERT_ERROR(guest_query_all_nics(env.guest, "resync"), ENOTCONN);
         ASSERT_TRUE(env.guest->reconnect_timer != NULL);
-        env_done(&env);
+        fake_env_done(&env);
 }
 
 /* Defect 1: after an incoming migration or a restore the filter arrives in the migration stream without
  * any event. RESUME, and MIGRATION "completed", refresh every NIC. */
 static void check_refresh_on(const char *event, const char *data, bool refreshes) {
-        Env env;
+        FakeEnv env;
         char reply[1200], mac[ETHER_ADDR_STRLEN];
 
         if (env_new(&env) < 0)
                 TEST_FAIL("setup failed");
         unsigned full = env.qemu->n_full_queries;
         ASSERT_OK(fake_qemu_event(env.qemu, event, data));
-        for (unsigned i = 0; i < 20 && !has_query(&env); i++)
+        for (unsigned i = 0; i < 20 && !fake_env_has_query(&env); i++)
                 fake_qemu_pump(env.qemu);
         printf("# %s %s: %u full queries\n", event, data, env.qemu->n_full_queries - full);
         if (!refreshes) {
                 ASSERT_INT_EQ(env.qemu->n_full_queries - full, 0);
-                env_done(&env);
+                fake_env_done(&env);
                 return;
         }
         ASSERT_INT_EQ(env.qemu->n_full_queries - full, 1);
@@ -135,7 +116,7 @@ static void check_refresh_on(const char *event, const char *data, bool refreshes
                 fake_qemu_pump(env.qemu);
         ASSERT_INT_EQ(n->n_jobs, 2);
         ASSERT_STR_EQ(nic0_mac(&env, mac), "52:54:00:00:be:ef");
-        env_done(&env);
+        fake_env_done(&env);
 }
 
 TEST(resume_refreshes_every_nic) {
@@ -152,12 +133,12 @@ TEST(migration_active_does_not_refresh) {
 
 /* Defect 3: a full query that fails or times out is retried with backoff until one is answered. */
 TEST(failed_full_query_is_retried) {
-        Env env;
+        FakeEnv env;
         char reply[1200];
 
         ASSERT_OK(env_new_with(&env, NULL));
         ASSERT_OK(fake_qemu_accept(env.qemu));
-        ASSERT_TRUE(fake_qemu_pump_until(env.qemu, has_query, &env, 500));
+        ASSERT_TRUE(fake_qemu_pump_until(env.qemu, fake_env_has_query, &env, 500));
         ASSERT_OK(fake_qemu_answer_error(env.qemu, "temporarily busy"));
         for (unsigned i = 0; i < 20 && !env.guest->full_query_timer; i++)
                 fake_qemu_pump(env.qemu);
@@ -168,7 +149,7 @@ TEST(failed_full_query_is_retried) {
         /* The retry: a monitor that never answers it times out, and is asked again. */
         env.guest->query_timeout_usec = 1000;
         fire_timer(env.guest->full_query_timer);
-        ASSERT_TRUE(fake_qemu_pump_until(env.qemu, has_query, &env, 500));
+        ASSERT_TRUE(fake_qemu_pump_until(env.qemu, fake_env_has_query, &env, 500));
         ASSERT_INT_EQ(env.qemu->n_full_queries, 2);
         for (unsigned i = 0; i < 500 && !env.guest->full_query_timer; i++)
                 fake_qemu_pump(env.qemu);
@@ -177,7 +158,7 @@ TEST(failed_full_query_is_retried) {
 
         env.guest->query_timeout_usec = 0;
         fire_timer(env.guest->full_query_timer);
-        ASSERT_TRUE(fake_qemu_pump_until(env.qemu, has_query, &env, 500));
+        ASSERT_TRUE(fake_qemu_pump_until(env.qemu, fake_env_has_query, &env, 500));
         ASSERT_INT_EQ(env.qemu->n_full_queries, 3);
         snprintf(reply, sizeof(reply), "[%s]", fake_filter("net0", "52:54:00:12:34:56"));
         ASSERT_OK(fake_qemu_answer(env.qemu, reply));
@@ -185,7 +166,7 @@ TEST(failed_full_query_is_retried) {
         ASSERT_TRUE(fake_qemu_pump_until(env.qemu, all_idle, &env, 500));
         ASSERT_INT_EQ(env.guest->n_nics, 1);
         ASSERT_TRUE(env.guest->full_query_timer == NULL);
-        env_done(&env);
+        fake_env_done(&env);
 }
 
 static uint64_t now_usec(void) {
@@ -203,7 +184,7 @@ static long rss_kib(void) {
 /* Issue 11 item 5: a RESET flood from a monitor: at most one full query outstanding, the repeats fold
  * into one follow-up. */
 TEST(reset_flood_costs_one_query_and_one_follow_up) {
-        Env env;
+        FakeEnv env;
         char reply[1200];
         ASSERT_OK(env_new(&env));
         unsigned full = env.qemu->n_full_queries;
@@ -224,20 +205,20 @@ TEST(reset_flood_costs_one_query_and_one_follow_up) {
 
         snprintf(reply, sizeof(reply), "[%s]", fake_filter("net0", "52:54:00:12:34:56"));
         ASSERT_OK(fake_qemu_answer(env.qemu, reply));
-        ASSERT_TRUE(fake_qemu_pump_until(env.qemu, has_query, &env, 500));
+        ASSERT_TRUE(fake_qemu_pump_until(env.qemu, fake_env_has_query, &env, 500));
         ASSERT_INT_EQ(env.qemu->n_full_queries - full, 2);
         ASSERT_OK(fake_qemu_answer(env.qemu, reply));
         for (unsigned i = 0; i < 20; i++)
                 fake_qemu_pump(env.qemu);
         ASSERT_INT_EQ(env.qemu->n_full_queries - full, 2);
         ASSERT_TRUE(env.guest->full_query_pending == NULL);
-        env_done(&env);
+        fake_env_done(&env);
 }
 
 /* Issue 11 item 6: a full reply listing 50,000 NICs (under the 1 MiB message cap) makes GUEST_NICS_MAX
  * of them; lookups are hashed; stopping the guest removes them all at once. */
 TEST(nics_per_guest_are_capped) {
-        Env env;
+        FakeEnv env;
         const size_t n_entries = 50000;
         ASSERT_OK(env_new(&env));
 
@@ -255,7 +236,7 @@ TEST(nics_per_guest_are_capped) {
         long rss0 = rss_kib();
         uint64_t t0 = now_usec();
         ASSERT_OK(guest_query_all_nics(env.guest, "resync"));
-        ASSERT_TRUE(fake_qemu_pump_until(env.qemu, has_query, &env, 500));
+        ASSERT_TRUE(fake_qemu_pump_until(env.qemu, fake_env_has_query, &env, 500));
         ASSERT_OK(fake_qemu_answer(env.qemu, reply));
         free(reply);
         for (unsigned i = 0; i < 200 && env.guest->n_nics < GUEST_NICS_MAX; i++)
@@ -274,13 +255,13 @@ TEST(nics_per_guest_are_capped) {
         manager_detach_guest(env.manager, env.guest);
         printf("# detach: %llu ms\n", (unsigned long long)(now_usec() - t0) / 1000);
         ASSERT_INT_EQ(env.manager->n_guests, 0);
-        env_done(&env);
+        fake_env_done(&env);
 }
 
 /* Issue 11 item 9: a stopped guest's network namespace (and the sockets opened in it) is released once
  * its reverts are done, not held until the next connect. */
 TEST(stopped_guest_releases_its_namespace) {
-        Env env;
+        FakeEnv env;
         char path[64], reply[1200];
         int pipefd[2];
 
@@ -308,7 +289,7 @@ TEST(stopped_guest_releases_its_namespace) {
 
         ASSERT_OK(env_new_with(&env, &cfg));
         ASSERT_OK(fake_qemu_accept(env.qemu));
-        ASSERT_TRUE(fake_qemu_pump_until(env.qemu, has_query, &env, 500));
+        ASSERT_TRUE(fake_qemu_pump_until(env.qemu, fake_env_has_query, &env, 500));
         snprintf(reply, sizeof(reply), "[%s]", fake_filter("net0", "52:54:00:12:34:56"));
         ASSERT_OK(fake_qemu_answer(env.qemu, reply));
         ASSERT_TRUE(fake_qemu_pump_until(env.qemu, all_idle, &env, 500));
@@ -324,7 +305,7 @@ TEST(stopped_guest_releases_its_namespace) {
         ASSERT_OK(fake_qemu_accept(env.qemu));
         ASSERT_TRUE(fake_qemu_pump_until(env.qemu, is_negotiating, &env, 500));
         ASSERT_TRUE(env.guest->netns != NULL);
-        env_done(&env);
+        fake_env_done(&env);
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
 }
@@ -332,7 +313,7 @@ TEST(stopped_guest_releases_its_namespace) {
 /* Defect 7: sd-event turns a one-shot timer off before its handler; the reconcile timer must arm itself
  * again, not count on a sync completion to do it. */
 TEST(reconcile_timer_keeps_firing) {
-        Env env;
+        FakeEnv env;
         ASSERT_OK(env_new(&env));
         Nic *n = guest_find_nic(env.guest, "net0");
         env.manager->config.reconcile_interval_usec = 1000000;
@@ -352,5 +333,5 @@ TEST(reconcile_timer_keeps_firing) {
         int enabled = SD_EVENT_OFF;
         ASSERT_OK(sd_event_source_get_enabled(env.manager->reconcile_timer, &enabled));
         ASSERT_INT_EQ(enabled, SD_EVENT_ONESHOT);
-        env_done(&env);
+        fake_env_done(&env);
 }

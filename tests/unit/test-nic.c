@@ -10,48 +10,29 @@
 #include "tests.h"
 #include "worker.h"
 
-typedef struct Env {
-        sd_event *event;
-        Manager *manager;
-        FakeQemu *qemu;
-        Guest *guest;
-        char runtime_dir[64];
-} Env;
-
-static void env_done(Env *env) {
-        manager_free(env->manager);
-        fake_qemu_free(env->qemu);
-        sd_event_unref(env->event);
-        fake_manager_cleanup(env->runtime_dir);
-}
-
-static bool has_query(void *data) {
-        return fake_qemu_peek(((Env *)data)->qemu) != NULL;
-}
-
-static Nic *env_nic(Env *env, const char *id) {
+static Nic *env_nic(FakeEnv *env, const char *id) {
         return guest_find_nic(env->guest, id);
 }
 
 static bool nic0_idle_published(void *data) {
-        Env *env = data;
+        FakeEnv *env = data;
         Nic *n = env_nic(env, "net0");
         return n && n->state == NIC_STATE_IDLE && n->published && n->filter;
 }
 
 static bool nic0_idle(void *data) {
-        Env *env = data;
+        FakeEnv *env = data;
         Nic *n = env_nic(env, "net0");
         return n && n->state == NIC_STATE_IDLE;
 }
 
 /* Greets, and answers the connect's full query with one NIC net0 whose MAC is mac. */
-static int env_serve_connect(Env *env, const char *mac) {
+static int env_serve_connect(FakeEnv *env, const char *mac) {
         char reply[1200];
         int r = fake_qemu_accept(env->qemu);
         if (r < 0)
                 return r;
-        if (!fake_qemu_pump_until(env->qemu, has_query, env, 500))
+        if (!fake_qemu_pump_until(env->qemu, fake_env_has_query, env, 500))
                 return -ETIMEDOUT;
         if (strcmp(fake_qemu_peek(env->qemu), "") != 0)
                 return -EPROTO;
@@ -59,7 +40,7 @@ static int env_serve_connect(Env *env, const char *mac) {
         return fake_qemu_answer(env->qemu, reply);
 }
 
-static int env_new(Env *env) {
+static int env_new(FakeEnv *env) {
         int r;
 
         memset(env, 0, sizeof(*env));
@@ -77,12 +58,12 @@ static int env_new(Env *env) {
 }
 
 /* The guest's event, our query, its reply: IDLE -> QUERYING -> SYNCING -> IDLE. */
-static int event_and_answer(Env *env, const char *mac) {
+static int event_and_answer(FakeEnv *env, const char *mac) {
         int r = fake_qemu_event(env->qemu, "NIC_RX_FILTER_CHANGED",
                 "{\"name\": \"net0\", \"path\": \"/machine/peripheral/net0/virtio-backend\"}");
         if (r < 0)
                 return r;
-        if (!fake_qemu_pump_until(env->qemu, has_query, env, 500))
+        if (!fake_qemu_pump_until(env->qemu, fake_env_has_query, env, 500))
                 return -ETIMEDOUT;
         char reply[1200];
         snprintf(reply, sizeof(reply), "[%s]", fake_filter("net0", mac));
@@ -97,7 +78,7 @@ static bool nic0_mac_is_beef(void *data) {
 }
 
 TEST(connect_discovers_publishes_and_syncs) {
-        Env env;
+        FakeEnv env;
         ASSERT_OK(env_new(&env));
         Nic *n = env_nic(&env, "net0");
         ASSERT_TRUE(n->published);
@@ -105,16 +86,16 @@ TEST(connect_discovers_publishes_and_syncs) {
         ASSERT_INT_EQ(env.qemu->n_info_network, 1);
         ASSERT_INT_EQ(n->n_jobs, 1);
         ASSERT_INT_EQ(env.guest->state, GUEST_STATE_READY);
-        env_done(&env);
+        fake_env_done(&env);
 }
 
 TEST(event_queries_and_syncs) {
-        Env env;
+        FakeEnv env;
         ASSERT_OK(env_new(&env));
         Nic *n = env_nic(&env, "net0");
         ASSERT_OK(
                 fake_qemu_event(env.qemu, "NIC_RX_FILTER_CHANGED", "{\"name\": \"net0\", \"path\": \"x\"}"));
-        ASSERT_TRUE(fake_qemu_pump_until(env.qemu, has_query, &env, 500));
+        ASSERT_TRUE(fake_qemu_pump_until(env.qemu, fake_env_has_query, &env, 500));
         ASSERT_INT_EQ(n->state, NIC_STATE_QUERYING);
         ASSERT_STR_EQ(fake_qemu_peek(env.qemu), "net0");
 
@@ -128,21 +109,21 @@ TEST(event_queries_and_syncs) {
         char reply[1200];
         snprintf(reply, sizeof(reply), "[%s]", fake_filter("net0", "52:54:00:00:be:ef"));
         ASSERT_OK(fake_qemu_answer(env.qemu, reply));
-        ASSERT_TRUE(fake_qemu_pump_until(env.qemu, has_query, &env, 500));
+        ASSERT_TRUE(fake_qemu_pump_until(env.qemu, fake_env_has_query, &env, 500));
         ASSERT_INT_EQ(env.qemu->n_nic_queries, 2);
         ASSERT_OK(fake_qemu_answer(env.qemu, reply));
         ASSERT_TRUE(fake_qemu_pump_until(env.qemu, nic0_mac_is_beef, &env, 500));
         ASSERT_INT_EQ(n->n_jobs, 3);
         ASSERT_INT_EQ(n->changes, 2); /* the first filter, then the MAC */
         ASSERT_INT_EQ(env.qemu->n_info_network, 1); /* discovery once per connection */
-        env_done(&env);
+        fake_env_done(&env);
 }
 
 /* Defect 2: QEMU exits right after its event. Our query's write fails inside qmp_client_send(), whose
  * failure runs the reply handler before qmp_client_send() returns. The NIC must not stay busy: after
  * the reconnect it is discovered, synced and queried again. */
 TEST(failed_write_inside_send_does_not_leave_the_nic_busy) {
-        Env env;
+        FakeEnv env;
         ASSERT_OK(env_new(&env));
         Nic *n = env_nic(&env, "net0");
 
@@ -162,13 +143,13 @@ TEST(failed_write_inside_send_does_not_leave_the_nic_busy) {
         ASSERT_TRUE(fake_qemu_pump_until(env.qemu, nic0_idle, &env, 500));
         printf("# queries after the reconnect: %u\n", env.qemu->n_nic_queries - queries);
         ASSERT_INT_EQ(env.qemu->n_nic_queries - queries, 1);
-        env_done(&env);
+        fake_env_done(&env);
 }
 
 /* Defect 4: a disconnect in the middle of discovery fails its commands first. A NIC without id= must not
  * be published with a QOM path discovery never confirmed; the reconnect's discovery publishes it. */
 static bool anon_discovering(void *data) {
-        Env *env = data;
+        FakeEnv *env = data;
         Nic *n = env_nic(env, "virtio-net-pci.0");
         return n && n->state == NIC_STATE_DISCOVERING && env->qemu->n_qom_list > 0;
 }
@@ -179,7 +160,7 @@ static bool anon_published(void *data) {
 }
 
 TEST(disconnect_mid_discovery_publishes_nothing) {
-        Env env;
+        FakeEnv env;
         char reply[1200];
 
         memset(&env, 0, sizeof(env));
@@ -192,7 +173,7 @@ TEST(disconnect_mid_discovery_publishes_nothing) {
         ASSERT_OK(
                 manager_attach_guest(env.manager, "vm", env.qemu->path, GUEST_SOURCE_BUS, NULL, &env.guest));
         ASSERT_OK(fake_qemu_accept(env.qemu));
-        ASSERT_TRUE(fake_qemu_pump_until(env.qemu, has_query, &env, 500));
+        ASSERT_TRUE(fake_qemu_pump_until(env.qemu, fake_env_has_query, &env, 500));
         snprintf(reply, sizeof(reply), "[%s]", fake_filter("virtio-net-pci.0", "52:54:00:12:34:56"));
         /* Answer up to qom-list, then hold: the monitor goes away with discovery half done. */
         env.qemu->hold_discovery = false;
@@ -214,30 +195,30 @@ TEST(disconnect_mid_discovery_publishes_nothing) {
         env.qemu->hold_discovery = false;
         fire_timer(env.guest->reconnect_timer);
         ASSERT_OK(fake_qemu_accept(env.qemu));
-        ASSERT_TRUE(fake_qemu_pump_until(env.qemu, has_query, &env, 500));
+        ASSERT_TRUE(fake_qemu_pump_until(env.qemu, fake_env_has_query, &env, 500));
         ASSERT_OK(fake_qemu_answer(env.qemu, reply));
         ASSERT_TRUE(fake_qemu_pump_until(env.qemu, anon_published, &env, 500));
         ASSERT_STR_EQ(n->qom_path, "/machine/peripheral-anon/device[0]");
         ASSERT_TRUE(guest_find_nic_by_qom_path(env.guest, "/machine/peripheral-anon/device[0]") == n);
-        env_done(&env);
+        fake_env_done(&env);
 }
 
 /* Defect 9: a full reply (Resync, RESET) does not run discovery again on the same connection; a NIC
  * busy across a reconnect is discovered once its work is done. */
 static bool full_reply_synced(void *data) {
-        Env *env = data;
+        FakeEnv *env = data;
         Nic *n = env_nic(env, "net0");
         return n->n_jobs >= 2 && n->state == NIC_STATE_IDLE;
 }
 
 TEST(full_reply_discovers_once_per_connection) {
-        Env env;
+        FakeEnv env;
         char reply[1200];
         ASSERT_OK(env_new(&env));
         Nic *n = env_nic(&env, "net0");
 
         ASSERT_OK(guest_query_all_nics(env.guest, "resync"));
-        ASSERT_TRUE(fake_qemu_pump_until(env.qemu, has_query, &env, 500));
+        ASSERT_TRUE(fake_qemu_pump_until(env.qemu, fake_env_has_query, &env, 500));
         snprintf(reply, sizeof(reply), "[%s]", fake_filter("net0", "52:54:00:12:34:56"));
         ASSERT_OK(fake_qemu_answer(env.qemu, reply));
         ASSERT_TRUE(fake_qemu_pump_until(env.qemu, full_reply_synced, &env, 500));
@@ -262,18 +243,18 @@ TEST(full_reply_discovers_once_per_connection) {
         ASSERT_TRUE(n->want_query);
 
         fire_timer(n->defer_timer);
-        ASSERT_TRUE(fake_qemu_pump_until(env.qemu, has_query, &env, 500));
+        ASSERT_TRUE(fake_qemu_pump_until(env.qemu, fake_env_has_query, &env, 500));
         snprintf(reply, sizeof(reply), "[%s]", fake_filter("net0", "52:54:00:00:be:ef"));
         ASSERT_OK(fake_qemu_answer(env.qemu, reply));
         ASSERT_TRUE(fake_qemu_pump_until(env.qemu, nic0_mac_is_beef, &env, 500));
         ASSERT_INT_EQ(env.qemu->n_info_network, 2); /* the new connection was discovered */
-        env_done(&env);
+        fake_env_done(&env);
 }
 
 /* Defect 6: with the default MaxQueriesPerSecond=20 a burst of 40 events (a guest running 20 `ip`
  * commands) goes through without waiting, on a clock that does not move. */
 TEST(burst_of_40_events_is_not_deferred) {
-        Env env;
+        FakeEnv env;
         ASSERT_OK(env_new(&env));
         Nic *n = env_nic(&env, "net0");
         unsigned deferred = 0;
@@ -289,7 +270,7 @@ TEST(burst_of_40_events_is_not_deferred) {
                         deferred++;
                         fire_timer(n->defer_timer);
                 }
-                ASSERT_TRUE(fake_qemu_pump_until(env.qemu, has_query, &env, 500));
+                ASSERT_TRUE(fake_qemu_pump_until(env.qemu, fake_env_has_query, &env, 500));
                 char reply[1200];
                 snprintf(reply, sizeof(reply), "[%s]", fake_filter("net0", "52:54:00:12:34:56"));
                 ASSERT_OK(fake_qemu_answer(env.qemu, reply));
@@ -310,19 +291,19 @@ TEST(burst_of_40_events_is_not_deferred) {
         /* Deferred, never dropped: the clock moves on and the query goes out. */
         env.manager->clock_override_usec += 1000000;
         fire_timer(n->defer_timer);
-        ASSERT_TRUE(fake_qemu_pump_until(env.qemu, has_query, &env, 500));
+        ASSERT_TRUE(fake_qemu_pump_until(env.qemu, fake_env_has_query, &env, 500));
         ASSERT_INT_EQ(n->state, NIC_STATE_QUERYING);
-        env_done(&env);
+        fake_env_done(&env);
 }
 
 /* The NIC goes while its query is out: the query is forgotten, the NIC leaves the bus at once. */
 TEST(device_deleted_while_querying) {
-        Env env;
+        FakeEnv env;
         ASSERT_OK(env_new(&env));
         Nic *n = nic_ref(env_nic(&env, "net0"));
         ASSERT_OK(
                 fake_qemu_event(env.qemu, "NIC_RX_FILTER_CHANGED", "{\"name\": \"net0\", \"path\": \"x\"}"));
-        ASSERT_TRUE(fake_qemu_pump_until(env.qemu, has_query, &env, 500));
+        ASSERT_TRUE(fake_qemu_pump_until(env.qemu, fake_env_has_query, &env, 500));
         ASSERT_INT_EQ(n->state, NIC_STATE_QUERYING);
         ASSERT_OK(fake_qemu_event(env.qemu, "DEVICE_DELETED",
                 "{\"device\": \"net0\", \"path\": \"/machine/peripheral/net0\"}"));
@@ -341,17 +322,17 @@ TEST(device_deleted_while_querying) {
         ASSERT_INT_EQ(n->state, NIC_STATE_IDLE);
         ASSERT_INT_EQ(n->n_jobs, 1);
         nic_unref(n); /* before the manager: it outlives every NIC */
-        env_done(&env);
+        fake_env_done(&env);
 }
 
 /* A query QEMU can't answer for this NIC (not virtio-net) stops querying it. */
 TEST(unsupported_nic_is_not_queried_again) {
-        Env env;
+        FakeEnv env;
         ASSERT_OK(env_new(&env));
         Nic *n = env_nic(&env, "net0");
         ASSERT_OK(
                 fake_qemu_event(env.qemu, "NIC_RX_FILTER_CHANGED", "{\"name\": \"net0\", \"path\": \"x\"}"));
-        ASSERT_TRUE(fake_qemu_pump_until(env.qemu, has_query, &env, 500));
+        ASSERT_TRUE(fake_qemu_pump_until(env.qemu, fake_env_has_query, &env, 500));
         ASSERT_OK(fake_qemu_answer_error(env.qemu, "net client(net0) doesn't support rx-filter querying"));
         ASSERT_TRUE(fake_qemu_pump_until(env.qemu, nic0_idle, &env, 500));
         ASSERT_INT_EQ(n->sync_state, NIC_SYNC_UNSUPPORTED);
@@ -361,7 +342,7 @@ TEST(unsupported_nic_is_not_queried_again) {
                 fake_qemu_pump(env.qemu);
         ASSERT_INT_EQ(n->state, NIC_STATE_IDLE);
         ASSERT_TRUE(fake_qemu_peek(env.qemu) == NULL);
-        env_done(&env);
+        fake_env_done(&env);
 }
 
 /* Jobs that hold the worker pool until their gate opens: they stand for other NICs' jobs in flight. A
@@ -393,7 +374,7 @@ static void blocker_complete(WorkerJob *job, int error) {
         free(b);
 }
 
-static int block_pool(Env *env, Gate *gate, unsigned n) {
+static int block_pool(FakeEnv *env, Gate *gate, unsigned n) {
         for (unsigned i = 0; i < n; i++) {
                 Blocker *b = calloc(1, sizeof(Blocker));
                 if (!b)
@@ -423,13 +404,13 @@ static bool nic0_parked(void *data) {
 }
 
 static bool pool_idle(void *data) {
-        return worker_pool_outstanding(((Env *)data)->manager->workers) == 0;
+        return worker_pool_outstanding(((FakeEnv *)data)->manager->workers) == 0;
 }
 
 /* JOBS_IN_FLIGHT_MAX jobs out: the reply waits in PARKED (holding only the reply); an event meanwhile
  * only asks for one more query; room makes it SYNCING, then the asked query goes out. */
 TEST(job_parked_until_the_pool_has_room) {
-        Env env;
+        FakeEnv env;
         Gate gate = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false };
         char reply[1200];
         ASSERT_OK(env_new(&env));
@@ -452,7 +433,7 @@ TEST(job_parked_until_the_pool_has_room) {
         ASSERT_INT_EQ(n->n_jobs, jobs);
 
         gate_open(&gate);
-        ASSERT_TRUE(fake_qemu_pump_until(env.qemu, has_query, &env, 2000));
+        ASSERT_TRUE(fake_qemu_pump_until(env.qemu, fake_env_has_query, &env, 2000));
         ASSERT_INT_EQ(n->n_jobs, jobs + 1);
         ASSERT_INT_EQ(n->state, NIC_STATE_QUERYING);
         ASSERT_TRUE(n->parked_info == NULL);
@@ -462,10 +443,10 @@ TEST(job_parked_until_the_pool_has_room) {
         ASSERT_TRUE(fake_qemu_pump_until(env.qemu, pool_idle, &env, 2000));
         ASSERT_INT_EQ(n->n_jobs, jobs + 2);
         ASSERT_INT_EQ(env.guest->n_nics_working, 0);
-        env_done(&env);
+        fake_env_done(&env);
 }
 
-static bool nic0_state_is(Env *env, NicState state) {
+static bool nic0_state_is(FakeEnv *env, NicState state) {
         Nic *n = env_nic(env, "net0");
         return n && n->state == state;
 }
@@ -475,7 +456,7 @@ static bool nic0_reverting(void *data) {
 }
 
 static bool guest_released(void *data) {
-        Env *env = data;
+        FakeEnv *env = data;
         return env->guest->n_nics_working == 0 && nic0_state_is(env, NIC_STATE_IDLE);
 }
 
@@ -484,7 +465,7 @@ static bool guest_released(void *data) {
  * the record names: gone here, so its record is forgotten), and keeps the guest's namespace until it
  * is done. A query asked meanwhile is not sent to the monitor that is gone. */
 TEST(revert_on_guest_stop_parks_then_reverts) {
-        Env env;
+        FakeEnv env;
         Gate full = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false };
         Gate last = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false };
         ASSERT_OK(env_new(&env));
@@ -522,5 +503,5 @@ TEST(revert_on_guest_stop_parks_then_reverts) {
         ASSERT_TRUE(n->ownership == NULL);
         ASSERT_TRUE(fake_qemu_peek(env.qemu) == NULL);
         ASSERT_INT_EQ(env.qemu->n_nic_queries, 0);
-        env_done(&env);
+        fake_env_done(&env);
 }
