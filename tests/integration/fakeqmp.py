@@ -55,23 +55,31 @@ def _field_key(k):
     return k.replace("_", "-")
 
 
+def _attach_tap(ifname):
+    """A /dev/net/tun fd attached to the existing tap ifname (TUNSETIFF), as QEMU opens ifname=."""
+    import fcntl
+    import struct
+    TUNSETIFF, IFF_TAP, IFF_NO_PI = 0x400454CA, 0x0002, 0x1000
+    fd = os.open("/dev/net/tun", os.O_RDWR | os.O_CLOEXEC)
+    try:
+        fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", ifname.encode(), IFF_TAP | IFF_NO_PI))
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
 def _hold_device(ifname):
     """Opens ifname as QEMU would hold it: a tap through /dev/net/tun + TUNSETIFF, a macvtap through
     its character device (a private node made from /sys/class/net/IF/macvtap/tapN/dev, since the
     host's /dev/tapN may name another namespace's device). None if ifname is not here."""
-    import fcntl
-    import struct
     import tempfile
     sys_dir = "/sys/class/net/%s" % ifname
     if os.path.exists(sys_dir + "/tun_flags"):
-        TUNSETIFF, IFF_TAP, IFF_NO_PI = 0x400454CA, 0x0002, 0x1000
-        fd = os.open("/dev/net/tun", os.O_RDWR | os.O_CLOEXEC)
         try:
-            fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", ifname.encode(), IFF_TAP | IFF_NO_PI))
+            return _attach_tap(ifname)
         except OSError:
-            os.close(fd)
             return None
-        return fd
     try:
         (tap,) = os.listdir(sys_dir + "/macvtap")
         with open("%s/macvtap/%s/dev" % (sys_dir, tap)) as f:
@@ -104,16 +112,7 @@ class FakeNic:
         if open_path:
             self.fd = self.owned_fd = os.open(open_path, os.O_RDWR | os.O_CLOEXEC)
         elif attach_tap:
-            import fcntl
-            import struct
-            TUNSETIFF, IFF_TAP, IFF_NO_PI = 0x400454CA, 0x0002, 0x1000
-            fd = os.open("/dev/net/tun", os.O_RDWR | os.O_CLOEXEC)
-            try:
-                fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", attach_tap.encode(), IFF_TAP | IFF_NO_PI))
-            except OSError:
-                os.close(fd)
-                raise
-            self.fd = self.owned_fd = fd
+            self.fd = self.owned_fd = _attach_tap(attach_tap)
         elif ifname and hold and fd is None:
             # A QEMU that reports ifname= holds that device open (guestnetd verifies it does):
             # hold it too when it is in this process's namespace. hold=False plays a QEMU that lies.
