@@ -24,14 +24,18 @@ const char *sync_outcome_to_string(SyncOutcome o) {
         return o >= 0 && o < _SYNC_OUTCOME_MAX ? sync_outcome_names[o] : NULL;
 }
 
+/* The job failed; the first failure's words are what LastError says. */
+_printf_(2, 0) static void job_failv(SyncJob *j, const char *fmt, va_list ap) {
+        j->outcome = SYNC_FAILED;
+        if (!j->error[0])
+                vsnprintf(j->error, sizeof(j->error), fmt, ap);
+}
+
 _printf_(2, 3) static void job_fail(SyncJob *j, const char *fmt, ...) {
         va_list ap;
 
-        j->outcome = SYNC_FAILED;
-        if (j->error[0])
-                return;
         va_start(ap, fmt);
-        vsnprintf(j->error, sizeof(j->error), fmt, ap);
+        job_failv(j, fmt, ap);
         va_end(ap);
 }
 
@@ -85,10 +89,9 @@ static void job_persist(SyncJob *j) {
 _printf_(2, 3) static bool job_refuse_device(SyncJob *j, const char *fmt, ...) {
         va_list ap;
 
-        if (j->trust != TRUST_NONE && !j->error[0]) {
-                j->outcome = SYNC_FAILED;
+        if (j->trust != TRUST_NONE) {
                 va_start(ap, fmt); /* the arguments may point into j->ifname: format first */
-                vsnprintf(j->error, sizeof(j->error), fmt, ap);
+                job_failv(j, fmt, ap);
                 va_end(ap);
         }
         j->ifname[0] = '\0';
