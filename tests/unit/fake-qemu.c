@@ -287,6 +287,30 @@ void fire_timer(sd_event_source *s) {
                 (void)sd_event_source_set_time(s, 1);
 }
 
+int fake_env_new(FakeEnv *env, const GuestConfig *cfg) {
+        int r;
+
+        memset(env, 0, sizeof(*env));
+        if ((r = sd_event_new(&env->event)) < 0 ||
+                (r = fake_manager_new(env->event, env->runtime_dir, &env->manager)) < 0 ||
+                (r = fake_qemu_new(env->event, &env->qemu)) < 0)
+                return r;
+        return manager_attach_guest(env->manager, "vm", env->qemu->path, GUEST_SOURCE_BUS, cfg, &env->guest);
+}
+
+int fake_env_serve_connect(FakeEnv *env, const char *mac) {
+        char reply[1200];
+        int r = fake_qemu_accept(env->qemu);
+        if (r < 0)
+                return r;
+        if (!fake_qemu_pump_until(env->qemu, fake_env_has_query, env, 500))
+                return -ETIMEDOUT;
+        if (strcmp(fake_qemu_peek(env->qemu), "") != 0)
+                return -EPROTO;
+        snprintf(reply, sizeof(reply), "[%s]", fake_filter("net0", mac));
+        return fake_qemu_answer(env->qemu, reply);
+}
+
 void fake_env_done(FakeEnv *env) {
         manager_free(env->manager);
         fake_qemu_free(env->qemu);

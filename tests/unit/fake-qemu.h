@@ -71,6 +71,12 @@ typedef struct FakeEnv {
         char runtime_dir[64];
 } FakeEnv;
 
+/* A loop, a manager and a scripted QEMU, and guest "vm" attached to it (cfg may be NULL), not yet
+ * connected. */
+int fake_env_new(FakeEnv *env, const GuestConfig *cfg);
+/* Accepts the guest's connection and answers its full query-rx-filter with net0 of that MAC (-EPROTO if
+ * the first query is not the full one). */
+int fake_env_serve_connect(FakeEnv *env, const char *mac);
 /* Frees all of it, the manager first (it outlives every NIC). */
 void fake_env_done(FakeEnv *env);
 /* For fake_qemu_pump_until(): a query is waiting for the test's answer. */

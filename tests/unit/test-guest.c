@@ -22,27 +22,10 @@ static bool nic0_synced(void *data) {
         return n && n->filter && env->guest->n_nics_working == 0;
 }
 
-static int env_new_with(FakeEnv *env, const GuestConfig *cfg) {
-        int r;
-
-        memset(env, 0, sizeof(*env));
-        if ((r = sd_event_new(&env->event)) < 0 ||
-                (r = fake_manager_new(env->event, env->runtime_dir, &env->manager)) < 0 ||
-                (r = fake_qemu_new(env->event, &env->qemu)) < 0)
-                return r;
-        return manager_attach_guest(env->manager, "vm", env->qemu->path, GUEST_SOURCE_BUS, cfg, &env->guest);
-}
-
 /* Connected and the connect's full query answered with net0. */
 static int env_new(FakeEnv *env) {
-        char reply[1200];
-        int r = env_new_with(env, NULL);
-        if (r < 0 || (r = fake_qemu_accept(env->qemu)) < 0)
-                return r;
-        if (!fake_qemu_pump_until(env->qemu, fake_env_has_query, env, 500))
-                return -ETIMEDOUT;
-        snprintf(reply, sizeof(reply), "[%s]", fake_filter("net0", "52:54:00:12:34:56"));
-        if ((r = fake_qemu_answer(env->qemu, reply)) < 0)
+        int r = fake_env_new(env, NULL);
+        if (r < 0 || (r = fake_env_serve_connect(env, "52:54:00:12:34:56")) < 0)
                 return r;
         return fake_qemu_pump_until(env->qemu, nic0_synced, env, 500) ? 0 : -ETIMEDOUT;
 }
@@ -68,7 +51,7 @@ TEST(states_connecting_negotiating_ready_disconnected) {
         FakeEnv env;
         char reply[1200];
 
-        ASSERT_OK(env_new_with(&env, NULL));
+        ASSERT_OK(fake_env_new(&env, NULL));
         ASSERT_INT_EQ(env.guest->state, GUEST_STATE_CONNECTING);
         ASSERT_STR_EQ(guest_state_to_bus_string(env.guest->state), "connecting");
         ASSERT_OK(fake_qemu_accept(env.qemu));
@@ -136,7 +119,7 @@ TEST(failed_full_query_is_retried) {
         FakeEnv env;
         char reply[1200];
 
-        ASSERT_OK(env_new_with(&env, NULL));
+        ASSERT_OK(fake_env_new(&env, NULL));
         ASSERT_OK(fake_qemu_accept(env.qemu));
         ASSERT_TRUE(fake_qemu_pump_until(env.qemu, fake_env_has_query, &env, 500));
         ASSERT_OK(fake_qemu_answer_error(env.qemu, "temporarily busy"));
@@ -287,7 +270,7 @@ TEST(stopped_guest_releases_its_namespace) {
         snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)pid);
         GuestConfig cfg = { .trust = -1, .netns = path, .nics = NULL, .n_nics = 0 };
 
-        ASSERT_OK(env_new_with(&env, &cfg));
+        ASSERT_OK(fake_env_new(&env, &cfg));
         ASSERT_OK(fake_qemu_accept(env.qemu));
         ASSERT_TRUE(fake_qemu_pump_until(env.qemu, fake_env_has_query, &env, 500));
         snprintf(reply, sizeof(reply), "[%s]", fake_filter("net0", "52:54:00:12:34:56"));

@@ -27,32 +27,9 @@ static bool nic0_idle(void *data) {
 }
 
 /* Greets, and answers the connect's full query with one NIC net0 whose MAC is mac. */
-static int env_serve_connect(FakeEnv *env, const char *mac) {
-        char reply[1200];
-        int r = fake_qemu_accept(env->qemu);
-        if (r < 0)
-                return r;
-        if (!fake_qemu_pump_until(env->qemu, fake_env_has_query, env, 500))
-                return -ETIMEDOUT;
-        if (strcmp(fake_qemu_peek(env->qemu), "") != 0)
-                return -EPROTO;
-        snprintf(reply, sizeof(reply), "[%s]", fake_filter("net0", mac));
-        return fake_qemu_answer(env->qemu, reply);
-}
-
 static int env_new(FakeEnv *env) {
-        int r;
-
-        memset(env, 0, sizeof(*env));
-        if ((r = sd_event_new(&env->event)) < 0 ||
-                (r = fake_manager_new(env->event, env->runtime_dir, &env->manager)) < 0 ||
-                (r = fake_qemu_new(env->event, &env->qemu)) < 0)
-                return r;
-        r = manager_attach_guest(env->manager, "vm", env->qemu->path, GUEST_SOURCE_BUS, NULL, &env->guest);
-        if (r < 0)
-                return r;
-        r = env_serve_connect(env, "52:54:00:12:34:56");
-        if (r < 0)
+        int r = fake_env_new(env, NULL);
+        if (r < 0 || (r = fake_env_serve_connect(env, "52:54:00:12:34:56")) < 0)
                 return r;
         return fake_qemu_pump_until(env->qemu, nic0_idle_published, env, 500) ? 0 : -ETIMEDOUT;
 }
@@ -137,7 +114,7 @@ TEST(failed_write_inside_send_does_not_leave_the_nic_busy) {
 
         unsigned queries = env.qemu->n_nic_queries;
         fire_timer(env.guest->reconnect_timer);
-        ASSERT_OK(env_serve_connect(&env, "52:54:00:00:be:ef"));
+        ASSERT_OK(fake_env_serve_connect(&env, "52:54:00:00:be:ef"));
         ASSERT_TRUE(fake_qemu_pump_until(env.qemu, nic0_mac_is_beef, &env, 500));
         ASSERT_OK(event_and_answer(&env, "52:54:00:00:be:ef"));
         ASSERT_TRUE(fake_qemu_pump_until(env.qemu, nic0_idle, &env, 500));
@@ -236,7 +213,7 @@ TEST(full_reply_discovers_once_per_connection) {
         for (unsigned i = 0; i < 50 && env.guest->state != GUEST_STATE_DISCONNECTED; i++)
                 fake_qemu_pump(env.qemu);
         fire_timer(env.guest->reconnect_timer);
-        ASSERT_OK(env_serve_connect(&env, "52:54:00:00:be:ef"));
+        ASSERT_OK(fake_env_serve_connect(&env, "52:54:00:00:be:ef"));
         for (unsigned i = 0; i < 20; i++)
                 fake_qemu_pump(env.qemu);
         ASSERT_INT_EQ(n->state, NIC_STATE_DEFERRED);
