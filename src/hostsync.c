@@ -348,12 +348,13 @@ static int ownership_format(const HostOwnership *o, char *buf, size_t size, size
         return 0;
 }
 
-static int write_record(int dfd, const char *name, const char *text, size_t len) {
+/* Creates the record whole: a fresh file (never a planted one, never through a link), then renamed, so
+ * a crash never leaves a torn record. The temporary name is the thread's: one left by a crash is
+ * replaced. The fd is returned in *ret_fd when asked for: after the rename it is the record's. */
+static int write_record(int dfd, const char *name, const char *text, size_t len, int *ret_fd) {
         char tmp[128];
         int r;
 
-        /* A fresh file (never a planted one, never through a link), then renamed: a crash never leaves
-         * a torn record. The temporary name is the thread's: one left by a crash is replaced. */
         snprintf(tmp, sizeof(tmp), ".%s.%lx.tmp", name, (unsigned long)pthread_self());
         _cleanup_close_ int fd =
                 openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -365,26 +366,62 @@ static int write_record(int dfd, const char *name, const char *text, size_t len)
         r = n < 0 ? -errno : (size_t)n != len ? -EIO : 0;
         if (r == 0 && renameat(dfd, tmp, dfd, name) < 0)
                 r = -errno;
-        if (r < 0)
+        if (r < 0) {
                 (void)unlinkat(dfd, tmp, 0);
-        return r;
+                return r;
+        }
+        if (ret_fd)
+                *ret_fd = TAKE_FD(fd);
+        return 0;
 }
 
-int host_ownership_save(HostStateDir *d, uint64_t netns, const HostOwnership *o) {
-        char name[96], text[4096]; /* 64 entries: under 1.5 KiB */
+void host_record_file_close(HostRecordFile *f) {
+        if (f)
+                *f = (HostRecordFile){ .fd = safe_close(f->fd) };
+}
+
+/* The record rewritten through its open fd: still linked (not removed behind our back), a regular file
+ * smaller than the buffer, so one pwrite() at offset 0 replaces all of it. -ESTALE: create it again. */
+static int rewrite_record(const HostRecordFile *f, char *text, size_t len, size_t size) {
+        struct stat st;
+
+        if (fstat(f->fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode) || st.st_nlink != 1 || st.st_size < 0 || (size_t)st.st_size >= size)
+                return -ESTALE;
+        if ((size_t)st.st_size > len) {
+                memset(text + len, ' ', (size_t)st.st_size - len);
+                len = (size_t)st.st_size;
+        }
+        ssize_t n = pwrite(f->fd, text, len, 0);
+        return n < 0 ? -errno : (size_t)n != len ? -EIO : 0;
+}
+
+int host_ownership_save(HostStateDir *d, uint64_t netns, const HostOwnership *o, HostRecordFile *f) {
+        char name[96], text[4096]; /* 64 entries: under 1.5 KiB; at most a page, see rewrite_record() */
         size_t len;
-        int r;
+        int r, fd = -EBADF;
 
         r = ownership_name(netns, o->ifindex, "", name, sizeof(name));
         if (r >= 0)
                 r = ownership_format(o, text, sizeof(text), &len);
         if (r < 0)
                 return r;
+        /* The directory is checked for every write, in place too: one that others may write to is
+         * reported, not written through. */
         int dfd = state_dir_lock(d);
         if (dfd < 0)
                 return dfd;
-        r = write_record(dfd, name, text, len);
+        if (f && f->fd >= 0 && f->netns == netns && f->ifindex == o->ifindex &&
+                rewrite_record(f, text, len, sizeof(text)) == 0) {
+                state_dir_unlock(d);
+                return 0;
+        }
+        host_record_file_close(f);
+        r = write_record(dfd, name, text, len, f ? &fd : NULL);
         state_dir_unlock(d);
+        if (r >= 0 && f)
+                *f = (HostRecordFile){ .fd = fd, .netns = netns, .ifindex = o->ifindex };
         return r;
 }
 
@@ -428,6 +465,7 @@ int host_ownership_parse(const char *text, size_t size, HostOwnership *ret) {
                 return -ENOMEM;
         json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
         _cleanup_(json_object_putp) json_object *root = json_tokener_parse_ex(tok, text, (int)size);
+        /* Strict: nothing but white space (the padding of an in-place write) may follow. */
         if (!root || json_tokener_get_parse_end(tok) != size || !json_object_is_type(root, json_type_object))
                 return -EBADMSG;
 
@@ -502,6 +540,12 @@ static int load_record(int dfd, int ifindex, const char *name, const char *corru
                 (void)unlinkat(dfd, name, 0);
                 return -ESTALE;
         }
+        if (host_ownership_is_clean(&o)) {
+                /* Kept open while a NIC drove the device, with nothing of ours left: as good as none,
+                 * the device's state now is its baseline. */
+                (void)unlinkat(dfd, name, 0);
+                return -ENOENT;
+        }
         *ret = o;
         return 0;
 }
@@ -524,8 +568,11 @@ int host_ownership_load(
         return r;
 }
 
-int host_ownership_remove(HostStateDir *d, uint64_t netns, int ifindex) {
+int host_ownership_remove(HostStateDir *d, uint64_t netns, int ifindex, HostRecordFile *f) {
         char name[96];
+
+        if (f && f->netns == netns && f->ifindex == ifindex)
+                host_record_file_close(f);
         int r = ownership_name(netns, ifindex, "", name, sizeof(name));
         if (r < 0)
                 return r;

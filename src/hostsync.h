@@ -56,11 +56,13 @@ void hostsync_record(HostOwnership *o, const HostChange *change, const HostApply
 bool host_ownership_is_clean(const HostOwnership *o);
 
 /* Persistence across daemon restarts, so a restart never takes guest-made state for the baseline.
- * Only records with something of ours are kept (a clean device's state is its baseline). Files live
+ * Only records with something of ours are kept (a clean device's state is its baseline; a clean record
+ * that a NIC kept open is read as none and removed). Files live
  * in the state directory as "<netns cookie>-<ifindex>.json": the cookie is never reused while the
  * host runs, the ifindex is checked together with the name. The directory must be ours and writable
  * by nobody else (checked on every use); files are created with O_EXCL|O_NOFOLLOW in it and renamed
- * into place, so a planted link is never followed.
+ * into place, so a planted link is never followed. A record written again is rewritten in place
+ * through the fd kept from its creation (HostRecordFile), never opened by name again.
  * load: 0 and *ret; -ENOENT when there is none; -ESTALE when the record is of another device that
  * had this ifindex (name differs: the record is removed); -EBADMSG when it is corrupt: it is then
  * moved aside to "….json.corrupt" and -EBADMSG returned for as long as that file exists, because
@@ -75,8 +77,25 @@ const char *host_state_dir_path(const HostStateDir *d);
 
 int host_ownership_load(
         HostStateDir *d, uint64_t netns, int ifindex, const char *ifname, HostOwnership *ret);
-int host_ownership_save(HostStateDir *d, uint64_t netns, const HostOwnership *o);
-/* Parses a record's text (strict JSON, every field present and in range). Pure, for the fuzzer too. */
+
+/* A device's record file kept open between saves (a trusted change rewrites it every time): the
+ * first save creates it whole, later ones write it in place with one pwrite() at offset 0 of less
+ * than a page, which a crash of the daemon cannot tear (the directory is on tmpfs, /run: a power loss
+ * takes the devices with it), padded with spaces over what a longer record left. One that was removed
+ * behind our back (no link left) is created again. Owned with the ownership it records: the NIC's,
+ * lent to its job. */
+typedef struct HostRecordFile {
+        int fd; /* -EBADF: none open */
+        uint64_t netns;
+        int ifindex;
+} HostRecordFile;
+#define HOST_RECORD_FILE_NULL ((HostRecordFile){ .fd = -EBADF })
+void host_record_file_close(HostRecordFile *f);
+/* f may be NULL: the record is then created whole every time and nothing stays open. */
+int host_ownership_save(HostStateDir *d, uint64_t netns, const HostOwnership *o, HostRecordFile *f);
+/* Parses a record's text (strict JSON, every field present and in range; trailing white space is the
+ * padding of an in-place write). Pure, for the fuzzer too. */
 #define HOST_OWNERSHIP_RECORD_MAX (16 * 1024)
 int host_ownership_parse(const char *text, size_t size, HostOwnership *ret);
-int host_ownership_remove(HostStateDir *d, uint64_t netns, int ifindex);
+/* Removes the record (and closes f when it is this record's). */
+int host_ownership_remove(HostStateDir *d, uint64_t netns, int ifindex, HostRecordFile *f);

@@ -37,6 +37,7 @@ int nic_new(Guest *g, const char *id, Nic **ret) {
                 return -ENOMEM;
         n->n_ref = 1;
         n->backend_fd = -1;
+        n->record_file = HOST_RECORD_FILE_NULL;
         n->sync_state = NIC_SYNC_PENDING;
         n->id = strdup(id);
         if (!n->id || asprintf(&n->qom_path, "/machine/peripheral/%s", id) < 0) {
@@ -72,6 +73,7 @@ Nic *nic_unref(Nic *n) {
         free(n->configured_mac);
         free(n->filter);
         free(n->ownership);
+        host_record_file_close(&n->record_file);
         free(n->last_error);
         free(n);
         return NULL;
@@ -271,6 +273,7 @@ static void nic_take_host(Nic *n, const SyncJob *j) {
 
         if (j->backend_fd == n->backend_fd)
                 n->peer_cache = j->peer_cache;
+        n->record_file = j->record_file; /* lent to the job, maybe reopened or closed by it */
 
         if (j->ifname[0] && !n->host_interface) {
                 n->host_interface = strdup(j->ifname);
@@ -477,6 +480,7 @@ void nic_start_job(Nic *n, int mode, json_object *info, unsigned caps) {
         j->ifname_configured = n->host_interface_configured;
         j->backend_fd = n->backend_fd;
         j->peer_cache = n->peer_cache;
+        j->record_file = n->record_file;
         j->claims = m->claims;
         j->guest_name = g->name;
         j->nic_id = n->id;

@@ -66,6 +66,7 @@ typedef struct Nic {
         unsigned parked_caps;
         int backend_fd; /* fd=N of an fd-passed backend, -1 if none */
         PeerDeviceCache peer_cache; /* what backend_fd was verified to be (kept by the jobs) */
+        HostRecordFile record_file; /* the device's ownership record, open (lent to each job) */
         SyncTiming timing; /* of the query in flight: event, query, reply (debug log) */
         sd_event_source *defer_timer; /* rate limit: the deferred query */
         RateLimit query_limit;

@@ -70,16 +70,19 @@ static bool job_ensure_ownership(SyncJob *j) {
 }
 
 /* A record that cannot be written means a restart could take guest-made state for the baseline: say
- * so (LastError) although the device itself is in sync. */
+ * so (LastError) although the device itself is in sync. A record with nothing of ours left goes, unless
+ * the NIC holds it open: a guest that toggles a flag rewrites it in place (a clean record reads as none
+ * after a restart) instead of creating and removing a file per change; a revert lets go of it. */
 static void job_persist(SyncJob *j) {
         int r;
 
         if (!j->state_dir)
                 return;
-        if (host_ownership_is_clean(&j->ownership))
-                r = host_ownership_remove(j->state_dir, j->host->netns_cookie, j->ownership.ifindex);
+        if (host_ownership_is_clean(&j->ownership) && (j->mode == SYNC_JOB_REVERT || j->record_file.fd < 0))
+                r = host_ownership_remove(
+                        j->state_dir, j->host->netns_cookie, j->ownership.ifindex, &j->record_file);
         else
-                r = host_ownership_save(j->state_dir, j->host->netns_cookie, &j->ownership);
+                r = host_ownership_save(j->state_dir, j->host->netns_cookie, &j->ownership, &j->record_file);
         if (r < 0)
                 j->persist_error = r;
 }
@@ -323,8 +326,8 @@ static void job_run_on_host(SyncJob *j) {
                 if (r == -ENODEV && j->have_ownership &&
                         hostlink_ifname(j->host, j->ownership.ifindex, name_now) < 0) {
                         if (j->state_dir)
-                                (void)host_ownership_remove(
-                                        j->state_dir, j->host->netns_cookie, j->ownership.ifindex);
+                                (void)host_ownership_remove(j->state_dir, j->host->netns_cookie,
+                                        j->ownership.ifindex, &j->record_file);
                         j->have_ownership = false;
                         j->ownership_changed = true;
                 }

@@ -69,6 +69,7 @@ typedef struct SyncJob {
         SyncTiming timing; /* in: event, query, reply; out: host */
         bool have_ownership;
         HostOwnership ownership;
+        HostRecordFile record_file; /* in and out: the NIC's open record, lent to the job */
         /* Guard: the job acts only while *generation_now == generation (the guest's connection). */
         const _Atomic uint64_t *generation_now;
         uint64_t generation;

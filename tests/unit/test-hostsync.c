@@ -378,7 +378,7 @@ TEST(persistence_round_trip_and_stale_ifindex) {
         o.added[0] = mac("01:00:5e:00:00:01");
         o.added[1] = mac("33:33:00:00:00:01");
 
-        ASSERT_OK(host_ownership_save(dir, 4026531840UL, &o));
+        ASSERT_OK(host_ownership_save(dir, 4026531840UL, &o, NULL));
         ASSERT_OK(host_ownership_load(dir, 4026531840UL, 7, "mvt0", &back));
         ASSERT_TRUE(ether_addr_equal(&back.baseline_mac, &o.baseline_mac));
         ASSERT_INT_EQ(back.baseline_flags, IFF_MULTICAST | IFF_ALLMULTI);
@@ -409,8 +409,102 @@ TEST(persistence_round_trip_and_stale_ifindex) {
         ASSERT_OK(unlink(corrupt));
         ASSERT_ERROR(host_ownership_load(dir, 4026531840UL, 7, "mvt0", &back), ENOENT);
 
-        ASSERT_OK(host_ownership_remove(dir, 4026531840UL, 7));
+        ASSERT_OK(host_ownership_remove(dir, 4026531840UL, 7, NULL));
         ASSERT_OK(rmdir(path_dir));
+}
+
+static ino_t inode_of(const char *path) {
+        struct stat st;
+        return stat(path, &st) < 0 ? 0 : st.st_ino;
+}
+
+/* A record written again goes through the fd kept from its creation, in place: shorter text is padded
+ * (and read back as it was written), one removed behind our back is created again, and a record file
+ * of another device is never written through it. */
+TEST(persistence_rewrites_the_open_record_in_place) {
+        char path_dir[] = "/tmp/test-hostsync-XXXXXX", path[256], path8[256];
+        ASSERT_TRUE(mkdtemp(path_dir));
+        snprintf(path, sizeof(path), "%s/1-7.json", path_dir);
+        snprintf(path8, sizeof(path8), "%s/1-8.json", path_dir);
+        _cleanup_(host_state_dir_freep) HostStateDir *dir = NULL;
+        ASSERT_OK(host_state_dir_new(path_dir, &dir));
+        HostRecordFile f = HOST_RECORD_FILE_NULL;
+        HostLinkState s = macvtap(IFF_MULTICAST);
+        HostOwnership o, back;
+        host_ownership_init(&o, &s);
+        o.n_added = 3;
+        o.added[0] = mac("01:00:5e:00:00:01");
+        o.added[1] = mac("01:00:5e:00:00:02");
+        o.added[2] = mac("33:33:00:00:00:01");
+
+        ASSERT_OK(host_ownership_save(dir, 1UL, &o, &f));
+        ASSERT_TRUE(f.fd >= 0);
+        ino_t created = inode_of(path);
+        ASSERT_TRUE(created != 0);
+
+        o.n_added = 1; /* shorter: padded over the old text */
+        ASSERT_OK(host_ownership_save(dir, 1UL, &o, &f));
+        ASSERT_TRUE(inode_of(path) == created);
+        ASSERT_OK(host_ownership_load(dir, 1UL, 7, "mvt0", &back));
+        ASSERT_INT_EQ(back.n_added, 1);
+        ASSERT_TRUE(ether_addr_equal(&back.added[0], &o.added[0]));
+
+        o.n_added = 3; /* longer again */
+        ASSERT_OK(host_ownership_save(dir, 1UL, &o, &f));
+        ASSERT_TRUE(inode_of(path) == created);
+        ASSERT_OK(host_ownership_load(dir, 1UL, 7, "mvt0", &back));
+        ASSERT_INT_EQ(back.n_added, 3);
+
+        /* Removed behind our back: the next save creates it again instead of writing to a ghost. */
+        ASSERT_OK(unlink(path));
+        o.mac_set = true;
+        ASSERT_OK(host_ownership_save(dir, 1UL, &o, &f));
+        ASSERT_OK(host_ownership_load(dir, 1UL, 7, "mvt0", &back));
+        ASSERT_TRUE(back.mac_set);
+
+        /* Another device's record through the same handle: its own file, the first one untouched. */
+        HostOwnership other = o;
+        other.ifindex = 8;
+        ASSERT_OK(host_ownership_save(dir, 1UL, &other, &f));
+        ASSERT_INT_EQ(f.ifindex, 8);
+        ASSERT_OK(host_ownership_load(dir, 1UL, 8, "mvt0", &back));
+        ASSERT_OK(host_ownership_load(dir, 1UL, 7, "mvt0", &back));
+        ASSERT_INT_EQ(back.n_added, 3);
+
+        /* Nothing of ours left, written in place while the NIC holds it: read as none, and removed. */
+        other.n_added = 0;
+        other.mac_set = false;
+        ASSERT_OK(host_ownership_save(dir, 1UL, &other, &f));
+        ASSERT_OK(access(path8, F_OK));
+        ASSERT_ERROR(host_ownership_load(dir, 1UL, 8, "mvt0", &back), ENOENT);
+        ASSERT_TRUE(access(path8, F_OK) < 0);
+
+        ASSERT_OK(host_ownership_remove(dir, 1UL, 8, &f));
+        ASSERT_TRUE(f.fd < 0);
+        ASSERT_TRUE(access(path8, F_OK) < 0);
+        ASSERT_OK(host_ownership_remove(dir, 1UL, 7, &f));
+        ASSERT_OK(rmdir(path_dir));
+}
+
+/* Only white space may follow the record (the padding of an in-place write). */
+TEST(persistence_parser_takes_padding_only) {
+        static const char record[] =
+                "{\"ifindex\":7,\"ifname\":\"mvt0\",\"baseline-mac\":\"52:54:00:00:00:01\","
+                "\"baseline-flags\":0,\"mac-set\":false,\"flags-set\":0,"
+                "\"multicast-added\":[]}";
+        char text[512];
+        HostOwnership o;
+
+        ASSERT_OK(host_ownership_parse(record, strlen(record), &o));
+        snprintf(text, sizeof(text), "%s    ", record);
+        ASSERT_OK(host_ownership_parse(text, strlen(text), &o));
+        ASSERT_INT_EQ(o.ifindex, 7);
+        snprintf(text, sizeof(text), "%s  x", record);
+        ASSERT_ERROR(host_ownership_parse(text, strlen(text), &o), EBADMSG);
+        snprintf(text, sizeof(text), "%s {}", record);
+        ASSERT_ERROR(host_ownership_parse(text, strlen(text), &o), EBADMSG);
+        snprintf(text, sizeof(text), "%s\n", record);
+        ASSERT_OK(host_ownership_parse(text, strlen(text), &o));
 }
 
 /* Records are written as root: a link planted where the record or its temporary file will be is
@@ -432,7 +526,7 @@ TEST(persistence_never_follows_planted_links) {
         o.mac_set = true;
         snprintf(link_path, sizeof(link_path), "%s/4026531840-7.json", path_dir);
         ASSERT_OK(symlink(victim, link_path));
-        ASSERT_OK(host_ownership_save(dir, 4026531840UL, &o)); /* replaces the link, not its target */
+        ASSERT_OK(host_ownership_save(dir, 4026531840UL, &o, NULL)); /* replaces the link, not its target */
         struct stat st;
         ASSERT_OK(lstat(link_path, &st));
         ASSERT_TRUE(S_ISREG(st.st_mode));
@@ -443,9 +537,9 @@ TEST(persistence_never_follows_planted_links) {
         ASSERT_STR_EQ(buf, "precious\n");
 
         ASSERT_OK(chmod(path_dir, 0777));
-        ASSERT_ERROR(host_ownership_save(dir, 4026531840UL, &o), EPERM);
+        ASSERT_ERROR(host_ownership_save(dir, 4026531840UL, &o, NULL), EPERM);
         ASSERT_OK(chmod(path_dir, 0700));
-        ASSERT_OK(host_ownership_remove(dir, 4026531840UL, 7));
+        ASSERT_OK(host_ownership_remove(dir, 4026531840UL, 7, NULL));
         ASSERT_OK(unlink(victim));
         ASSERT_OK(rmdir(path_dir));
 }
@@ -468,13 +562,13 @@ TEST(persistence_escapes_device_names) {
                 snprintf(m, sizeof(m), "33:33:00:00:00:%02x", i);
                 o.added[o.n_added++] = mac(m);
         }
-        ASSERT_OK(host_ownership_save(dir, 1UL, &o));
+        ASSERT_OK(host_ownership_save(dir, 1UL, &o, NULL));
         ASSERT_OK(host_ownership_load(dir, 1UL, 7, s.ifname, &back));
         ASSERT_STR_EQ(back.ifname, s.ifname);
         ASSERT_INT_EQ(back.flags_set, IFF_PROMISC | IFF_ALLMULTI);
         ASSERT_INT_EQ(back.n_added, RXFILTER_TABLE_MAX);
         ASSERT_TRUE(ether_addr_equal(&back.added[RXFILTER_TABLE_MAX - 1], &o.added[RXFILTER_TABLE_MAX - 1]));
-        ASSERT_OK(host_ownership_remove(dir, 1UL, 7));
+        ASSERT_OK(host_ownership_remove(dir, 1UL, 7, NULL));
         ASSERT_OK(rmdir(path_dir));
 }
 
@@ -489,15 +583,15 @@ TEST(persistence_survives_a_removed_directory) {
         HostOwnership o, back;
         host_ownership_init(&o, &s);
         o.mac_set = true;
-        ASSERT_OK(host_ownership_save(dir, 1UL, &o));
-        ASSERT_OK(host_ownership_remove(dir, 1UL, 7));
+        ASSERT_OK(host_ownership_save(dir, 1UL, &o, NULL));
+        ASSERT_OK(host_ownership_remove(dir, 1UL, 7, NULL));
         ASSERT_OK(rmdir(path_dir));
 
-        ASSERT_OK(host_ownership_save(dir, 1UL, &o));
+        ASSERT_OK(host_ownership_save(dir, 1UL, &o, NULL));
         snprintf(path, sizeof(path), "%s/1-7.json", path_dir);
         ASSERT_OK(access(path, F_OK));
         ASSERT_OK(host_ownership_load(dir, 1UL, 7, "mvt0", &back));
         ASSERT_TRUE(back.mac_set);
-        ASSERT_OK(host_ownership_remove(dir, 1UL, 7));
+        ASSERT_OK(host_ownership_remove(dir, 1UL, 7, NULL));
         ASSERT_OK(rmdir(path_dir));
 }
