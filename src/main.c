@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
@@ -150,6 +151,19 @@ static int on_exit_signal(sd_event_source *s, const struct signalfd_siginfo *si,
         return sd_event_exit(sd_event_source_get_event(s), 0);
 }
 
+/* Each guest's monitor and each trusted NIC's ownership record is an open fd: take the whole hard limit
+ * (the soft default of 1,024 protects select() users; sd-event uses epoll, and nothing here forks). */
+static void rlimit_nofile_raise(void) {
+        struct rlimit rl;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+                return;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+                log_warning_errno(-errno, "Cannot raise the open files limit to %llu: %m",
+                        (unsigned long long)rl.rlim_max);
+}
+
 static int run(int argc, char **argv) {
         Arguments args = {
                 .config_file = CONFIG_FILE_DEFAULT,
@@ -187,6 +201,7 @@ static int run(int argc, char **argv) {
         sigaddset(&mask, SIGINT);
         sigprocmask(SIG_BLOCK, &mask, NULL);
         signal(SIGPIPE, SIG_IGN);
+        rlimit_nofile_raise();
 
         r = sd_event_default(&event);
         if (r < 0)

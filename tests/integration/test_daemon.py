@@ -139,6 +139,21 @@ def test_sigterm_with_work_in_flight_exits_zero(netns, fakes, daemons):
     assert d.stop(signal.SIGTERM, timeout=10) == 0, d.log_tail()
 
 
+def test_open_files_limit_is_raised_to_the_hard_limit(daemons):
+    """Every guest's monitor and every trusted NIC's record is an open fd: the daemon takes the whole hard
+    limit at start (systemd starts services with a soft limit of 1,024)."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+    try:
+        d = daemons()
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    limits = open("/proc/%d/limits" % d.pid).read()
+    line = next(l for l in limits.splitlines() if l.startswith("Max open files"))
+    assert line.split()[3:5] == [str(hard), str(hard)], line
+
+
 def test_watchdog_pings(daemons):
     d = daemons(env={"WATCHDOG_USEC": "400000"})
     d.wait_notify("WATCHDOG=1", timeout=5)
