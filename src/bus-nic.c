@@ -93,7 +93,7 @@ int bus_message_append_trust(sd_bus_message *message, unsigned trust) {
         r = sd_bus_message_open_container(message, 'a', "s");
         for (unsigned b = 1; b <= TRUST_ALL && r >= 0; b <<= 1)
                 if (trust & b)
-                        r = sd_bus_message_append(message, "s", trust_capability_to_string(b));
+                        r = sd_bus_message_append_basic(message, 's', trust_capability_to_string(b));
         if (r < 0)
                 return r;
         return sd_bus_message_close_container(message);
@@ -106,13 +106,20 @@ int bus_message_append_trust(sd_bus_message *message, unsigned trust) {
  * empty filter (false, "normal", empty tables). */
 static const RxFilter empty_filter = {};
 
+/* The appenders below use sd_bus_message_append_basic(): sd_bus_message_append() parses its format
+ * string on every call, and a change appends a few dozen values to its two signals. */
+static int bus_append_bool(sd_bus_message *m, bool b) {
+        int v = b;
+        return sd_bus_message_append_basic(m, 'b', &v);
+}
+
 static int append_mac_table(sd_bus_message *m, const EtherAddr *table, size_t n) {
         char buf[ETHER_ADDR_STRLEN];
         int r;
 
         r = sd_bus_message_open_container(m, 'a', "s");
         for (size_t i = 0; i < n && r >= 0; i++)
-                r = sd_bus_message_append(m, "s", ether_addr_format(&table[i], buf));
+                r = sd_bus_message_append_basic(m, 's', ether_addr_format(&table[i], buf));
         if (r < 0)
                 return r;
         return sd_bus_message_close_container(m);
@@ -120,19 +127,20 @@ static int append_mac_table(sd_bus_message *m, const EtherAddr *table, size_t n)
 
 static int append_mac(sd_bus_message *m, const RxFilter *f) {
         char buf[ETHER_ADDR_STRLEN];
-        return sd_bus_message_append(m, "s", f == &empty_filter ? "" : ether_addr_format(&f->main_mac, buf));
+        return sd_bus_message_append_basic(
+                m, 's', f == &empty_filter ? "" : ether_addr_format(&f->main_mac, buf));
 }
 static int append_promiscuous(sd_bus_message *m, const RxFilter *f) {
-        return sd_bus_message_append(m, "b", f->promiscuous);
+        return bus_append_bool(m, f->promiscuous);
 }
 static int append_unicast_mode(sd_bus_message *m, const RxFilter *f) {
-        return sd_bus_message_append(m, "s", rx_mode_to_string(f->unicast));
+        return sd_bus_message_append_basic(m, 's', rx_mode_to_string(f->unicast));
 }
 static int append_multicast_mode(sd_bus_message *m, const RxFilter *f) {
-        return sd_bus_message_append(m, "s", rx_mode_to_string(f->multicast));
+        return sd_bus_message_append_basic(m, 's', rx_mode_to_string(f->multicast));
 }
 static int append_vlan_mode(sd_bus_message *m, const RxFilter *f) {
-        return sd_bus_message_append(m, "s", rx_mode_to_string(f->vlan));
+        return sd_bus_message_append_basic(m, 's', rx_mode_to_string(f->vlan));
 }
 static int append_unicast_table(sd_bus_message *m, const RxFilter *f) {
         return append_mac_table(m, f->unicast_table, f->n_unicast);
@@ -148,17 +156,17 @@ static int append_vlan_table(sd_bus_message *m, const RxFilter *f) {
         /* Word by word: 64 words instead of 4096 bit tests on every signal. */
         for (unsigned w = 0; f->vlan != RX_MODE_ALL && w < RXFILTER_VLAN_MAX / 64 && r >= 0; w++)
                 for (uint64_t bits = f->vlan_bitmap[w]; bits && r >= 0; bits &= bits - 1)
-                        r = sd_bus_message_append(
-                                m, "q", (uint16_t)(w * 64 + (unsigned)__builtin_ctzll(bits)));
+                        r = sd_bus_message_append_basic(
+                                m, 'q', &(uint16_t){ (uint16_t)(w * 64 + (unsigned)__builtin_ctzll(bits)) });
         if (r < 0)
                 return r;
         return sd_bus_message_close_container(m);
 }
 static int append_unicast_overflow(sd_bus_message *m, const RxFilter *f) {
-        return sd_bus_message_append(m, "b", f->unicast_overflow);
+        return bus_append_bool(m, f->unicast_overflow);
 }
 static int append_multicast_overflow(sd_bus_message *m, const RxFilter *f) {
-        return sd_bus_message_append(m, "b", f->multicast_overflow);
+        return bus_append_bool(m, f->multicast_overflow);
 }
 
 static const struct {
@@ -199,7 +207,7 @@ static int property_get_string(sd_bus *bus, const char *path, const char *interf
         Nic *n = userdata;
         const char *s = strcmp(property, "HostInterfaceKind") == 0 ? hostdev_kind_to_string(n->host_kind)
                                                                    : nic_sync_state_to_string(n->sync_state);
-        return sd_bus_message_append(reply, "s", s ? s : "");
+        return sd_bus_message_append_basic(reply, 's', s ? s : "");
 }
 
 static int property_get_guest(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -382,7 +390,8 @@ static int append_rx_filter_changed(
         for (size_t i = 0; i < ELEMENTSOF(filter_fields) && r >= 0; i++) {
                 r = sd_bus_message_open_container(m, 'e', "sv");
                 if (r >= 0)
-                        r = sd_bus_message_append(m, "s", rxfilter_field_to_string(filter_fields[i].field));
+                        r = sd_bus_message_append_basic(
+                                m, 's', rxfilter_field_to_string(filter_fields[i].field));
                 if (r >= 0)
                         r = sd_bus_message_open_container(m, 'v', filter_fields[i].signature);
                 if (r >= 0)
@@ -398,27 +407,28 @@ static int append_rx_filter_changed(
                 r = sd_bus_message_open_container(m, 'a', "s");
         for (size_t i = 0; i < ELEMENTSOF(filter_fields) && r >= 0; i++)
                 if (changed_fields & filter_fields[i].field)
-                        r = sd_bus_message_append(m, "s", rxfilter_field_to_string(filter_fields[i].field));
+                        r = sd_bus_message_append_basic(
+                                m, 's', rxfilter_field_to_string(filter_fields[i].field));
         if (r >= 0)
                 r = sd_bus_message_close_container(m);
         if (r >= 0)
-                r = sd_bus_message_append(m, "s", sync);
+                r = sd_bus_message_append_basic(m, 's', sync);
         return r;
 }
 
 /* The NIC's own state that a processed filter changes, for PropertiesChanged built directly. */
 static int append_changes(sd_bus_message *m, const Nic *n) {
-        return sd_bus_message_append(m, "t", n->changes);
+        return sd_bus_message_append_basic(m, 't', &n->changes);
 }
 static int append_last_change_usec(sd_bus_message *m, const Nic *n) {
-        return sd_bus_message_append(m, "t", n->last_change_usec);
+        return sd_bus_message_append_basic(m, 't', &n->last_change_usec);
 }
 static int append_sync_state(sd_bus_message *m, const Nic *n) {
         const char *s = nic_sync_state_to_string(n->sync_state);
-        return sd_bus_message_append(m, "s", s ? s : "");
+        return sd_bus_message_append_basic(m, 's', s ? s : "");
 }
 static int append_last_error(sd_bus_message *m, const Nic *n) {
-        return sd_bus_message_append(m, "s", n->last_error ? n->last_error : "");
+        return sd_bus_message_append_basic(m, 's', n->last_error ? n->last_error : "");
 }
 
 static const struct {
@@ -435,7 +445,7 @@ static const struct {
 static int open_property(sd_bus_message *m, const char *name, const char *signature) {
         int r = sd_bus_message_open_container(m, 'e', "sv");
         if (r >= 0)
-                r = sd_bus_message_append(m, "s", name);
+                r = sd_bus_message_append_basic(m, 's', name);
         if (r >= 0)
                 r = sd_bus_message_open_container(m, 'v', signature);
         return r;
@@ -458,7 +468,7 @@ static int nic_send_filter_properties_changed(
         r = sd_bus_message_new_signal(
                 nic_bus(n), &m, path, "org.freedesktop.DBus.Properties", "PropertiesChanged");
         if (r >= 0)
-                r = sd_bus_message_append(m, "s", BUS_NIC_INTERFACE);
+                r = sd_bus_message_append_basic(m, 's', BUS_NIC_INTERFACE);
         if (r >= 0)
                 r = sd_bus_message_open_container(m, 'a', "{sv}");
         for (size_t i = 0; i < ELEMENTSOF(filter_fields) && r >= 0; i++) {
