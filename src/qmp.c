@@ -55,10 +55,11 @@ struct QmpClient {
 };
 
 /* Edge-triggered: with a thousand busy monitors, level-triggered epoll re-polls every ready socket
- * before each dispatch (O(n) per event). We read until EAGAIN instead, or continue from a defer source
- * when a chatty monitor used up its share. */
+ * before each dispatch (O(n) per event). We read until the socket is drained instead (client_read()), or
+ * continue from a defer source when a chatty monitor used up its share. EPOLLRDHUP tells a wakeup whose
+ * data came with the end of the stream. */
 static int client_update_io_events(QmpClient *c) {
-        uint32_t events = EPOLLIN | EPOLLET;
+        uint32_t events = EPOLLIN | EPOLLRDHUP | EPOLLET;
 
         if (!c->io)
                 return 0;
@@ -412,10 +413,10 @@ int qmp_client_feed(QmpClient *c, const char *data, size_t size) {
         return 0;
 }
 
-static int client_read(QmpClient *c);
+static int client_read(QmpClient *c, bool to_eagain);
 
 static int on_read_more(sd_event_source *s, void *userdata) {
-        (void)client_read(userdata);
+        (void)client_read(userdata, true);
         return 0;
 }
 
@@ -429,7 +430,11 @@ static int client_read_later(QmpClient *c) {
         return sd_event_source_set_enabled(c->read_more, SD_EVENT_ONESHOT);
 }
 
-static int client_read(QmpClient *c) {
+/* Reads what the socket has. A short read drained it: any data or end of stream that arrives later
+ * raises a new edge. Only an end of stream that came with this wakeup's data (to_eagain: EPOLLRDHUP or
+ * EPOLLHUP in its events) raises none, so then, and when continuing from read_more, reads go on to
+ * EAGAIN or 0. That saves a failing recv() per message on the common path. */
+static int client_read(QmpClient *c, bool to_eagain) {
         char buf[QMP_READ_CHUNK];
 
         for (unsigned i = 0; c->fd >= 0; i++) {
@@ -445,11 +450,11 @@ static int client_read(QmpClient *c) {
                 }
                 if (n == 0)
                         return client_fail(c, -ECONNRESET, "monitor closed the connection");
-                /* No shortcut on a short read: an end-of-file that arrived with the last data raises no
-                 * new edge, so only reading on to EAGAIN (or 0) sees it. */
                 int r = qmp_client_feed(c, buf, (size_t)n);
                 if (r < 0)
                         return r;
+                if ((size_t)n < sizeof(buf) && !to_eagain)
+                        return 0;
         }
         return 0;
 }
@@ -493,8 +498,8 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
                 return 0;
         }
 
-        if (revents & EPOLLIN) {
-                if (client_read(c) < 0)
+        if (revents & (EPOLLIN | EPOLLRDHUP)) {
+                if (client_read(c, revents & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) < 0)
                         return 0;
         } else if (revents & (EPOLLHUP | EPOLLERR)) {
                 (void)client_fail(c, -ECONNRESET, "monitor hung up");

@@ -261,6 +261,32 @@ TEST(split_messages_and_many_per_read) {
         teardown(e, &p, c);
 }
 
+/* A short read ends a wakeup's reads: what the peer writes later still arrives (a new edge), and an end
+ * of stream written together with the last message is seen without another write. */
+TEST(short_reads_lose_neither_later_messages_nor_a_close_that_came_with_data) {
+        sd_event *e;
+        Peer p;
+        Recorder rec;
+        QmpClient *c;
+
+        ASSERT_OK(setup(&e, &p, &rec, &c));
+        for (int i = 0; i < 3; i++) {
+                peer_write(&p,
+                        "{\"event\": \"RESET\", \"timestamp\": {\"seconds\": 1, \"microseconds\": 2}}\r\n");
+                run_loop(e, 3);
+                ASSERT_INT_EQ(rec.events, i + 1);
+        }
+        peer_write(&p, "{\"event\": \"STOP\", \"timestamp\": {\"seconds\": 1, \"microseconds\": 2}}\r\n");
+        peer_close(&p); /* the close goes with the data: one wakeup sees both */
+        run_loop(e, 3);
+        ASSERT_INT_EQ(rec.events, 4);
+        ASSERT_STR_EQ(rec.last_event, "STOP");
+        ASSERT_INT_EQ(rec.disconnected, 1);
+        ASSERT_INT_EQ(rec.last_error, -ECONNRESET);
+        qmp_client_free(c);
+        sd_event_unref(e);
+}
+
 TEST(garbage_disconnects_and_fails_pending) {
         sd_event *e;
         Peer p;
