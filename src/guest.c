@@ -104,6 +104,7 @@ Guest *guest_unref(Guest *g) {
         free(g->qemu_name);
         free(g->qemu_version);
         host_namespace_unref(g->netns);
+        peer_fd_table_unref(g->peer_fds);
         free(g);
         return NULL;
 }
@@ -564,11 +565,22 @@ static void guest_update_netns(Guest *g) {
                 log_guest(g, LOG_INFO, "host devices in network namespace %s", p);
 }
 
+/* The connected QEMU's fd table, where jobs verify the devices it holds. Without it (its /proc cannot
+ * be opened) they go through /proc/PID/fd/N and fail there with the reason. */
+static void guest_update_peer_fds(Guest *g) {
+        g->peer_fds = peer_fd_table_unref(g->peer_fds);
+        pid_t pid = qmp_client_get_peer_pid(g->qmp);
+        int r = pid > 0 ? peer_fd_table_open(pid, &g->peer_fds) : 0;
+        if (r < 0)
+                log_guest_errno(g, LOG_DEBUG, r, "cannot open the fd table of QEMU (pid %d): %m", (int)pid);
+}
+
 static void on_qmp_state(QmpClient *c, QmpState state, int error, const char *reason, void *userdata) {
         Guest *g = userdata;
 
         if (state == QMP_STATE_READY) {
                 guest_update_netns(g);
+                guest_update_peer_fds(g);
                 guest_full_query_reset(g);
                 guest_set_state(g, GUEST_STATE_NEGOTIATING, "monitor ready");
                 g->n_connects++; /* metrics */

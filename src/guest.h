@@ -11,6 +11,7 @@
 #include "hostdev.h"
 #include "log.h"
 #include "message-ids.h"
+#include "peerdev.h"
 #include "qmp.h"
 #include "ratelimit.h"
 #include "strmap.h"
@@ -59,6 +60,7 @@ typedef struct Guest {
 
         char *uuid, *qemu_name, *qemu_version;
         HostNamespace *netns; /* where its host devices live; NULL: the daemon's own namespace */
+        PeerFdTable *peer_fds; /* the connected QEMU's fd table, or NULL (jobs go through the PID) */
 
         Nic **nics; /* discovery order */
         size_t n_nics;

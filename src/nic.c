@@ -425,6 +425,7 @@ static void sync_job_complete(WorkerJob *job, int error) {
         if (j->info)
                 json_object_put(j->info);
         host_namespace_unref(j->netns);
+        peer_fd_table_unref(j->peer_fds);
         nic_unref(n);
         free(j);
 }
@@ -485,6 +486,7 @@ void nic_start_job(Nic *n, int mode, json_object *info, unsigned caps) {
         j->guest_name = g->name;
         j->nic_id = n->id;
         j->peer_pid = g->qmp ? qmp_client_get_peer_pid(g->qmp) : 0;
+        j->peer_fds = peer_fd_table_ref(g->peer_fds);
         if (n->ownership) {
                 j->have_ownership = true;
                 j->ownership = *n->ownership;

@@ -4,7 +4,9 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,28 +86,72 @@ static int peerdev_from_stat(pid_t pid, int fd, const struct stat *st, PeerDevic
         return 0;
 }
 
+struct PeerFdTable {
+        atomic_uint n_ref;
+        pid_t pid;
+        int fd; /* /proc/PID/fd, O_PATH */
+};
+
+int peer_fd_table_open(pid_t pid, PeerFdTable **ret) {
+        char path[64];
+
+        if (pid <= 0)
+                return -EINVAL;
+        PeerFdTable *t = malloc(sizeof(PeerFdTable));
+        if (!t)
+                return -ENOMEM;
+        snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+        *t = (PeerFdTable){ .n_ref = 1, .pid = pid, .fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC) };
+        if (t->fd < 0) {
+                int r = -errno;
+                free(t);
+                return r;
+        }
+        *ret = t;
+        return 0;
+}
+
+PeerFdTable *peer_fd_table_ref(PeerFdTable *t) {
+        if (t)
+                atomic_fetch_add(&t->n_ref, 1);
+        return t;
+}
+
+PeerFdTable *peer_fd_table_unref(PeerFdTable *t) {
+        if (t && atomic_fetch_sub(&t->n_ref, 1) == 1) {
+                safe_close(t->fd);
+                free(t);
+        }
+        return NULL;
+}
+
 /* stat() follows the magic link to the file the process really has open: its name says nothing (QEMU
  * may hold an ordinary file called tap5), its device number does. */
-static int stat_peer_fd(pid_t pid, int fd, struct stat *ret) {
+static int stat_peer_fd(const PeerFdTable *table, pid_t pid, int fd, struct stat *ret) {
         char path[64];
 
         if (pid <= 0 || fd < 0)
                 return -EINVAL;
+        if (table && table->pid == pid) {
+                snprintf(path, sizeof(path), "%d", fd);
+                return fstatat(table->fd, path, ret, 0) < 0 ? -errno : 0;
+        }
         snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)pid, fd);
         return stat(path, ret) < 0 ? -errno : 0;
 }
 
 int peerdev_from_fd(pid_t pid, int fd, PeerDevice *ret) {
         struct stat st;
-        int r = stat_peer_fd(pid, fd, &st);
+        int r = stat_peer_fd(NULL, pid, fd, &st);
         return r < 0 ? r : peerdev_from_stat(pid, fd, &st, ret);
 }
 
-int peerdev_from_fd_cached(pid_t pid, int fd, PeerDeviceCache *cache, PeerDevice *ret) {
+int peerdev_from_fd_cached(
+        const PeerFdTable *table, pid_t pid, int fd, PeerDeviceCache *cache, PeerDevice *ret) {
         struct stat st;
         int r;
 
-        r = stat_peer_fd(pid, fd, &st);
+        r = stat_peer_fd(table, pid, fd, &st);
         if (r < 0)
                 return r;
         if (cache->device.kind == HOSTDEV_KIND_MACVTAP && cache->pid == pid && cache->fd == fd &&

@@ -32,14 +32,25 @@ typedef struct PeerDeviceCache {
         PeerDevice device; /* kind HOSTDEV_KIND_UNKNOWN: nothing remembered */
 } PeerDeviceCache;
 
+/* The fd table of a QEMU process, /proc/PID/fd opened once per connection: its fds are then looked at
+ * relative to it, one path component per stat instead of four (a trusted change makes one), and a PID
+ * reused after QEMU exits never leads to another process's fds (lookups in a dead process's table
+ * fail). Shared by the loop thread and the jobs: references are atomic. */
+typedef struct PeerFdTable PeerFdTable;
+int peer_fd_table_open(pid_t pid, PeerFdTable **ret);
+PeerFdTable *peer_fd_table_ref(PeerFdTable *t);
+PeerFdTable *peer_fd_table_unref(PeerFdTable *t);
+
 /* peerdev_from_fd() for a fd looked at before: while pid's fd is still the same character device
  * node (one stat through /proc: same st_dev, st_ino, st_rdev), the macvtap found then is returned
  * without reading /sys again; anything else is looked at in full and remembered in *cache. The stat
  * is never skipped: the fd is checked to be that device on every call. A macvtap renamed since is
  * still reported under its old name: forget the cache when the name leads nowhere. Taps are never
  * remembered (their name is read from fdinfo, which follows renames). Returns 1 when the device came
- * from the cache, 0 when it was looked at, or peerdev_from_fd()'s errors. */
-int peerdev_from_fd_cached(pid_t pid, int fd, PeerDeviceCache *cache, PeerDevice *ret);
+ * from the cache, 0 when it was looked at, or peerdev_from_fd()'s errors. The stat goes through table
+ * when there is one (pid's), else through /proc/PID/fd/N. */
+int peerdev_from_fd_cached(
+        const PeerFdTable *table, pid_t pid, int fd, PeerDeviceCache *cache, PeerDevice *ret);
 
 /* Whether process pid holds ifname open (a tap fd or a macvtap character device): 1 and *ret if so, 0
  * if not, negative errno if its fds cannot be read. Looks at PEERDEV_FDS_MAX fds at most. */

@@ -124,7 +124,8 @@ static bool job_resolve_device(SyncJob *j) {
                 return job_refuse_device(
                         j, "host interface: the QEMU process is unknown, its devices cannot be verified");
         if (j->backend_fd >= 0) {
-                r = peerdev_from_fd_cached(j->peer_pid, j->backend_fd, &j->peer_cache, &j->verified);
+                r = peerdev_from_fd_cached(
+                        j->peer_fds, j->peer_pid, j->backend_fd, &j->peer_cache, &j->verified);
                 j->verified_cached = r > 0;
                 if (r < 0)
                         return job_refuse_device(j,

@@ -63,6 +63,7 @@ typedef struct SyncJob {
         int backend_fd; /* fd=N QEMU reports for its backend, -1 if none */
         PeerDeviceCache peer_cache; /* in and out: what backend_fd was found to be before */
         pid_t peer_pid; /* the QEMU at the other end of the socket (SO_PEERCRED) */
+        PeerFdTable *peer_fds; /* its fd table (a reference), or NULL: through /proc/PID/fd/N */
         HostClaims *claims; /* which NIC drives which device, or NULL */
         const char *guest_name, *nic_id; /* borrowed (immutable while the job holds its NIC) */
         const char *reason; /* FILTER: what MacChanged will say */

@@ -10,6 +10,7 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -284,21 +285,22 @@ static int open_macvtap_node(const char *ifname, char node[static 64]) {
 }
 
 /* The device a fd is, remembered: the same open node is recognised with one stat, anything else is
- * looked at again, and a fd that is not a tap or macvtap is never taken for the one remembered. */
-TEST(peer_device_cache) {
+ * looked at again, and a fd that is not a tap or macvtap is never taken for the one remembered. The
+ * same through /proc/PID/fd/N and through the process's fd table. */
+static void check_peer_device_cache(const PeerFdTable *t) {
         PeerDeviceCache cache = {};
         PeerDevice d;
         char node[64];
+        pid_t pid = getpid();
 
-        NETNS_SETUP();
         int fd = open_macvtap_node("mvt0", node);
         ASSERT_TRUE(fd >= 0);
-        ASSERT_INT_EQ(peerdev_from_fd_cached(getpid(), fd, &cache, &d), 0); /* looked at */
+        ASSERT_INT_EQ(peerdev_from_fd_cached(t, pid, fd, &cache, &d), 0); /* looked at */
         ASSERT_INT_EQ(d.kind, HOSTDEV_KIND_MACVTAP);
         ASSERT_STR_EQ(d.ifname, "mvt0");
         ASSERT_INT_EQ(d.ifindex, if_nametoindex("mvt0"));
         d = (PeerDevice){};
-        ASSERT_INT_EQ(peerdev_from_fd_cached(getpid(), fd, &cache, &d), 1); /* remembered */
+        ASSERT_INT_EQ(peerdev_from_fd_cached(t, pid, fd, &cache, &d), 1); /* remembered */
         ASSERT_STR_EQ(d.ifname, "mvt0");
         ASSERT_INT_EQ(d.ifindex, if_nametoindex("mvt0"));
 
@@ -306,10 +308,10 @@ TEST(peer_device_cache) {
         int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
         ASSERT_TRUE(devnull >= 0);
         ASSERT_OK(dup3(devnull, fd, O_CLOEXEC));
-        ASSERT_ERROR(peerdev_from_fd_cached(getpid(), fd, &cache, &d), ENODEV);
+        ASSERT_ERROR(peerdev_from_fd_cached(t, pid, fd, &cache, &d), ENODEV);
         ASSERT_INT_EQ(cache.device.kind, HOSTDEV_KIND_UNKNOWN);
         close(fd);
-        ASSERT_ERROR(peerdev_from_fd_cached(getpid(), fd, &cache, &d), ENOENT);
+        ASSERT_ERROR(peerdev_from_fd_cached(t, pid, fd, &cache, &d), ENOENT);
 
         /* A tap is read from fdinfo every time, never remembered. */
         int tun = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
@@ -317,12 +319,53 @@ TEST(peer_device_cache) {
         struct ifreq ifr = { .ifr_flags = IFF_TAP | IFF_NO_PI };
         snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "tap0");
         ASSERT_OK(ioctl(tun, TUNSETIFF, &ifr));
-        ASSERT_INT_EQ(peerdev_from_fd_cached(getpid(), tun, &cache, &d), 0);
+        ASSERT_INT_EQ(peerdev_from_fd_cached(t, pid, tun, &cache, &d), 0);
         ASSERT_INT_EQ(d.kind, HOSTDEV_KIND_TAP);
         ASSERT_STR_EQ(d.ifname, "tap0");
-        ASSERT_INT_EQ(peerdev_from_fd_cached(getpid(), tun, &cache, &d), 0);
+        ASSERT_INT_EQ(peerdev_from_fd_cached(t, pid, tun, &cache, &d), 0);
         close(tun);
         close(devnull);
+        ASSERT_OK(unlink(node));
+}
+
+TEST(peer_device_cache) {
+        NETNS_SETUP();
+        check_peer_device_cache(NULL);
+        PeerFdTable *t = NULL;
+        ASSERT_OK(peer_fd_table_open(getpid(), &t));
+        check_peer_device_cache(t);
+        peer_fd_table_unref(t);
+}
+
+/* A process's fd table outlives the process only as a dead end: once QEMU is gone (and its PID free
+ * for another process), nothing is found through it, where /proc/PID/fd/N would be the new process's. */
+TEST(peer_fd_table_of_an_exited_process_leads_nowhere) {
+        PeerDeviceCache cache = {};
+        PeerDevice d;
+        char node[64];
+        int pipefd[2];
+
+        NETNS_SETUP();
+        int fd = open_macvtap_node("mvt0", node);
+        ASSERT_TRUE(fd >= 0);
+        ASSERT_OK(pipe2(pipefd, O_CLOEXEC));
+        pid_t child = fork();
+        ASSERT_TRUE(child >= 0);
+        if (child == 0) {
+                char c;
+                close(pipefd[1]);
+                _exit(read(pipefd[0], &c, 1) < 0); /* holds the macvtap until told to go */
+        }
+        close(pipefd[0]);
+        PeerFdTable *t = NULL;
+        ASSERT_OK(peer_fd_table_open(child, &t));
+        ASSERT_INT_EQ(peerdev_from_fd_cached(t, child, fd, &cache, &d), 0);
+        ASSERT_STR_EQ(d.ifname, "mvt0");
+        close(pipefd[1]);
+        ASSERT_INT_EQ(waitpid(child, NULL, 0), child);
+        ASSERT_TRUE(peerdev_from_fd_cached(t, child, fd, &cache, &d) < 0);
+        peer_fd_table_unref(t);
+        close(fd);
         ASSERT_OK(unlink(node));
 }
 
