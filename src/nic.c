@@ -382,10 +382,12 @@ static void nic_complete_filter(Nic *n, const SyncJob *j) {
         int level = j->outcome == SYNC_FAILED || j->outcome == SYNC_PARTIAL ? LOG_WARNING : LOG_INFO;
         if (j->changed) {
                 char fields[256];
-                format_fields(j->changed, fields, sizeof(fields));
-                log_nic_id(n, j->outcome == SYNC_APPLIED ? MESSAGE_ID_FILTER_APPLIED : NULL, level,
-                        "filter changed [%s]; host %s%s%s", fields, cs.outcome, j->error[0] ? ": " : "",
-                        j->error);
+                if (log_max_level >= level) { /* the list is formatted for the log only */
+                        format_fields(j->changed, fields, sizeof(fields));
+                        log_nic_id(n, j->outcome == SYNC_APPLIED ? MESSAGE_ID_FILTER_APPLIED : NULL, level,
+                                "filter changed [%s]; host %s%s%s", fields, cs.outcome,
+                                j->error[0] ? ": " : "", j->error);
+                }
         } else
                 log_nic(n, j->error[0] ? level : LOG_DEBUG, "filter %s; host %s%s%s",
                         j->mode == SYNC_JOB_RECONCILE ? "reconciled" : "unchanged", cs.outcome,

@@ -77,10 +77,14 @@ static void *worker_main(void *userdata) {
                 pthread_mutex_lock(&p->lock);
                 bool was_empty = !p->completed.head;
                 queue_push(&p->completed, job);
-                /* One eventfd write per batch: the loop drains everything queued so far. */
                 if (was_empty) {
+                        /* One eventfd write per batch: the loop drains everything queued so far. Written
+                         * without the lock (the loop takes it to drain): if the loop drained this job
+                         * before the write, the write only costs it a wakeup that finds nothing. */
+                        pthread_mutex_unlock(&p->lock);
                         uint64_t one = 1;
                         (void)!write(p->completion_fd, &one, sizeof(one));
+                        pthread_mutex_lock(&p->lock);
                 }
         }
         pthread_mutex_unlock(&p->lock);
@@ -201,8 +205,9 @@ int worker_pool_submit(WorkerPool *p, WorkerJob *job) {
                 return -ESHUTDOWN;
         }
         queue_push(&p->queued, job);
-        pthread_cond_signal(&p->wakeup);
         pthread_mutex_unlock(&p->lock);
+        /* After the unlock: a woken worker does not wait for the lock we hold. */
+        pthread_cond_signal(&p->wakeup);
         if (++p->outstanding > p->peak_outstanding)
                 p->peak_outstanding = p->outstanding;
         return 0;
