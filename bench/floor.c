@@ -26,7 +26,8 @@
  *                                  (one in flight) and prints "react EVENT READ SENT REPLY PROMISC ALLMULTI
  *                                  MAC ENTRIES" per event (QEMU's timestamp, event read, query sent, reply
  *                                  read: realtime µs; the filter the reply shows); until stdin closes.
- *                                  The NICs named are queried once at the start, as the daemon does.
+ *                                  The NICs named are queried once at the start, as the daemon does;
+ *                                  "ready" says when that is done.
  *   guestnetd-floor watch SOCKET IFNAME
  *                                  against a real QEMU, inside the device's namespace: one line per
  *                                  NIC_RX_FILTER_CHANGED ("event REALTIME_US" with QEMU's own timestamp)
@@ -597,8 +598,14 @@ static int floor_react(const char *path, char **nics, int n_nics) {
                 }
         uint64_t sent = 0;
         unsigned id = 0, dropped = 0;
-        bool in_flight = false;
+        bool in_flight = false, ready = false;
         for (;;) {
+                if (!ready && !in_flight && nq == 0) {
+                        /* connected, the first queries answered: from here on every event is seen */
+                        printf("ready\n");
+                        fflush(stdout);
+                        ready = true;
+                }
                 if (!in_flight && nq > 0) {
                         memcpy(&cur, &q[0], sizeof(cur));
                         memmove(&q[0], &q[1], --nq * sizeof(q[0]));
