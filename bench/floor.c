@@ -524,11 +524,11 @@ static bool mac_at(const char *p, unsigned char m[static 6]) {
         if (*p++ != '"')
                 return false;
         for (int i = 0; i < 6; i++, p += 3) {
-                char hex[3] = { p[0], p[1], '\0' }, *end;
                 if (!isxdigit((unsigned char)p[0]) || !isxdigit((unsigned char)p[1]) ||
                         p[2] != (i < 5 ? ':' : '"'))
                         return false;
-                m[i] = (unsigned char)strtoul(hex, &end, 16);
+                char hex[3] = { p[0], p[1], '\0' };
+                m[i] = (unsigned char)strtoul(hex, NULL, 16);
         }
         return true;
 }
