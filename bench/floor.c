@@ -20,14 +20,26 @@
  *   guestnetd-floor rxfilter SOCKET NIC N
  *                                  against a real QEMU: the query-rx-filter round trip on a QMP monitor
  *                                  of its own (the least any daemon pays per event; prints p90 too)
+ *   guestnetd-floor react SOCKET [NIC...]
+ *                                  against a real QEMU, the floor under the guest's load: answers every
+ *                                  NIC_RX_FILTER_CHANGED with that NIC's query-rx-filter as the daemon does
+ *                                  (one in flight) and prints "react EVENT READ SENT REPLY PROMISC ALLMULTI
+ *                                  MAC ENTRIES" per event (QEMU's timestamp, event read, query sent, reply
+ *                                  read: realtime µs; the filter the reply shows); until stdin closes.
+ *                                  The NICs named are queried once at the start, as the daemon does;
+ *                                  "ready" says when that is done.
  *   guestnetd-floor watch SOCKET IFNAME
  *                                  against a real QEMU, inside the device's namespace: one line per
  *                                  NIC_RX_FILTER_CHANGED ("event REALTIME_US" with QEMU's own timestamp)
  *                                  and per change of the host device ("host REALTIME_US PROMISC ALLMULTI
- *                                  MAC ENTRIES"), polled every 50 µs for 200 ms after each event, else
- *                                  every 2 ms; until stdin closes. Run with bench/run real-qemu.
- * Each prints one JSON object: {"what": ..., "n": N, "p50_us": ..., "p99_us": ..., ...}. */
+ *                                  MAC ENTRIES"): flags and MAC from RTM_NEWLINK notifications (timed at
+ *                                  recv), the multicast list polled in /proc/net/dev_mcast (often in a
+ *                                  window after each event, rarely outside it); until stdin closes, then
+ *                                  "stats ..." (its own reads and CPU). Both run with bench/run real-qemu.
+ * The others print one JSON object: {"what": ..., "n": N, "p50_us": ..., "p99_us": ..., ...}. */
+#include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/if.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
@@ -41,12 +53,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <systemd/sd-bus.h>
 #include <time.h>
 #include <unistd.h>
+
+#define streq(a, b)   (strcmp((a), (b)) == 0)
+#define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
 
 static uint64_t now_ns(void) {
         struct timespec ts;
@@ -372,29 +389,49 @@ static uint64_t realtime_us(void) {
         return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000;
 }
 
-/* Reads from the monitor until a complete line (QMP ends every message with \r\n) is in buf. */
+/* What the monitor sent that is not taken yet; next_line() cuts complete lines out of it. */
 static char qbuf[1 << 16];
 static size_t qlen;
 
+static char *next_line(void) {
+        char *nl = memchr(qbuf, '\n', qlen);
+        if (!nl)
+                return NULL;
+        static char line[sizeof(qbuf)];
+        size_t k = (size_t)(nl - qbuf) + 1;
+        memcpy(line, qbuf, k);
+        line[k] = '\0';
+        memmove(qbuf, qbuf + k, qlen - k);
+        qlen -= k;
+        return line;
+}
+
+/* One read from the monitor; false at its end. A line longer than the buffer is a broken peer. */
+static bool qmp_read(int fd) {
+        if (qlen >= sizeof(qbuf) - 1) {
+                errno = EMSGSIZE;
+                die("qmp line");
+        }
+        ssize_t r = read(fd, qbuf + qlen, sizeof(qbuf) - 1 - qlen);
+        if (r < 0)
+                die("qmp read");
+        qlen += (size_t)r;
+        return r > 0;
+}
+
+/* Reads from the monitor until a complete line (QMP ends every message with \r\n) is there. */
 static char *qmp_line(int fd, int timeout_ms) {
         for (;;) {
-                char *nl = memchr(qbuf, '\n', qlen);
-                if (nl) {
-                        static char line[sizeof(qbuf)];
-                        size_t k = (size_t)(nl - qbuf) + 1;
-                        memcpy(line, qbuf, k);
-                        line[k] = '\0';
-                        memmove(qbuf, qbuf + k, qlen - k);
-                        qlen -= k;
-                        return line;
-                }
+                char *l = next_line();
+                if (l)
+                        return l;
                 struct pollfd p = { .fd = fd, .events = POLLIN };
                 if (poll(&p, 1, timeout_ms) <= 0)
                         return NULL;
-                ssize_t r = read(fd, qbuf + qlen, sizeof(qbuf) - 1 - qlen);
-                if (r <= 0)
+                if (!qmp_read(fd)) {
+                        errno = ECONNRESET;
                         die("qmp read");
-                qlen += (size_t)r;
+                }
         }
 }
 
@@ -445,13 +482,225 @@ static int floor_rxfilter(const char *path, const char *nic, unsigned n) {
         return 0;
 }
 
+/* A NIC's RX filter as the host device has it or as QEMU reports it, in the words both modes print:
+ * "PROMISC ALLMULTI MAC ENTRIES" (ENTRIES: multicast addresses in /proc/net/dev_mcast's hex,
+ * comma-separated, "-" for none). */
 typedef struct HostState {
         int promisc, allmulti;
         char mac[18];
-        char entries[512]; /* the device's user multicast entries, as dev_mcast lists them */
+        char entries[512];
 } HostState;
 
-static void host_state(int sock, const char *ifname, int ifindex, HostState *s) {
+static bool state_equal(const HostState *a, const HostState *b) {
+        return a->promisc == b->promisc && a->allmulti == b->allmulti && streq(a->mac, b->mac) &&
+                streq(a->entries, b->entries);
+}
+
+/* Ends a "host" or "react" line with the state. */
+static void print_state(const HostState *s) {
+        printf(" %d %d %s %s\n", s->promisc, s->allmulti, s->mac, s->entries);
+        fflush(stdout);
+}
+
+static void format_mac(char out[static 18], const unsigned char *b) {
+        snprintf(out, 18, "%02x:%02x:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3], b[4], b[5]);
+}
+
+/* The value of "KEY" in a line of QEMU's JSON (`"key": value`), or NULL: enough for the few fields
+ * read here (the daemon parses QMP properly). */
+static const char *json_value(const char *l, const char *key) {
+        size_t n = strlen(key);
+        for (const char *p = l; (p = strchr(p, '"')); p++)
+                if (strncmp(p + 1, key, n) == 0 && p[n + 1] == '"') {
+                        const char *v = p + n + 2 + strspn(p + n + 2, " ");
+                        if (*v == ':')
+                                return v + 1 + strspn(v + 1, " ");
+                }
+        return NULL;
+}
+
+/* A quoted "xx:xx:xx:xx:xx:xx" at p, strictly. */
+static bool mac_at(const char *p, unsigned char m[static 6]) {
+        if (*p++ != '"')
+                return false;
+        for (int i = 0; i < 6; i++, p += 3) {
+                if (!isxdigit((unsigned char)p[0]) || !isxdigit((unsigned char)p[1]) ||
+                        p[2] != (i < 5 ? ':' : '"'))
+                        return false;
+                char hex[3] = { p[0], p[1], '\0' };
+                m[i] = (unsigned char)strtoul(hex, NULL, 16);
+        }
+        return true;
+}
+
+/* A NIC_RX_FILTER_CHANGED line: QEMU's timestamp (realtime µs) and the NIC's name, which must be of
+ * QEMU's id syntax (it goes into a command and the output as it is). */
+static bool parse_event(const char *l, uint64_t *ts, char nic[static 64]) {
+        const char *e = json_value(l, "event"), *s = json_value(l, "seconds"),
+                   *u = json_value(l, "microseconds"), *name = json_value(l, "name");
+        unsigned long long sec, usec;
+        if (!e || strncmp(e, "\"NIC_RX_FILTER_CHANGED\"", 23) != 0 || !s || !u || !name || *name != '"' ||
+                sscanf(s, "%llu", &sec) != 1 || sscanf(u, "%llu", &usec) != 1)
+                return false;
+        size_t n = strspn(name + 1, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-");
+        if (n == 0 || n >= 64 || name[1 + n] != '"')
+                return false;
+        memcpy(nic, name + 1, n);
+        nic[n] = '\0';
+        *ts = sec * 1000000ULL + usec;
+        return true;
+}
+
+/* The filter a query-rx-filter reply shows. */
+static bool parse_filter(const char *l, HostState *s) {
+        const char *pr = json_value(l, "promiscuous"), *mc = json_value(l, "multicast"),
+                   *mac = json_value(l, "main-mac"), *tab = json_value(l, "multicast-table");
+        unsigned char m[6];
+        if (!pr || !mc || !mac || !tab || *tab != '[' || !mac_at(mac, m))
+                return false;
+        *s = (HostState){ .promisc = strncmp(pr, "true", 4) == 0,
+                .allmulti = strncmp(mc, "\"all\"", 5) == 0 };
+        format_mac(s->mac, m);
+        size_t k = 0;
+        for (const char *p = tab + 1;; p += 19) {
+                p += strspn(p, " ,");
+                if (*p == ']')
+                        break;
+                if (!mac_at(p, m))
+                        return false;
+                if (k + 14 < sizeof(s->entries))
+                        k += (size_t)snprintf(s->entries + k, sizeof(s->entries) - k,
+                                "%s%02x%02x%02x%02x%02x%02x", k ? "," : "", m[0], m[1], m[2], m[3], m[4],
+                                m[5]);
+        }
+        if (!k)
+                strcpy(s->entries, "-");
+        return true;
+}
+
+/* The floor of the daemon's share under the guest's load: reacts to every NIC_RX_FILTER_CHANGED as the
+ * daemon does (one query-rx-filter in flight; events that come meanwhile wait for its reply, one per
+ * NIC), and prints "react EVENT READ SENT REPLY STATE": QEMU's timestamp, when the event was read, the
+ * query sent, the reply read (realtime µs), and the filter the reply shows. */
+static int floor_react(const char *path, char **nics, int n_nics) {
+        int fd = qmp_connect(path);
+        struct {
+                uint64_t event, read;
+                char nic[64];
+        } q[16], cur = {};
+        size_t nq = 0;
+        /* The NICs named are queried once first, as the daemon does when it connects: that re-arms
+         * QEMU's event if nobody answered the last one. */
+        for (int i = 0; i < n_nics && nq < ELEMENTSOF(q); i++)
+                if (strlen(nics[i]) < sizeof(q[0].nic)) {
+                        q[nq].event = q[nq].read = 0;
+                        strcpy(q[nq++].nic, nics[i]);
+                }
+        uint64_t sent = 0;
+        unsigned id = 0, dropped = 0;
+        bool in_flight = false, ready = false;
+        for (;;) {
+                if (!ready && !in_flight && nq == 0) {
+                        /* connected, the first queries answered: from here on every event is seen */
+                        printf("ready\n");
+                        fflush(stdout);
+                        ready = true;
+                }
+                if (!in_flight && nq > 0) {
+                        memcpy(&cur, &q[0], sizeof(cur));
+                        memmove(&q[0], &q[1], --nq * sizeof(q[0]));
+                        char cmd[256];
+                        static const char fmt[] = "{\"execute\": \"query-rx-filter\", "
+                                                  "\"arguments\": {\"name\": \"%s\"}, \"id\": %u}\r\n";
+                        int len = snprintf(cmd, sizeof(cmd), fmt, cur.nic, ++id);
+                        sent = realtime_us();
+                        if (write(fd, cmd, (size_t)len) != len)
+                                die("qmp write");
+                        in_flight = true;
+                }
+                struct pollfd p[2] = { { .fd = fd, .events = POLLIN }, { .fd = 0, .events = POLLIN } };
+                if (poll(p, 2, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        die("poll");
+                }
+                if (p[1].revents)
+                        break; /* stdin closed (or written): done */
+                if (p[0].revents && !qmp_read(fd))
+                        break;
+                uint64_t t = realtime_us();
+                for (char *l; (l = next_line());) {
+                        uint64_t ts;
+                        char nic[64];
+                        if (parse_event(l, &ts, nic)) {
+                                bool queued = false;
+                                for (size_t i = 0; i < nq; i++)
+                                        queued = queued || streq(q[i].nic, nic);
+                                if (queued)
+                                        continue;
+                                if (nq == ELEMENTSOF(q)) {
+                                        dropped++;
+                                        continue;
+                                }
+                                q[nq].event = ts;
+                                q[nq].read = t;
+                                strcpy(q[nq++].nic, nic);
+                                continue;
+                        }
+                        const char *rid = json_value(l, "id");
+                        if (!in_flight || !rid || strtoul(rid, NULL, 10) != id)
+                                continue;
+                        in_flight = false;
+                        if (cur.event == 0)
+                                continue; /* a first query: nothing to time */
+                        HostState s;
+                        if (!parse_filter(l, &s))
+                                s = (HostState){ .promisc = -1, .allmulti = -1, .mac = "-", .entries = "-" };
+                        printf("react %llu %llu %llu %llu", (unsigned long long)cur.event,
+                                (unsigned long long)cur.read, (unsigned long long)sent,
+                                (unsigned long long)t);
+                        print_state(&s);
+                }
+        }
+        if (dropped)
+                fprintf(stderr, "floor react: %u events dropped (more than %zu NICs waiting)\n", dropped,
+                        ELEMENTSOF(q));
+        return 0;
+}
+
+/* The device's user multicast entries. The kernel sends no notification for them: the watcher polls,
+ * with pread() on a file kept open (3 µs a read here, against 16 µs for fopen/fgets/fclose). */
+static unsigned long mcast_reads;
+
+static void read_mcast(int ifindex, HostState *s) {
+        static int fd = -1;
+        static char buf[65536];
+        if (fd < 0 && (fd = open("/proc/net/dev_mcast", O_RDONLY | O_CLOEXEC)) < 0)
+                die("/proc/net/dev_mcast");
+        size_t len = 0;
+        for (ssize_t k;
+                len < sizeof(buf) - 1 && (k = pread(fd, buf + len, sizeof(buf) - 1 - len, (off_t)len));
+                len += (size_t)k)
+                if (k < 0)
+                        die("/proc/net/dev_mcast");
+        buf[len] = '\0';
+        mcast_reads++;
+
+        size_t k = 0;
+        char name[32], hex[64];
+        int idx, users, global;
+        s->entries[0] = '\0';
+        for (char *l = buf, *nl; (nl = strchr(l, '\n')); l = nl + 1)
+                if (sscanf(l, "%d %31s %d %d %63s", &idx, name, &users, &global, hex) == 5 &&
+                        idx == ifindex && global && k + strlen(hex) + 2 < sizeof(s->entries))
+                        k += (size_t)snprintf(
+                                s->entries + k, sizeof(s->entries) - k, "%s%s", k ? "," : "", hex);
+        if (!k)
+                strcpy(s->entries, "-");
+}
+
+/* Flags and MAC with ioctls: the first look, and again when netlink notifications were lost. */
+static void read_link(int sock, const char *ifname, HostState *s) {
         struct ifreq ifr = {};
         snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
         if (ioctl(sock, SIOCGIFFLAGS, &ifr) < 0)
@@ -460,74 +709,123 @@ static void host_state(int sock, const char *ifname, int ifindex, HostState *s) 
         s->allmulti = !!(ifr.ifr_flags & IFF_ALLMULTI);
         if (ioctl(sock, SIOCGIFHWADDR, &ifr) < 0)
                 die("SIOCGIFHWADDR");
-        const unsigned char *b = (const unsigned char *)ifr.ifr_hwaddr.sa_data;
-        snprintf(
-                s->mac, sizeof(s->mac), "%02x:%02x:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3], b[4], b[5]);
-        s->entries[0] = '\0';
-        FILE *f = fopen("/proc/net/dev_mcast", "re");
-        char line[256], name[32], hex[64];
-        int idx, users, global;
-        size_t k = 0;
-        while (f && fgets(line, sizeof(line), f))
-                if (sscanf(line, "%d %31s %d %d %63s", &idx, name, &users, &global, hex) == 5 &&
-                        idx == ifindex && global && k + strlen(hex) + 2 < sizeof(s->entries))
-                        k += (size_t)snprintf(
-                                s->entries + k, sizeof(s->entries) - k, "%s%s", k ? "," : "", hex);
-        if (f)
-                fclose(f);
-        if (!k)
-                strcpy(s->entries, "-");
+        format_mac(s->mac, (const unsigned char *)ifr.ifr_hwaddr.sa_data);
+}
+
+/* Applies the RTM_NEWLINK notifications about ifindex in buf (flags as SIOCGIFFLAGS shows them: the
+ * user's promisc/allmulti, and IFLA_ADDRESS). */
+static void link_update(char *buf, int len, int ifindex, HostState *s) {
+        for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
+                if (h->nlmsg_type != RTM_NEWLINK || h->nlmsg_len < NLMSG_LENGTH(sizeof(struct ifinfomsg)))
+                        continue;
+                struct ifinfomsg *i = NLMSG_DATA(h);
+                if (i->ifi_index != ifindex)
+                        continue;
+                s->promisc = !!(i->ifi_flags & IFF_PROMISC);
+                s->allmulti = !!(i->ifi_flags & IFF_ALLMULTI);
+                int alen = (int)IFLA_PAYLOAD(h);
+                for (struct rtattr *a = IFLA_RTA(i); RTA_OK(a, alen); a = RTA_NEXT(a, alen))
+                        if (a->rta_type == IFLA_ADDRESS && RTA_PAYLOAD(a) == 6)
+                                format_mac(s->mac, RTA_DATA(a));
+        }
+}
+
+/* How the watcher sees the multicast list (measured in docs/performance.md): every WATCH_FAST_US for
+ * WATCH_WINDOW_US after each event, when a change is due, else every WATCH_SLOW_US. */
+#define WATCH_WINDOW_US 30000
+#define WATCH_FAST_US   200
+#define WATCH_SLOW_US   20000
+
+static uint64_t mono_us(void) {
+        return now_ns() / 1000;
 }
 
 static int floor_watch(const char *path, const char *ifname) {
         int fd = qmp_connect(path), sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        int nl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+        struct sockaddr_nl sa = { .nl_family = AF_NETLINK, .nl_groups = RTMGRP_LINK };
+        if (nl < 0 || bind(nl, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+                die("netlink");
         struct ifreq ifr = {};
         snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
         if (sock < 0 || ioctl(sock, SIOCGIFINDEX, &ifr) < 0)
                 die("SIOCGIFINDEX");
         int ifindex = ifr.ifr_ifindex;
-        HostState last, now;
-        uint64_t fast_until = 0;
-        host_state(sock, ifname, ifindex, &last);
-        printf("host %llu %d %d %s %s\n", (unsigned long long)realtime_us(), last.promisc, last.allmulti,
-                last.mac, last.entries);
-        fflush(stdout);
+        /* ppoll()'s wake-ups to the µs, not the default 50 µs of slack */
+        (void)prctl(PR_SET_TIMERSLACK, 1000UL);
+        HostState last = {}, now;
+        read_link(sock, ifname, &last);
+        read_mcast(ifindex, &last);
+        printf("host %llu", (unsigned long long)realtime_us());
+        print_state(&last);
+        unsigned long notifications = 0;
+        uint64_t window_end = 0, next_mcast = mono_us() + WATCH_SLOW_US, t0 = mono_us();
         for (;;) {
-                struct pollfd p[2] = { { .fd = fd, .events = POLLIN }, { .fd = 0, .events = POLLIN } };
-                bool fast = realtime_us() < fast_until;
-                /* poll() sleeps at least a tick: in the fast phase wait with nanosleep instead. */
-                int r = poll(p, 2, fast ? 0 : 2);
-                if (r < 0 && errno != EINTR)
-                        die("poll");
-                if (p[1].revents)
-                        return 0; /* stdin closed (or written): done */
-                if (p[0].revents) {
-                        ssize_t k = read(fd, qbuf + qlen, sizeof(qbuf) - 1 - qlen);
-                        if (k <= 0)
-                                return 0;
-                        qlen += (size_t)k;
-                        for (char *l; (l = qmp_line(fd, 0));) {
-                                char *e = strstr(l, "NIC_RX_FILTER_CHANGED");
-                                unsigned long long sec, usec;
-                                char *ts = strstr(l, "\"seconds\"");
-                                char *us = strstr(l, "\"microseconds\"");
-                                if (!e || !ts || !us || sscanf(ts, "\"seconds\": %llu", &sec) != 1 ||
-                                        sscanf(us, "\"microseconds\": %llu", &usec) != 1)
-                                        continue;
-                                printf("event %llu\n", sec * 1000000ULL + usec);
-                                fast_until = realtime_us() + 200000;
+                struct pollfd p[3] = { { .fd = fd, .events = POLLIN }, { .fd = nl, .events = POLLIN },
+                        { .fd = 0, .events = POLLIN } };
+                uint64_t m = mono_us(), wait = next_mcast > m ? next_mcast - m : 0;
+                struct timespec ts = { .tv_sec = (time_t)(wait / 1000000),
+                        .tv_nsec = (long)(wait % 1000000) * 1000 };
+                if (ppoll(p, 3, &ts, NULL) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        die("ppoll");
+                }
+                if (p[2].revents)
+                        break; /* stdin closed (or written): done */
+                now = last;
+                if (p[1].revents) {
+                        char buf[16384];
+                        ssize_t k = recv(nl, buf, sizeof(buf), 0);
+                        uint64_t t = realtime_us();
+                        if (k < 0 && errno == ENOBUFS)
+                                read_link(sock, ifname, &now); /* notifications lost: look again */
+                        else if (k < 0)
+                                die("netlink recv");
+                        else
+                                link_update(buf, (int)k, ifindex, &now);
+                        notifications++;
+                        if (!state_equal(&now, &last)) {
+                                printf("host %llu", (unsigned long long)t);
+                                print_state(&now);
+                                last = now;
                         }
                 }
-                host_state(sock, ifname, ifindex, &now);
-                if (memcmp(&now, &last, sizeof(now)) != 0) {
-                        printf("host %llu %d %d %s %s\n", (unsigned long long)realtime_us(), now.promisc,
-                                now.allmulti, now.mac, now.entries);
-                        last = now;
+                if (p[0].revents) {
+                        if (!qmp_read(fd))
+                                break;
+                        for (char *l; (l = next_line());) {
+                                uint64_t ts_us;
+                                char nic[64];
+                                if (!parse_event(l, &ts_us, nic))
+                                        continue;
+                                printf("event %llu\n", (unsigned long long)ts_us);
+                                fflush(stdout);
+                                window_end = mono_us() + WATCH_WINDOW_US;
+                                if (next_mcast > mono_us() + WATCH_FAST_US)
+                                        next_mcast = mono_us() + WATCH_FAST_US;
+                        }
                 }
-                fflush(stdout);
-                if (fast)
-                        nanosleep(&(struct timespec){ .tv_nsec = 50000 }, NULL);
+                m = mono_us();
+                if (m >= next_mcast) {
+                        read_mcast(ifindex, &now);
+                        uint64_t t = realtime_us();
+                        if (!state_equal(&now, &last)) {
+                                printf("host %llu", (unsigned long long)t);
+                                print_state(&now);
+                                last = now;
+                        }
+                        next_mcast = m + (m < window_end ? WATCH_FAST_US : WATCH_SLOW_US);
+                }
         }
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        printf("stats mcast_reads %lu notifications %lu cpu_us %llu wall_us %llu\n", mcast_reads,
+                notifications,
+                (unsigned long long)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000ULL +
+                        (unsigned long long)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec),
+                (unsigned long long)(mono_us() - t0));
+        return 0;
 }
 
 static int floor_macflags(const char *mac_dev, const char *flags_dev, unsigned n) {
@@ -596,9 +894,11 @@ int main(int argc, char **argv) {
                 return floor_rxfilter(argv[2], argv[3], (unsigned)atoi(argv[4]));
         if (argc == 4 && strcmp(argv[1], "watch") == 0)
                 return floor_watch(argv[2], argv[3]);
+        if (argc >= 3 && strcmp(argv[1], "react") == 0)
+                return floor_react(argv[2], argv + 3, argc - 3);
         fprintf(stderr,
                 "usage: guestnetd-floor qmp N | setlink IFNAME N | macflags MACDEV FLAGSDEV N | dbus N | "
                 "rxfilter SOCKET NIC N | "
-                "watch SOCKET IFNAME\n");
+                "watch SOCKET IFNAME | react SOCKET [NIC...]\n");
         return 2;
 }
