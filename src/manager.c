@@ -69,6 +69,10 @@ Manager *manager_free(Manager *m) {
         manager_bus_disconnect(m);
         /* After the guests: cancelled jobs complete here and drop the last references. */
         m->workers = worker_pool_free(m->workers);
+        for (WorkerJob *j; (j = m->spare_jobs);) {
+                m->spare_jobs = j->next;
+                free(j);
+        }
         host_context_free(m->host);
         host_namespace_unref(m->host_ns);
         host_claims_free(m->claims);

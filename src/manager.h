@@ -39,6 +39,10 @@ typedef struct Manager {
         /* NICs whose job waits for room in the pool (jobqueue.c): a connect burst of thousands of NICs
          * would otherwise hold a SyncJob each at once. */
         Nic *parked_head, *parked_tail;
+        /* Finished SyncJobs kept for the next (nic.c): one is 7 KiB, and allocating it per change made
+         * malloc consolidate its small free chunks each time. Loop thread only. */
+        WorkerJob *spare_jobs;
+        unsigned n_spare_jobs;
         bool shutting_down; /* guests keep running without us: nothing is reverted */
         uint64_t clock_override_usec; /* tests: a controllable CLOCK_MONOTONIC for rate limits; 0: real */
         uint64_t n_queries_deferred; /* by MaxQueriesPerSecond= (metrics) */

@@ -397,6 +397,28 @@ static void nic_complete_filter(Nic *n, const SyncJob *j) {
         nic_emit_failed_attributes(n, j);
 }
 
+/* A zeroed SyncJob: a spare one if there is, else a new one. */
+static SyncJob *sync_job_alloc(Manager *m) {
+        WorkerJob *spare = m->spare_jobs;
+        if (!spare)
+                return calloc(1, sizeof(SyncJob));
+        m->spare_jobs = spare->next;
+        m->n_spare_jobs--;
+        return memset(spare, 0, sizeof(SyncJob));
+}
+
+#define SPARE_JOBS_MAX 16 /* enough for a pool kept busy; the rest of a burst is freed */
+
+static void sync_job_release(Manager *m, SyncJob *j) {
+        if (m->n_spare_jobs >= SPARE_JOBS_MAX) {
+                free(j);
+                return;
+        }
+        j->job.next = m->spare_jobs;
+        m->spare_jobs = &j->job;
+        m->n_spare_jobs++;
+}
+
 static void sync_job_complete(WorkerJob *job, int error) {
         SyncJob *j = (SyncJob *)job;
         Nic *n = j->owner;
@@ -428,8 +450,9 @@ static void sync_job_complete(WorkerJob *job, int error) {
                 json_object_put(j->info);
         host_namespace_unref(j->netns);
         peer_fd_table_unref(j->peer_fds);
+        Manager *m = nic_manager(n);
         nic_unref(n);
-        free(j);
+        sync_job_release(m, j);
 }
 
 static void nic_submit_job(Nic *n, SyncJobMode mode, json_object *info, unsigned caps) {
@@ -447,7 +470,7 @@ void nic_start_job(Nic *n, int mode, json_object *info, unsigned caps) {
         Guest *g = n->guest;
 
         nic_set_state(n, mode == SYNC_JOB_REVERT ? NIC_STATE_REVERTING : NIC_STATE_SYNCING, "job submitted");
-        SyncJob *j = calloc(1, sizeof(SyncJob));
+        SyncJob *j = sync_job_alloc(m);
         if (!j) {
                 json_object_put(info);
                 log_nic(n, LOG_ERR, "cannot queue a sync job: out of memory");
