@@ -192,7 +192,7 @@ static void nic_set_next_reason(Nic *n, const char *reason) {
 
 void nic_filter_changed(Nic *n) {
         n->n_events++;
-        n->timing.event = now_usec(CLOCK_REALTIME);
+        n->last_event_usec = now_usec(CLOCK_REALTIME);
         nic_request_query(n);
 }
 
@@ -365,9 +365,9 @@ static void nic_complete_filter(Nic *n, const SyncJob *j) {
         /* Where the time of a change went, for the benchmarks (realtime µs, as QEMU's timestamps). */
         if (j->timing.host && log_max_level >= LOG_DEBUG)
                 log_nic(n, LOG_DEBUG,
-                        "timing: event %" PRIu64 " query %" PRIu64 " reply %" PRIu64 " host %" PRIu64
-                        " done %" PRIu64,
-                        j->timing.event, j->timing.query, j->timing.reply, j->timing.host,
+                        "timing: event %" PRIu64 " query %" PRIu64 " reply %" PRIu64 " start %" PRIu64
+                        " host %" PRIu64 " done %" PRIu64,
+                        j->timing.event, j->timing.query, j->timing.reply, j->timing.start, j->timing.host,
                         now_usec(CLOCK_REALTIME));
         if (j->changed) {
                 n->changes++;
@@ -621,6 +621,7 @@ static void nic_send_query(Nic *n) {
         n->query_generation = atomic_load(&n->guest->generation);
         nic_set_state(n, NIC_STATE_QUERYING, "query-rx-filter");
         n->n_queries++;
+        n->timing.event = n->last_event_usec; /* one that comes while querying is the next query's */
         n->timing.query = now_usec(CLOCK_REALTIME);
         _cleanup_(nic_unrefp) _unused_ Nic *hold = nic_ref(n); /* handlers may drop the last reference */
         int64_t r = qmp_client_send(n->guest->qmp, "query-rx-filter", args, 0, on_query_reply, nic_ref(n));

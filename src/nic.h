@@ -68,6 +68,7 @@ typedef struct Nic {
         PeerDeviceCache peer_cache; /* what backend_fd was verified to be (kept by the jobs) */
         HostRecordFile record_file; /* the device's ownership record, open (lent to each job) */
         SyncTiming timing; /* of the query in flight: event, query, reply (debug log) */
+        uint64_t last_event_usec; /* the last NIC_RX_FILTER_CHANGED read (CLOCK_REALTIME) */
         sd_event_source *defer_timer; /* rate limit: the deferred query */
         RateLimit query_limit;
 

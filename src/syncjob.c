@@ -24,6 +24,12 @@ const char *sync_outcome_to_string(SyncOutcome o) {
         return o >= 0 && o < _SYNC_OUTCOME_MAX ? sync_outcome_names[o] : NULL;
 }
 
+static uint64_t realtime_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
 /* The job failed; the first failure's words are what LastError says. */
 _printf_(2, 0) static void job_failv(SyncJob *j, const char *fmt, va_list ap) {
         j->outcome = SYNC_FAILED;
@@ -202,9 +208,7 @@ static void job_apply(SyncJob *j, const HostChange *change) {
         HostOwnership before = j->ownership;
         j->attempted |= host_change_attributes(change);
         (void)hostdev_apply(j->host, &j->link, change, &j->apply);
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        j->timing.host = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+        j->timing.host = realtime_usec();
         hostsync_record(&j->ownership, change, &j->apply);
         if (memcmp(&before, &j->ownership, sizeof(before)) == 0)
                 return;
@@ -377,6 +381,7 @@ void sync_job_run(WorkerJob *job) {
         int r;
 
         j->outcome = SYNC_OBSERVED;
+        j->timing.start = realtime_usec();
 
         if (j->mode == SYNC_JOB_FILTER) {
                 r = rxfilter_from_json(j->info, &j->filter, &j->parse_error);

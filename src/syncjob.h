@@ -38,6 +38,7 @@ typedef struct SyncTiming {
         uint64_t event; /* the last NIC_RX_FILTER_CHANGED read before the query was sent */
         uint64_t query; /* query-rx-filter sent */
         uint64_t reply; /* its reply read */
+        uint64_t start; /* a worker took the job */
         uint64_t host; /* the host change done (worker), 0 if nothing was changed */
 } SyncTiming;
 
@@ -67,7 +68,7 @@ typedef struct SyncJob {
         HostClaims *claims; /* which NIC drives which device, or NULL */
         const char *guest_name, *nic_id; /* borrowed (immutable while the job holds its NIC) */
         const char *reason; /* FILTER: what MacChanged will say */
-        SyncTiming timing; /* in: event, query, reply; out: host */
+        SyncTiming timing; /* in: event, query, reply; out: start, host */
         bool have_ownership;
         HostOwnership ownership;
         HostRecordFile record_file; /* in and out: the NIC's open record, lent to the job */
