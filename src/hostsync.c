@@ -276,11 +276,14 @@ static int open_state_dir(const HostStateDir *d) {
 /* The directory's fd, read-locked until state_dir_unlock(): opened (created) once, then checked on
  * every use with one fstat: still ours and closed to others, and not removed (a removed directory is
  * created again). A record is written on every trusted change: no path walk or mkdir per record. */
-static int state_dir_lock(HostStateDir *d) {
+static int state_dir_lock_full(HostStateDir *d, bool exclusive) {
         struct stat st;
 
         for (unsigned attempt = 0;; attempt++) {
-                pthread_rwlock_rdlock(&d->lock);
+                if (exclusive)
+                        pthread_rwlock_wrlock(&d->lock);
+                else
+                        pthread_rwlock_rdlock(&d->lock);
                 if (d->fd >= 0 && fstat(d->fd, &st) >= 0 && st.st_nlink > 0) {
                         int r = check_state_dir(d, &st);
                         if (r >= 0)
@@ -300,6 +303,12 @@ static int state_dir_lock(HostStateDir *d) {
                 if (r < 0)
                         return r;
         }
+}
+
+/* Shared: records are created (rename) and rewritten in place (pwrite) by many jobs at once, each its
+ * own device's. A load is exclusive: an in-place write is not atomic against a concurrent read. */
+static int state_dir_lock(HostStateDir *d) {
+        return state_dir_lock_full(d, false);
 }
 
 static void state_dir_unlock(HostStateDir *d) {
@@ -380,14 +389,17 @@ void host_record_file_close(HostRecordFile *f) {
                 *f = (HostRecordFile){ .fd = safe_close(f->fd) };
 }
 
-/* The record rewritten through its open fd: still linked (not removed behind our back), a regular file
- * smaller than the buffer, so one pwrite() at offset 0 replaces all of it. -ESTALE: create it again. */
-static int rewrite_record(const HostRecordFile *f, char *text, size_t len, size_t size) {
+/* The record rewritten through its open fd, if the record's name still leads to that file (not removed,
+ * renamed aside or replaced behind our back; the directory not made anew), a regular file smaller than
+ * the buffer: one pwrite() at offset 0 replaces all of it. -ESTALE: create it again. */
+static int rewrite_record(
+        int dfd, const char *name, const HostRecordFile *f, char *text, size_t len, size_t size) {
         struct stat st;
 
-        if (fstat(f->fd, &st) < 0)
-                return -errno;
-        if (!S_ISREG(st.st_mode) || st.st_nlink != 1 || st.st_size < 0 || (size_t)st.st_size >= size)
+        if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return errno == ENOENT ? -ESTALE : -errno;
+        if (!S_ISREG(st.st_mode) || st.st_dev != f->dev || st.st_ino != f->ino || st.st_size < 0 ||
+                (size_t)st.st_size >= size)
                 return -ESTALE;
         if ((size_t)st.st_size > len) {
                 memset(text + len, ' ', (size_t)st.st_size - len);
@@ -413,15 +425,21 @@ int host_ownership_save(HostStateDir *d, uint64_t netns, const HostOwnership *o,
         if (dfd < 0)
                 return dfd;
         if (f && f->fd >= 0 && f->netns == netns && f->ifindex == o->ifindex &&
-                rewrite_record(f, text, len, sizeof(text)) == 0) {
+                rewrite_record(dfd, name, f, text, len, sizeof(text)) == 0) {
                 state_dir_unlock(d);
                 return 0;
         }
         host_record_file_close(f);
         r = write_record(dfd, name, text, len, f ? &fd : NULL);
         state_dir_unlock(d);
-        if (r >= 0 && f)
-                *f = (HostRecordFile){ .fd = fd, .netns = netns, .ifindex = o->ifindex };
+        if (r >= 0 && f) {
+                struct stat st;
+                if (fstat(fd, &st) < 0) /* then it is created whole again next time */
+                        st = (struct stat){};
+                *f = (HostRecordFile){
+                        .fd = fd, .netns = netns, .ifindex = o->ifindex, .dev = st.st_dev, .ino = st.st_ino
+                };
+        }
         return r;
 }
 
@@ -560,7 +578,7 @@ int host_ownership_load(
                 r = ownership_name(netns, ifindex, ".corrupt", corrupt, sizeof(corrupt));
         if (r < 0)
                 return r;
-        int dfd = state_dir_lock(d);
+        int dfd = state_dir_lock_full(d, true);
         if (dfd < 0)
                 return dfd;
         r = load_record(dfd, ifindex, name, corrupt, ifname, ret);

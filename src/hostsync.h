@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "cleanup.h"
 #include "hostdev.h"
@@ -62,7 +63,7 @@ bool host_ownership_is_clean(const HostOwnership *o);
  * host runs, the ifindex is checked together with the name. The directory must be ours and writable
  * by nobody else (checked on every use); files are created with O_EXCL|O_NOFOLLOW in it and renamed
  * into place, so a planted link is never followed. A record written again is rewritten in place
- * through the fd kept from its creation (HostRecordFile), never opened by name again.
+ * through the fd kept from its creation (HostRecordFile) while its name still leads there.
  * load: 0 and *ret; -ENOENT when there is none; -ESTALE when the record is of another device that
  * had this ifindex (name differs: the record is removed); -EBADMSG when it is corrupt: it is then
  * moved aside to "….json.corrupt" and -EBADMSG returned for as long as that file exists, because
@@ -81,13 +82,16 @@ int host_ownership_load(
 /* A device's record file kept open between saves (a trusted change rewrites it every time): the
  * first save creates it whole, later ones write it in place with one pwrite() at offset 0 of less
  * than a page, which a crash of the daemon cannot tear (the directory is on tmpfs, /run: a power loss
- * takes the devices with it), padded with spaces over what a longer record left. One that was removed
- * behind our back (no link left) is created again. Owned with the ownership it records: the NIC's,
- * lent to its job. */
+ * takes the devices with it), padded with spaces over what a longer record left. Only while the
+ * record's name still leads to that file: one removed, set aside or replaced behind our back is
+ * created again. Loads exclude writes (a read may see a write half done). Owned with the ownership it
+ * records: the NIC's, lent to its job. */
 typedef struct HostRecordFile {
         int fd; /* -EBADF: none open */
         uint64_t netns;
         int ifindex;
+        dev_t dev; /* the file it is: the record's name must still lead to it */
+        ino_t ino;
 } HostRecordFile;
 #define HOST_RECORD_FILE_NULL ((HostRecordFile){ .fd = -EBADF })
 void host_record_file_close(HostRecordFile *f);

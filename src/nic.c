@@ -64,6 +64,12 @@ Nic *nic_unref(Nic *n) {
         if (!n || --n->n_ref > 0)
                 return NULL;
         nic_detach(n);
+        /* A record kept open with nothing of ours left (no revert ran) goes while we still hold the
+         * device: nobody else writes it until the claim is released. */
+        if (n->record_file.fd >= 0 && n->ownership && host_ownership_is_clean(n->ownership) &&
+                n->manager->baselines)
+                (void)host_ownership_remove(n->manager->baselines, n->record_file.netns,
+                        n->record_file.ifindex, &n->record_file);
         host_claims_release(n->manager->claims, n);
         guest_unref(n->guest);
         free(n->id);

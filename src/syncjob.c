@@ -292,6 +292,10 @@ static void job_revert(SyncJob *j) {
 
         hostsync_plan_revert(&j->link, &j->ownership, j->trust, &change);
         job_apply(j, &change);
+        /* Nothing of ours left, and maybe nothing was undone (the guest had undone it): a record the NIC
+         * kept open goes all the same. */
+        if (j->record_file.fd >= 0 && host_ownership_is_clean(&j->ownership))
+                job_persist(j);
         job_summarize(j);
         /* Everything reverted (the guest stopped, trust went): the NIC drives the device no longer, so
          * another may take it (a restore or migration onto the same device under another name). */

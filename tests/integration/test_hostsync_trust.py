@@ -247,6 +247,37 @@ def test_restart_keeps_the_original_baseline(netns, hsfakes, daemons, bus_env, w
     assert hostsync_failures(d2) == []
 
 
+@pytest.mark.parametrize("let_go", ["trust-revoked", "daemon-stopped"])
+def test_record_of_a_change_the_guest_undid_goes_with_the_nic(netns, hsfakes, daemons, bus_env, workdir, let_go):
+    """A guest that undoes its own change leaves nothing of ours on the device: the record the NIC keeps
+    open is rewritten, clean, and goes when the NIC lets go of the device, whether a revert (with nothing
+    left to undo) runs or the daemon just stops."""
+    netns.add_macvtap("mvt0", "lo0", mac="02:00:00:00:00:44")
+    base = netns.host_state("mvt0")
+    rundir = os.path.join(workdir, "run-undone")
+    baselines = os.path.join(rundir, "baselines")
+    config = "[Daemon]\nRuntimeDirectory=%s\nReconcileIntervalSec=0\n" % rundir
+    fake, d = start_guest(hsfakes, daemons, [nic(0, base["mac"])], trust="all", bus_env=bus_env,
+                          nic_keys={"net0": {"HostInterface": "mvt0"}}, config=config)
+    assert fake.set_filter("net0", main_mac=base["mac"], promiscuous=True)
+    netns.wait_host("mvt0", promisc=True)
+    poll(lambda: len(os.listdir(baselines)) == 1, 5, what=lambda: "one record (have %r)" % os.listdir(baselines))
+    fake.wait_armed("net0")
+    assert fake.set_filter("net0", main_mac=base["mac"], promiscuous=False)
+    netns.wait_host("mvt0", promisc=False)
+    wait_processed(d, "vm1", "net0", 3)
+
+    if let_go == "trust-revoked":
+        set_trust(bus_env, "vm1", "net0", ["none"])
+    else:
+        assert d.stop() == 0
+    poll(lambda: os.listdir(baselines) == [], 5,
+         what=lambda: "no record left after the NIC let go (have %r)" % os.listdir(baselines))
+    assert netns.host_state("mvt0") == base
+    if let_go == "trust-revoked":
+        assert hostsync_failures(d) == []
+
+
 @pytest.mark.parametrize("unsafe", ["others-may-write", "owned-by-nobody"])
 def test_baseline_that_cannot_be_saved_is_reported(netns, hsfakes, daemons, bus_env, workdir, unsafe):
     """Defect 10 of issue 12: the ownership record cannot be saved any more (here the baseline

@@ -462,6 +462,26 @@ TEST(persistence_rewrites_the_open_record_in_place) {
         ASSERT_OK(host_ownership_load(dir, 1UL, 7, "mvt0", &back));
         ASSERT_TRUE(back.mac_set);
 
+        /* Renamed aside (as a corrupt record is): the name gets a new file, the one aside stays as it was.
+         */
+        char aside[300], before[512] = "", after[512] = "";
+        snprintf(aside, sizeof(aside), "%s.corrupt", path);
+        ASSERT_OK(rename(path, aside));
+        FILE *fa = fopen(aside, "re");
+        ASSERT_TRUE(fa && fgets(before, sizeof(before), fa));
+        fclose(fa);
+        o.mac_set = false;
+        ASSERT_OK(host_ownership_save(dir, 1UL, &o, &f));
+        fa = fopen(aside, "re");
+        ASSERT_TRUE(fa && fgets(after, sizeof(after), fa));
+        fclose(fa);
+        ASSERT_STR_EQ(after, before);
+        ASSERT_OK(unlink(aside));
+        ASSERT_OK(host_ownership_load(dir, 1UL, 7, "mvt0", &back));
+        ASSERT_FALSE(back.mac_set);
+        o.mac_set = true;
+        ASSERT_OK(host_ownership_save(dir, 1UL, &o, &f));
+
         /* Another device's record through the same handle: its own file, the first one untouched. */
         HostOwnership other = o;
         other.ifindex = 8;
