@@ -627,7 +627,10 @@ static void nic_send_query(Nic *n) {
         n->query_generation = atomic_load(&n->guest->generation);
         nic_set_state(n, NIC_STATE_QUERYING, "query-rx-filter");
         n->n_queries++;
-        n->timing.event = n->last_event_usec; /* one that comes while querying is the next query's */
+        /* The event this query answers; one read while querying is the next query's, and a query asked
+         * for without one (resync, reconnect) has none (0). */
+        n->timing.event = n->last_event_usec;
+        n->last_event_usec = 0;
         n->timing.query = now_usec(CLOCK_REALTIME);
         _cleanup_(nic_unrefp) _unused_ Nic *hold = nic_ref(n); /* handlers may drop the last reference */
         int64_t r = qmp_client_send(n->guest->qmp, "query-rx-filter", args, 0, on_query_reply, nic_ref(n));

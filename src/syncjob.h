@@ -35,7 +35,7 @@ const char *sync_outcome_to_string(SyncOutcome o);
  * known): the benchmarks split the time from a guest's event to the host into QEMU's answer and ours.
  * The debug line also says when the loop thread took the result ("done", before the signals). */
 typedef struct SyncTiming {
-        uint64_t event; /* the last NIC_RX_FILTER_CHANGED read before the query was sent */
+        uint64_t event; /* the NIC_RX_FILTER_CHANGED the query answers (0: asked for without one) */
         uint64_t query; /* query-rx-filter sent */
         uint64_t reply; /* its reply read */
         uint64_t start; /* a worker took the job */
