@@ -27,6 +27,18 @@ def nic(i, mac):
     return {"id": "net%d" % i, "mac": mac}
 
 
+def start_recording_guest(netns, hsfakes, daemons, bus_env, workdir, mac):
+    """One trusted NIC on a fresh macvtap mvt0 (its MAC `mac`), the daemon's records in a runtime
+    directory of the test's own: (fake, daemon, the device's baseline, the records' directory)."""
+    netns.add_macvtap("mvt0", "lo0", mac=mac)
+    base = netns.host_state("mvt0")
+    rundir = os.path.join(workdir, "run-records")
+    config = "[Daemon]\nRuntimeDirectory=%s\nReconcileIntervalSec=0\n" % rundir
+    fake, d = start_guest(hsfakes, daemons, [nic(0, base["mac"])], trust="all", bus_env=bus_env,
+                          nic_keys={"net0": {"HostInterface": "mvt0"}}, config=config)
+    return fake, d, base, os.path.join(rundir, "baselines")
+
+
 def test_capability_subsets(netns, hsfakes, daemons, bus_env):
     """Trust=multicast allmulti: list + ALLMULTI follow the guest, the guest's MAC and PROMISC do not.
     Trust=mac: only the MAC follows. Trust=all with a multicast/zero main-mac: the MAC is refused
@@ -252,13 +264,7 @@ def test_record_of_a_change_the_guest_undid_goes_with_the_nic(netns, hsfakes, da
     """A guest that undoes its own change leaves nothing of ours on the device: the record the NIC keeps
     open is rewritten, clean, and goes when the NIC lets go of the device, whether a revert (with nothing
     left to undo) runs or the daemon just stops."""
-    netns.add_macvtap("mvt0", "lo0", mac="02:00:00:00:00:44")
-    base = netns.host_state("mvt0")
-    rundir = os.path.join(workdir, "run-undone")
-    baselines = os.path.join(rundir, "baselines")
-    config = "[Daemon]\nRuntimeDirectory=%s\nReconcileIntervalSec=0\n" % rundir
-    fake, d = start_guest(hsfakes, daemons, [nic(0, base["mac"])], trust="all", bus_env=bus_env,
-                          nic_keys={"net0": {"HostInterface": "mvt0"}}, config=config)
+    fake, d, base, baselines = start_recording_guest(netns, hsfakes, daemons, bus_env, workdir, "02:00:00:00:00:44")
     assert fake.set_filter("net0", main_mac=base["mac"], promiscuous=True)
     netns.wait_host("mvt0", promisc=True)
     poll(lambda: len(os.listdir(baselines)) == 1, 5, what=lambda: "one record (have %r)" % os.listdir(baselines))
@@ -286,13 +292,7 @@ def test_baseline_that_cannot_be_saved_is_reported(netns, hsfakes, daemons, bus_
     take guest-made state for the baseline: the NIC says so (SyncState failed, LastError naming the
     record and the directory) and so does the log. (A directory that is unsafe from the start
     blocks changes instead: the record cannot be read, so what is ours is unknown.)"""
-    netns.add_macvtap("mvt0", "lo0", mac="02:00:00:00:00:43")
-    base = netns.host_state("mvt0")
-    rundir = os.path.join(workdir, "run-unsafe")
-    baselines = os.path.join(rundir, "baselines")
-    config = "[Daemon]\nRuntimeDirectory=%s\nReconcileIntervalSec=0\n" % rundir
-    fake, d = start_guest(hsfakes, daemons, [nic(0, base["mac"])], trust="all", bus_env=bus_env,
-                          nic_keys={"net0": {"HostInterface": "mvt0"}}, config=config)
+    fake, d, base, baselines = start_recording_guest(netns, hsfakes, daemons, bus_env, workdir, "02:00:00:00:00:43")
     assert fake.set_filter("net0", main_mac="52:54:00:dd:00:42", promiscuous=False)
     netns.wait_host("mvt0", mac="52:54:00:dd:00:42", promisc=False)
     poll(lambda: nic_prop(bus_env, "vm1", "net0", "SyncState") == "in-sync", 5, what="in-sync")
