@@ -13,6 +13,7 @@
 #include "jobqueue.h"
 #include "log.h"
 #include "nic.h"
+#include "time-util.h"
 
 #define QMP_SOCKET_SUFFIX ".sock"
 
@@ -90,12 +91,7 @@ Guest *manager_find_guest(Manager *m, const char *name) {
 }
 
 uint64_t manager_now(const Manager *m) {
-        struct timespec ts;
-
-        if (m->clock_override_usec)
-                return m->clock_override_usec;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000ULL;
+        return m->clock_override_usec ? m->clock_override_usec : now_usec(CLOCK_MONOTONIC);
 }
 
 int manager_attach_guest(Manager *m, const char *name, const char *qmp_socket, GuestSource source,

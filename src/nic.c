@@ -12,6 +12,7 @@
 #include "jobqueue.h"
 #include "manager.h"
 #include "syncjob.h"
+#include "time-util.h"
 
 static const char *const sync_state_names[_NIC_SYNC_MAX] = {
         [NIC_SYNC_OBSERVING] = "observing",
@@ -23,12 +24,6 @@ static const char *const sync_state_names[_NIC_SYNC_MAX] = {
 
 const char *nic_sync_state_to_string(NicSyncState s) {
         return s >= 0 && s < _NIC_SYNC_MAX ? sync_state_names[s] : NULL;
-}
-
-static uint64_t now_usec(clockid_t clock) {
-        struct timespec ts;
-        clock_gettime(clock, &ts);
-        return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000ULL;
 }
 
 int nic_new(Guest *g, const char *id, Nic **ret) {

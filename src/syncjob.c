@@ -8,10 +8,10 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "cleanup.h"
 #include "peerdev.h"
+#include "time-util.h"
 
 static const char *const sync_outcome_names[_SYNC_OUTCOME_MAX] = {
         [SYNC_OBSERVED] = "observed",
@@ -22,12 +22,6 @@ static const char *const sync_outcome_names[_SYNC_OUTCOME_MAX] = {
 
 const char *sync_outcome_to_string(SyncOutcome o) {
         return o >= 0 && o < _SYNC_OUTCOME_MAX ? sync_outcome_names[o] : NULL;
-}
-
-static uint64_t realtime_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
 /* The job failed; the first failure's words are what LastError says. */
@@ -208,7 +202,7 @@ static void job_apply(SyncJob *j, const HostChange *change) {
         HostOwnership before = j->ownership;
         j->attempted |= host_change_attributes(change);
         (void)hostdev_apply(j->host, &j->link, change, &j->apply);
-        j->timing.host = realtime_usec();
+        j->timing.host = now_usec(CLOCK_REALTIME);
         hostsync_record(&j->ownership, change, &j->apply);
         if (memcmp(&before, &j->ownership, sizeof(before)) == 0)
                 return;
@@ -385,7 +379,7 @@ void sync_job_run(WorkerJob *job) {
         int r;
 
         j->outcome = SYNC_OBSERVED;
-        j->timing.start = realtime_usec();
+        j->timing.start = now_usec(CLOCK_REALTIME);
 
         if (j->mode == SYNC_JOB_FILTER) {
                 r = rxfilter_from_json(j->info, &j->filter, &j->parse_error);

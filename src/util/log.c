@@ -17,6 +17,7 @@
 
 #include "escape.h"
 #include "log-ratelimit.h"
+#include "time-util.h"
 
 #define LOG_MESSAGE_MAX 2048
 
@@ -134,14 +135,12 @@ static bool log_ratelimit(const char *file, int line, const LogFields *fields) {
         const char *suppressed_file = NULL;
         unsigned suppressed;
         int suppressed_line = 0;
-        struct timespec ts;
         bool pass;
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
 
-        clock_gettime(CLOCK_MONOTONIC, &ts);
         pthread_mutex_lock(&ratelimit_lock);
-        pass = log_ratelimit_test(&ratelimit, key, file, line,
-                (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000, &suppressed,
-                &suppressed_file, &suppressed_line);
+        pass = log_ratelimit_test(
+                &ratelimit, key, file, line, now, &suppressed, &suppressed_file, &suppressed_line);
         pthread_mutex_unlock(&ratelimit_lock);
 
         if (suppressed > 0) {
