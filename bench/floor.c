@@ -226,6 +226,18 @@ static int setlink(int fd, int ifindex, unsigned flags, unsigned change, const u
         return nl_request(fd, &req.h);
 }
 
+/* The i-th toggle of IFF_PROMISC (on for even i, off for odd), acknowledged: its duration in ns. */
+static uint64_t timed_promisc_toggle(int fd, int ifindex, unsigned i) {
+        uint64_t t = now_ns();
+        int r = setlink(fd, ifindex, (i & 1) ? 0 : IFF_PROMISC, IFF_PROMISC, NULL);
+        t = now_ns() - t;
+        if (r < 0) {
+                errno = -r;
+                die("RTM_SETLINK flags");
+        }
+        return t;
+}
+
 static int multi(int fd, const char *ifname, unsigned long op, const unsigned char *mac) {
         struct ifreq ifr = {};
         snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
@@ -253,15 +265,8 @@ static int floor_setlink(const char *ifname, unsigned n) {
         memcpy(orig, ifr.ifr_hwaddr.sa_data, 6);
 
         uint64_t *fl = calloc(n, sizeof(uint64_t)), *mc = calloc(n, sizeof(uint64_t));
-        for (unsigned i = 0; i < n; i++) {
-                uint64_t t = now_ns();
-                int r = setlink(fd, ifindex, (i & 1) ? 0 : IFF_PROMISC, IFF_PROMISC, NULL);
-                fl[i] = now_ns() - t;
-                if (r < 0) {
-                        errno = -r;
-                        die("RTM_SETLINK flags");
-                }
-        }
+        for (unsigned i = 0; i < n; i++)
+                fl[i] = timed_promisc_toggle(fd, ifindex, i);
         if (n & 1)
                 (void)setlink(fd, ifindex, 0, IFF_PROMISC, NULL);
         for (unsigned i = 0; i < n; i++) {
@@ -863,13 +868,7 @@ static int floor_macflags(const char *mac_dev, const char *flags_dev, unsigned n
         usleep(20000); /* the MAC changes under way */
         uint64_t *fl = calloc(n, sizeof(uint64_t));
         for (unsigned i = 0; i < n; i++) {
-                uint64_t t = now_ns();
-                int r = setlink(fd, flags_index, (i & 1) ? 0 : IFF_PROMISC, IFF_PROMISC, NULL);
-                fl[i] = now_ns() - t;
-                if (r < 0) {
-                        errno = -r;
-                        die("RTM_SETLINK flags");
-                }
+                fl[i] = timed_promisc_toggle(fd, flags_index, i);
                 usleep(1000);
         }
         (void)setlink(fd, flags_index, 0, IFF_PROMISC, NULL);
