@@ -3,12 +3,11 @@
 #include "hostclaim.h"
 
 #include <errno.h>
-#include <inttypes.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cleanup.h"
+#include "textbuf.h"
 
 typedef struct HostClaim {
         char device_key[48];
@@ -16,6 +15,19 @@ typedef struct HostClaim {
         const void *owner;
         char label[HOST_CLAIM_LABEL_MAX];
 } HostClaim;
+
+/* Keys formatted on every trusted job: without printf. */
+static void format_device_key(uint64_t netns_cookie, int ifindex, char key[static 48]) {
+        TextBuf t = { .buf = key, .size = 48 };
+        text_append_u64(&t, netns_cookie);
+        text_append_char(&t, '-');
+        text_append_i64(&t, ifindex);
+}
+
+static void format_owner_key(const void *owner, char key[static 24]) {
+        TextBuf t = { .buf = key, .size = 24 };
+        text_append_hex(&t, (uintptr_t)owner, 1);
+}
 
 int host_claims_new(HostClaims **ret) {
         HostClaims *c = calloc(1, sizeof(HostClaims));
@@ -44,19 +56,19 @@ HostClaims *host_claims_free(HostClaims *c) {
         return NULL;
 }
 
-int host_claims_take(HostClaims *c, uint64_t netns_cookie, int ifindex, const void *owner, const char *label,
-        char holder[static HOST_CLAIM_LABEL_MAX]) {
+int host_claims_take(HostClaims *c, uint64_t netns_cookie, int ifindex, const void *owner, const char *guest,
+        const char *nic, char holder[static HOST_CLAIM_LABEL_MAX]) {
         char device_key[48], owner_key[24];
         int r = 0;
 
-        snprintf(device_key, sizeof(device_key), "%" PRIu64 "-%d", netns_cookie, ifindex);
-        snprintf(owner_key, sizeof(owner_key), "%p", owner);
+        format_device_key(netns_cookie, ifindex, device_key);
+        format_owner_key(owner, owner_key);
 
         pthread_mutex_lock(&c->lock);
         HostClaim *claim = strmap_get(&c->by_device, device_key);
         if (claim) {
                 if (claim->owner != owner) {
-                        snprintf(holder, HOST_CLAIM_LABEL_MAX, "%s", claim->label);
+                        strscpy(holder, HOST_CLAIM_LABEL_MAX, claim->label);
                         r = -EBUSY;
                 }
                 goto unlock;
@@ -73,7 +85,11 @@ int host_claims_take(HostClaims *c, uint64_t netns_cookie, int ifindex, const vo
         memcpy(claim->device_key, device_key, sizeof(device_key));
         memcpy(claim->owner_key, owner_key, sizeof(owner_key));
         claim->owner = owner;
-        snprintf(claim->label, sizeof(claim->label), "%s", label);
+        TextBuf t = TEXT_BUF(claim->label);
+        text_append(&t, "guest ");
+        text_append(&t, guest);
+        text_append(&t, " nic ");
+        text_append(&t, nic);
         r = strmap_put(&c->by_device, claim->device_key, claim);
         if (r >= 0) {
                 r = strmap_put(&c->by_owner, claim->owner_key, claim);
@@ -92,7 +108,7 @@ void host_claims_release(HostClaims *c, const void *owner) {
 
         if (!c)
                 return;
-        snprintf(owner_key, sizeof(owner_key), "%p", owner);
+        format_owner_key(owner, owner_key);
         pthread_mutex_lock(&c->lock);
         HostClaim *claim = strmap_get(&c->by_owner, owner_key);
         if (claim)

@@ -19,10 +19,10 @@ typedef struct HostClaims {
 int host_claims_new(HostClaims **ret);
 HostClaims *host_claims_free(HostClaims *c);
 
-/* Claims the device (netns_cookie, ifindex) for owner, described by label in messages. 0 when it is now
- * (or was already) owner's, releasing the device owner held before; -EBUSY when another owner holds
- * it, with that owner's label in holder; -ENOMEM. */
-int host_claims_take(HostClaims *c, uint64_t netns_cookie, int ifindex, const void *owner, const char *label,
-        char holder[static HOST_CLAIM_LABEL_MAX]);
+/* Claims the device (netns_cookie, ifindex) for owner, NIC nic of guest guest ("guest G nic N" in
+ * messages). 0 when it is now (or was already) owner's, releasing the device owner held before; -EBUSY
+ * when another owner holds it, with that owner's label in holder; -ENOMEM. */
+int host_claims_take(HostClaims *c, uint64_t netns_cookie, int ifindex, const void *owner, const char *guest,
+        const char *nic, char holder[static HOST_CLAIM_LABEL_MAX]);
 /* Releases owner's device, if any (the NIC is gone). */
 void host_claims_release(HostClaims *c, const void *owner);

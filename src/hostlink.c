@@ -93,19 +93,19 @@ int hostlink_read(HostContext *c, const char *ifname, HostLink *ret) {
         HostLink l = { .kind = HOSTDEV_KIND_UNKNOWN };
         struct nlmsghdr *reply;
         const char *type = NULL;
-        size_t len;
+        size_t len, name_len;
         int r;
 
         if (!c || !ifname || !ret)
                 return -EINVAL;
-        len = strlen(ifname);
-        if (len == 0 || len >= IF_NAMESIZE)
+        name_len = strlen(ifname);
+        if (name_len == 0 || name_len >= IF_NAMESIZE)
                 return -EINVAL;
 
         struct rtattr *a = (struct rtattr *)req.attrs;
         a->rta_type = IFLA_IFNAME;
-        a->rta_len = RTA_LENGTH(len + 1);
-        memcpy(RTA_DATA(a), ifname, len + 1);
+        a->rta_len = RTA_LENGTH(name_len + 1);
+        memcpy(RTA_DATA(a), ifname, name_len + 1);
         /* Without the statistics (per-CPU counters summed for the link and IPv6): the costliest part of
          * the kernel's answer, and nothing we read. */
         struct rtattr *mask = (struct rtattr *)(req.attrs + RTA_ALIGN(a->rta_len));
@@ -123,7 +123,7 @@ int hostlink_read(HostContext *c, const char *ifname, HostLink *ret) {
         const struct ifinfomsg *ifi = NLMSG_DATA(reply);
         l.ifindex = ifi->ifi_index;
         l.flags = ifi->ifi_flags;
-        snprintf(l.ifname, sizeof(l.ifname), "%s", ifname);
+        memcpy(l.ifname, ifname, name_len + 1);
         len = IFLA_PAYLOAD(reply);
         for (const struct rtattr *at = IFLA_RTA(ifi); RTA_OK(at, len); at = RTA_NEXT(at, len)) {
                 size_t n = RTA_PAYLOAD(at);

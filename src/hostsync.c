@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "textbuf.h"
 
 void host_ownership_init(HostOwnership *o, const HostLinkState *current) {
         *o = (HostOwnership){
@@ -22,7 +23,7 @@ void host_ownership_init(HostOwnership *o, const HostLinkState *current) {
                 .baseline_mac = current->mac,
                 .baseline_flags = current->flags & HOSTDEV_FLAGS_OURS,
         };
-        snprintf(o->ifname, sizeof(o->ifname), "%s", current->ifname);
+        strscpy(o->ifname, sizeof(o->ifname), current->ifname);
         if (current->have_multicast)
                 host_ownership_note_multicast(o, current);
 }
@@ -209,8 +210,13 @@ void hostsync_record(HostOwnership *o, const HostChange *change, const HostApply
 /* ---- persistence ---------------------------------------------------------------------------------- */
 
 static int ownership_name(uint64_t netns, int ifindex, const char *suffix, char *buf, size_t size) {
-        int n = snprintf(buf, size, "%" PRIu64 "-%d.json%s", netns, ifindex, suffix);
-        return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+        TextBuf t = { .buf = buf, .size = size };
+        text_append_u64(&t, netns);
+        text_append_char(&t, '-');
+        text_append_i64(&t, ifindex);
+        text_append(&t, ".json");
+        text_append(&t, suffix);
+        return text_buf_fits(&t) ? 0 : -ENAMETOOLONG;
 }
 
 /* ---- the records' directory ------------------------------------------------------------------------- */
@@ -318,42 +324,52 @@ static void state_dir_unlock(HostStateDir *d) {
 /* ---- records -------------------------------------------------------------------------------------- */
 
 /* A JSON string as json-c writes it: quote, backslash and control bytes escaped, the rest verbatim. */
-static size_t json_append_string(char *buf, size_t size, size_t at, const char *s) {
-        at += (size_t)snprintf(buf + at, at < size ? size - at : 0, "\"");
+static void json_append_string(TextBuf *t, const char *s) {
+        text_append_char(t, '"');
         for (; *s; s++) {
                 unsigned char ch = (unsigned char)*s;
-                if (ch == '"' || ch == '\\')
-                        at += (size_t)snprintf(buf + at, at < size ? size - at : 0, "\\%c", ch);
-                else if (ch < 0x20 || ch == 0x7f)
-                        at += (size_t)snprintf(buf + at, at < size ? size - at : 0, "\\u%04x", ch);
-                else if (at + 1 < size)
-                        buf[at++] = (char)ch, buf[at] = '\0';
-                else
-                        at++;
+                if (ch == '"' || ch == '\\') {
+                        text_append_char(t, '\\');
+                        text_append_char(t, (char)ch);
+                } else if (ch < 0x20 || ch == 0x7f) {
+                        text_append(t, "\\u");
+                        text_append_hex(t, ch, 4);
+                } else
+                        text_append_char(t, (char)ch);
         }
-        return at + (size_t)snprintf(buf + at, at < size ? size - at : 0, "\"");
+        text_append_char(t, '"');
 }
 
-/* The record's text (what host_ownership_parse() reads), without a JSON library: it is written on every
- * trusted change. -ENOBUFS if it does not fit. */
+/* The record's text (what host_ownership_parse() reads), without a JSON library or printf: it is
+ * written on every trusted change. -ENOBUFS if it does not fit. */
 static int ownership_format(const HostOwnership *o, char *buf, size_t size, size_t *ret_len) {
         char mac[ETHER_ADDR_STRLEN];
-        size_t at;
+        TextBuf t = { .buf = buf, .size = size };
 
-        at = (size_t)snprintf(buf, size, "{\"ifindex\":%d,\"ifname\":", o->ifindex);
-        at = json_append_string(buf, size, at, o->ifname);
-        at += (size_t)snprintf(buf + at, at < size ? size - at : 0,
-                ",\"baseline-mac\":\"%s\",\"baseline-flags\":%u,\"mac-set\":%s,\"flags-set\":%u,"
-                "\"multicast-added\":[",
-                ether_addr_format(&o->baseline_mac, mac), o->baseline_flags, o->mac_set ? "true" : "false",
-                o->flags_set);
-        for (size_t i = 0; i < o->n_added; i++)
-                at += (size_t)snprintf(buf + at, at < size ? size - at : 0, "%s\"%s\"", i ? "," : "",
-                        ether_addr_format(&o->added[i], mac));
-        at += (size_t)snprintf(buf + at, at < size ? size - at : 0, "]}");
-        if (at >= size)
+        text_append(&t, "{\"ifindex\":");
+        text_append_i64(&t, o->ifindex);
+        text_append(&t, ",\"ifname\":");
+        json_append_string(&t, o->ifname);
+        text_append(&t, ",\"baseline-mac\":\"");
+        text_append(&t, ether_addr_format(&o->baseline_mac, mac));
+        text_append(&t, "\",\"baseline-flags\":");
+        text_append_u64(&t, o->baseline_flags);
+        text_append(&t, ",\"mac-set\":");
+        text_append(&t, o->mac_set ? "true" : "false");
+        text_append(&t, ",\"flags-set\":");
+        text_append_u64(&t, o->flags_set);
+        text_append(&t, ",\"multicast-added\":[");
+        for (size_t i = 0; i < o->n_added; i++) {
+                if (i > 0)
+                        text_append_char(&t, ',');
+                text_append_char(&t, '"');
+                text_append(&t, ether_addr_format(&o->added[i], mac));
+                text_append_char(&t, '"');
+        }
+        text_append(&t, "]}");
+        if (!text_buf_fits(&t))
                 return -ENOBUFS;
-        *ret_len = at;
+        *ret_len = t.len;
         return 0;
 }
 

@@ -14,6 +14,7 @@
 #include <sys/sysmacros.h>
 
 #include "cleanup.h"
+#include "textbuf.h"
 
 #define TUN_MAJOR 10 /* misc device 10:200 is /dev/net/tun */
 #define TUN_MINOR 200
@@ -133,7 +134,8 @@ static int stat_peer_fd(const PeerFdTable *table, pid_t pid, int fd, struct stat
         if (pid <= 0 || fd < 0)
                 return -EINVAL;
         if (table && table->pid == pid) {
-                snprintf(path, sizeof(path), "%d", fd);
+                TextBuf t = TEXT_BUF(path); /* every trusted job: without printf */
+                text_append_i64(&t, fd);
                 return fstatat(table->fd, path, ret, 0) < 0 ? -errno : 0;
         }
         snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)pid, fd);

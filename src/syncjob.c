@@ -177,12 +177,12 @@ static int job_read_device(SyncJob *j) {
 
 /* No device is driven by two NICs: the first NIC that syncs it holds it until it goes. */
 static bool job_claim_device(SyncJob *j) {
-        char holder[HOST_CLAIM_LABEL_MAX], label[HOST_CLAIM_LABEL_MAX];
+        char holder[HOST_CLAIM_LABEL_MAX];
 
         if (!j->claims)
                 return true;
-        snprintf(label, sizeof(label), "guest %s nic %s", j->guest_name, j->nic_id);
-        int r = host_claims_take(j->claims, j->host->netns_cookie, j->link.ifindex, j->owner, label, holder);
+        int r = host_claims_take(j->claims, j->host->netns_cookie, j->link.ifindex, j->owner, j->guest_name,
+                j->nic_id, holder);
         if (r == -EBUSY) {
                 job_fail(j, "host interface %s is already driven by %s", j->ifname, holder);
                 return false;
