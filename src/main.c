@@ -203,7 +203,9 @@ static int run(int argc, char **argv) {
         signal(SIGPIPE, SIG_IGN);
         rlimit_nofile_raise();
 
-        r = sd_event_default(&event);
+        /* A loop of our own, not the thread's default: sd_event_prepare() checks a default loop's thread
+         * with gettid(), a system call on every iteration of the loop. */
+        r = sd_event_new(&event);
         if (r < 0)
                 return log_error_errno(r, "Failed to allocate the event loop: %m");
         r = sd_event_add_signal(event, NULL, SIGTERM, on_exit_signal, NULL);
