@@ -17,6 +17,13 @@ char *nic_bus_path(const Nic *n) {
         return p;
 }
 
+/* The same, encoded once: every signal of the NIC names it. NULL when out of memory. */
+static const char *nic_object_path(Nic *n) {
+        if (!n->bus_path)
+                n->bus_path = nic_bus_path(n);
+        return n->bus_path;
+}
+
 int bus_nic_find(Manager *m, const char *path, Nic **ret) {
         _cleanup_free_ char *name = NULL, *id = NULL;
         int r;
@@ -327,12 +334,12 @@ static sd_bus *nic_bus(const Nic *n) {
 }
 
 static void nic_emit_interfaces(Nic *n, bool added) {
-        _cleanup_free_ char *p = NULL;
+        const char *p = NULL;
         int r;
 
         if (!nic_bus(n))
                 return;
-        p = nic_bus_path(n);
+        p = nic_object_path(n);
         if (!p) {
                 log_oom();
                 return;
@@ -353,12 +360,12 @@ void bus_nic_emit_removed(Nic *n) {
 }
 
 static void nic_emit_properties_changed(Nic *n, const char **names) {
-        _cleanup_free_ char *p = NULL;
+        const char *p = NULL;
         int r;
 
         if (!names[0])
                 return;
-        p = nic_bus_path(n);
+        p = nic_object_path(n);
         if (!p) {
                 log_oom();
                 return;
@@ -494,7 +501,9 @@ static int nic_send_filter_properties_changed(
         if (r >= 0)
                 r = sd_bus_message_close_container(m);
         if (r >= 0)
-                r = sd_bus_message_append(m, "as", 0); /* nothing invalidated */
+                r = sd_bus_message_open_container(m, 'a', "s"); /* nothing invalidated */
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
         if (r >= 0)
                 r = sd_bus_send(NULL, m, NULL);
         return r;
@@ -505,12 +514,12 @@ static int nic_send_filter_properties_changed(
 static void nic_emit_filter_processed(
         Nic *n, unsigned changed_fields, const char *sync, const char *const *extra) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *signal = NULL;
-        _cleanup_free_ char *p = NULL;
+        const char *p = NULL;
         int r;
 
         if (!nic_bus(n))
                 return;
-        p = nic_bus_path(n);
+        p = nic_object_path(n);
         if (!p) {
                 log_oom();
                 return;
@@ -533,12 +542,12 @@ static void nic_emit_filter_processed(
 }
 
 static void nic_emit_signal(Nic *n, const char *member, const char *a, const char *b, const char *c) {
-        _cleanup_free_ char *p = NULL;
+        const char *p = NULL;
         int r;
 
         if (!nic_bus(n) || !bus_signals_enabled(n->guest->manager))
                 return;
-        p = nic_bus_path(n);
+        p = nic_object_path(n);
         if (!p) {
                 log_oom();
                 return;

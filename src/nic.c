@@ -12,6 +12,7 @@
 #include "jobqueue.h"
 #include "manager.h"
 #include "syncjob.h"
+#include "textbuf.h"
 #include "time-util.h"
 
 static const char *const sync_state_names[_NIC_SYNC_MAX] = {
@@ -68,6 +69,8 @@ Nic *nic_unref(Nic *n) {
         host_claims_release(n->manager->claims, n);
         guest_unref(n->guest);
         free(n->id);
+        free(n->bus_path);
+        free(n->query_arguments);
         free(n->qom_path);
         free(n->netdev);
         free(n->host_interface);
@@ -503,7 +506,7 @@ void nic_start_job(Nic *n, int mode, json_object *info, unsigned caps) {
         j->netns = host_namespace_ref(g->netns ?: m->host_ns);
         j->state_dir = m->baselines;
         if (n->host_interface)
-                snprintf(j->ifname, sizeof(j->ifname), "%s", n->host_interface);
+                strscpy(j->ifname, sizeof(j->ifname), n->host_interface);
         j->ifname_configured = n->host_interface_configured;
         j->backend_fd = n->backend_fd;
         j->peer_cache = n->peer_cache;
@@ -608,10 +611,22 @@ static void on_query_reply(QmpClient *c, json_object *result, const QmpError *er
         nic_process_reply(n, steal_array_element(result, 0));
 }
 
-static void nic_send_query(Nic *n) {
+/* {"name":ID}, serialized once by json-c (which escapes the id): every change sends it. */
+static const char *nic_query_arguments(Nic *n) {
+        if (n->query_arguments)
+                return n->query_arguments;
         json_object *args = json_object_new_object();
-        if (!args || json_object_object_add(args, "name", json_object_new_string(n->id)) < 0) {
-                json_object_put(args);
+        if (args && json_object_object_add(args, "name", json_object_new_string(n->id)) == 0) {
+                const char *text = json_object_to_json_string_ext(args, JSON_C_TO_STRING_PLAIN);
+                n->query_arguments = text ? strdup(text) : NULL;
+        }
+        json_object_put(args);
+        return n->query_arguments;
+}
+
+static void nic_send_query(Nic *n) {
+        const char *args = nic_query_arguments(n);
+        if (!args) {
                 log_oom();
                 nic_work_done(n, "out of memory");
                 return;
@@ -628,7 +643,8 @@ static void nic_send_query(Nic *n) {
         n->last_event_usec = 0;
         n->timing.query = now_usec(CLOCK_REALTIME);
         _cleanup_(nic_unrefp) _unused_ Nic *hold = nic_ref(n); /* handlers may drop the last reference */
-        int64_t r = qmp_client_send(n->guest->qmp, "query-rx-filter", args, 0, on_query_reply, nic_ref(n));
+        int64_t r =
+                qmp_client_send_text(n->guest->qmp, "query-rx-filter", args, 0, on_query_reply, nic_ref(n));
         if (r < 0) {
                 nic_unref(n);
                 if (r != -ENOTCONN)

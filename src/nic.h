@@ -45,6 +45,8 @@ typedef struct Nic {
         bool published; /* announced on the bus, once discovery knows its QOM path */
 
         char *id;
+        char *bus_path; /* its D-Bus object path, encoded on first use (bus-nic.c) */
+        char *query_arguments; /* query-rx-filter's arguments as JSON, made on first use */
         char *qom_path;
         char *netdev; /* QEMU backend id from qom-get, "hostnet0" */
         char *host_interface; /* configured or discovered, NULL if unknown */

@@ -11,6 +11,7 @@
 #include <sys/un.h>
 
 #include "log.h"
+#include "textbuf.h"
 
 #define QMP_READ_CHUNK       (64 * 1024)
 #define QMP_READS_PER_WAKEUP 16 /* then yield to other sources: one chatty monitor can't starve the loop */
@@ -159,20 +160,18 @@ static int client_flush(QmpClient *c) {
         return client_update_io_events(c);
 }
 
-static int client_queue_output(QmpClient *c, const char *text, size_t len) {
+/* Room for len more bytes at c->out + c->out_size. */
+static int client_queue_output_reserve(QmpClient *c, size_t len) {
         if (c->out_offset > 0 && c->out_offset == c->out_size)
                 c->out_offset = c->out_size = 0;
-        if (c->out_size + len + 2 > c->out_allocated) {
-                size_t n = (c->out_size + len + 2) * 2;
+        if (c->out_size + len > c->out_allocated) {
+                size_t n = (c->out_size + len) * 2;
                 char *p = realloc(c->out, n);
                 if (!p)
                         return -ENOMEM;
                 c->out = p;
                 c->out_allocated = n;
         }
-        memcpy(c->out + c->out_size, text, len);
-        memcpy(c->out + c->out_size + len, "\r\n", 2);
-        c->out_size += len + 2;
         return 0;
 }
 
@@ -186,17 +185,51 @@ static int on_command_timeout(sd_event_source *s, uint64_t usec, void *userdata)
         return 0;
 }
 
-int64_t qmp_client_send(QmpClient *c, const char *command, json_object *arguments, uint64_t timeout_usec,
+/* A command name goes into the JSON as it is: ours are constants, never a peer's bytes. */
+static bool command_name_is_plain(const char *command) {
+        if (!command[0])
+                return false;
+        for (const char *p = command; *p; p++)
+                if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))
+                        return false;
+        return true;
+}
+
+/* {"execute":COMMAND,"arguments":ARGUMENTS,"id":ID} written straight into the output buffer: one
+ * query-rx-filter per guest change, and a json-c object built and serialized for it cost more than
+ * the rest of the send. */
+static int client_queue_command(QmpClient *c, const char *command, const char *arguments, int64_t id) {
+        size_t max = strlen(command) + (arguments ? strlen(arguments) : 0) + 64;
+        int r = client_queue_output_reserve(c, max);
+        if (r < 0)
+                return r;
+        TextBuf t = { .buf = c->out + c->out_size, .size = max };
+        text_append(&t, "{\"execute\":\"");
+        text_append(&t, command);
+        if (arguments) {
+                text_append(&t, "\",\"arguments\":");
+                text_append(&t, arguments);
+                text_append(&t, ",\"id\":");
+        } else
+                text_append(&t, "\",\"id\":");
+        text_append_i64(&t, id);
+        text_append(&t, "}\r\n");
+        if (!text_buf_fits(&t))
+                return -ENOBUFS; /* cannot happen: max counts every byte */
+        c->out_size += t.len;
+        return 0;
+}
+
+int64_t qmp_client_send_text(QmpClient *c, const char *command, const char *arguments, uint64_t timeout_usec,
         qmp_reply_handler_t handler, void *userdata) {
         bool capabilities = strcmp(command, "qmp_capabilities") == 0;
         int r;
 
-        if (c->fd < 0 || (c->state != QMP_STATE_READY && !(capabilities && c->greeted))) {
-                json_object_put(arguments);
+        if (!command_name_is_plain(command))
+                return -EINVAL;
+        if (c->fd < 0 || (c->state != QMP_STATE_READY && !(capabilities && c->greeted)))
                 return -ENOTCONN;
-        }
         if (c->n_pending >= QMP_PENDING_MAX || c->out_size - c->out_offset >= QMP_OUTPUT_MAX) {
-                json_object_put(arguments);
                 bool replies = c->n_pending >= QMP_PENDING_MAX;
                 (void)client_fail(c, -ENOBUFS, "the monitor does not keep up: %s",
                         replies ? "512 commands without a reply" : "256 KiB of commands it does not read");
@@ -205,31 +238,15 @@ int64_t qmp_client_send(QmpClient *c, const char *command, json_object *argument
 
         size_t name_len = strlen(command);
         QmpCommand *cmd = calloc(1, sizeof(QmpCommand) + name_len + 1);
-        if (!cmd) {
-                json_object_put(arguments);
+        if (!cmd)
                 return -ENOMEM;
-        }
         memcpy(cmd->name, command, name_len + 1);
         cmd->client = c;
         cmd->id = ++c->next_id;
         cmd->handler = handler;
         cmd->userdata = userdata;
 
-        json_object *msg = json_object_new_object();
-        if (!msg) {
-                free(cmd);
-                json_object_put(arguments);
-                return -ENOMEM;
-        }
-        json_object_object_add(msg, "execute", json_object_new_string(command));
-        if (arguments)
-                json_object_object_add(msg, "arguments", arguments);
-        json_object_object_add(msg, "id", json_object_new_int64(cmd->id));
-
-        size_t len;
-        const char *text = json_object_to_json_string_length(msg, JSON_C_TO_STRING_PLAIN, &len);
-        r = text ? client_queue_output(c, text, len) : -ENOMEM;
-        json_object_put(msg);
+        r = client_queue_command(c, command, arguments, cmd->id);
         if (r < 0) {
                 free(cmd);
                 return r;
@@ -255,6 +272,17 @@ int64_t qmp_client_send(QmpClient *c, const char *command, json_object *argument
         int64_t id = cmd->id;
         (void)client_flush(c);
         return id;
+}
+
+int64_t qmp_client_send(QmpClient *c, const char *command, json_object *arguments, uint64_t timeout_usec,
+        qmp_reply_handler_t handler, void *userdata) {
+        const char *text =
+                arguments ? json_object_to_json_string_ext(arguments, JSON_C_TO_STRING_PLAIN) : NULL;
+        int64_t r = arguments && !text
+                ? -ENOMEM
+                : qmp_client_send_text(c, command, text, timeout_usec, handler, userdata);
+        json_object_put(arguments);
+        return r;
 }
 
 static QmpCommand *find_pending(QmpClient *c, int64_t id) {

@@ -65,6 +65,11 @@ void qmp_client_disconnect(QmpClient *c, int error, const char *reason);
  * greeted for qmp_capabilities) means nothing was queued and the handler never runs. */
 int64_t qmp_client_send(QmpClient *c, const char *command, json_object *arguments, uint64_t timeout_usec,
         qmp_reply_handler_t handler, void *userdata);
+/* The same with the arguments as JSON text (NULL: none), which must be a serialized object (json-c's
+ * output): for a command sent on every change, whose arguments never change. The command name must be
+ * plain (lower-case letters, digits, '-', '_'), else -EINVAL. */
+int64_t qmp_client_send_text(QmpClient *c, const char *command, const char *arguments, uint64_t timeout_usec,
+        qmp_reply_handler_t handler, void *userdata);
 
 QmpState qmp_client_get_state(const QmpClient *c);
 const char *qmp_client_get_path(const QmpClient *c);

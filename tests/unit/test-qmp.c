@@ -203,6 +203,50 @@ TEST(replies_matched_by_id_out_of_order) {
         teardown(e, &p, c);
 }
 
+/* Commands are written as text, not through a json-c object: what the monitor reads must still be one
+ * JSON object per line with exactly our fields, arguments escaped as json-c escapes them. */
+TEST(commands_reach_the_monitor_as_exact_json) {
+        sd_event *e;
+        Peer p;
+        Recorder rec, r1 = { 0 }, r2 = { 0 };
+        QmpClient *c;
+        char line[512];
+
+        ASSERT_OK(setup(&e, &p, &rec, &c));
+        json_object *args = json_object_new_object();
+        json_object_object_add(args, "name", json_object_new_string("net\"0\\\n"));
+        int64_t id1 = qmp_client_send(c, "query-rx-filter", args, 0, on_reply, &r1);
+        int64_t id2 = qmp_client_send_text(c, "query-name", NULL, 0, on_reply, &r2);
+        ASSERT_TRUE(id1 > 0 && id2 == id1 + 1);
+        ASSERT_ERROR(qmp_client_send_text(c, "query\"name", NULL, 0, on_reply, &r2), EINVAL);
+        ASSERT_ERROR(qmp_client_send_text(c, "", NULL, 0, on_reply, &r2), EINVAL);
+        ASSERT_INT_EQ(qmp_client_pending(c), 2);
+
+        int64_t ids[2] = { id1, id2 };
+        for (int i = 0; i < 2; i++) {
+                ASSERT_TRUE(peer_read_line(&p, line, sizeof(line)) > 0);
+                ASSERT_TRUE(strlen(line) >= 1 && line[strlen(line) - 1] == '\r');
+                json_object *msg = json_tokener_parse(line);
+                ASSERT_TRUE(msg && json_object_is_type(msg, json_type_object));
+                json_object *execute, *id, *arguments, *name;
+                ASSERT_TRUE(json_object_object_get_ex(msg, "execute", &execute));
+                ASSERT_TRUE(json_object_object_get_ex(msg, "id", &id));
+                ASSERT_INT_EQ(json_object_get_int64(id), ids[i]);
+                if (i == 0) {
+                        ASSERT_STR_EQ(json_object_get_string(execute), "query-rx-filter");
+                        ASSERT_INT_EQ(json_object_object_length(msg), 3);
+                        ASSERT_TRUE(json_object_object_get_ex(msg, "arguments", &arguments));
+                        ASSERT_TRUE(json_object_object_get_ex(arguments, "name", &name));
+                        ASSERT_STR_EQ(json_object_get_string(name), "net\"0\\\n");
+                } else {
+                        ASSERT_STR_EQ(json_object_get_string(execute), "query-name");
+                        ASSERT_INT_EQ(json_object_object_length(msg), 2);
+                }
+                json_object_put(msg);
+        }
+        teardown(e, &p, c);
+}
+
 TEST(error_reply_carries_class_and_desc) {
         sd_event *e;
         Peer p;
