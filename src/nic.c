@@ -139,17 +139,28 @@ const char *nic_state_to_string(NicState s) {
         return s >= 0 && s < _NIC_STATE_MAX ? nic_state_names[s] : NULL;
 }
 
-/* The one place a NIC's state changes. */
+static void nic_log_state(Nic *n, NicState from, NicState to, const char *why) {
+        log_nic(n, LOG_DEBUG, "state %s -> %s (%s)", nic_state_to_string(from), nic_state_to_string(to), why);
+}
+
+/* The one place a NIC's state changes; returns the state it left. Unlogged: for the two steps of every
+ * guest change (query sent, job submitted), which log once the step is done, because a debug line
+ * written first would delay the query or the job by a write to the log. */
+static NicState nic_change_state(Nic *n, NicState state) {
+        NicState from = n->state;
+        if (from == NIC_STATE_IDLE && state != NIC_STATE_IDLE)
+                n->guest->n_nics_working++;
+        else if (from != NIC_STATE_IDLE && state == NIC_STATE_IDLE)
+                n->guest->n_nics_working--;
+        n->state = state;
+        return from;
+}
+
 static void nic_set_state(Nic *n, NicState state, const char *why) {
         if (n->state == state)
                 return;
-        log_nic(n, LOG_DEBUG, "state %s -> %s (%s)", nic_state_to_string(n->state),
-                nic_state_to_string(state), why);
-        if (n->state == NIC_STATE_IDLE)
-                n->guest->n_nics_working++;
-        else if (state == NIC_STATE_IDLE)
-                n->guest->n_nics_working--;
-        n->state = state;
+        nic_log_state(n, n->state, state, why);
+        (void)nic_change_state(n, state);
 }
 
 static void nic_start_query(Nic *n);
@@ -473,9 +484,11 @@ void nic_start_job(Nic *n, int mode, json_object *info, unsigned caps) {
         Manager *m = nic_manager(n);
         Guest *g = n->guest;
 
-        nic_set_state(n, mode == SYNC_JOB_REVERT ? NIC_STATE_REVERTING : NIC_STATE_SYNCING, "job submitted");
+        NicState to = mode == SYNC_JOB_REVERT ? NIC_STATE_REVERTING : NIC_STATE_SYNCING;
+        NicState from = nic_change_state(n, to);
         SyncJob *j = sync_job_alloc(m);
         if (!j) {
+                nic_log_state(n, from, to, "job submitted");
                 json_object_put(info);
                 log_nic(n, LOG_ERR, "cannot queue a sync job: out of memory");
                 nic_work_done(n, "out of memory");
@@ -522,6 +535,8 @@ void nic_start_job(Nic *n, int mode, json_object *info, unsigned caps) {
         }
 
         int r = worker_pool_submit(m->workers, &j->job);
+        if (from != to)
+                nic_log_state(n, from, to, "job submitted");
         if (r < 0) {
                 log_nic(n, LOG_ERR, "cannot queue a sync job: %s", strerror(-r));
                 j->job.complete(&j->job, -ECANCELED);
@@ -635,7 +650,7 @@ static void nic_send_query(Nic *n) {
          * was asked until now, this query answers. */
         n->want_query = false;
         n->query_generation = atomic_load(&n->guest->generation);
-        nic_set_state(n, NIC_STATE_QUERYING, "query-rx-filter");
+        NicState from = nic_change_state(n, NIC_STATE_QUERYING);
         n->n_queries++;
         /* The event this query answers; one read while querying is the next query's, and a query asked
          * for without one (resync, reconnect) has none (0). */
@@ -645,6 +660,9 @@ static void nic_send_query(Nic *n) {
         _cleanup_(nic_unrefp) _unused_ Nic *hold = nic_ref(n); /* handlers may drop the last reference */
         int64_t r =
                 qmp_client_send_text(n->guest->qmp, "query-rx-filter", args, 0, on_query_reply, nic_ref(n));
+        /* Unless a failed write has already ended the query (its handler said so). */
+        if (from != NIC_STATE_QUERYING && (r < 0 || n->state == NIC_STATE_QUERYING))
+                nic_log_state(n, from, NIC_STATE_QUERYING, "query-rx-filter");
         if (r < 0) {
                 nic_unref(n);
                 if (r != -ENOTCONN)
