@@ -383,10 +383,10 @@ void sync_job_run(WorkerJob *job) {
 
         if (j->mode == SYNC_JOB_FILTER) {
                 r = rxfilter_from_json(j->info, &j->filter, &j->parse_error);
-                json_object_put(j->info);
-                j->info = NULL;
-                if (r < 0)
+                if (r < 0) {
+                        json_object_put(TAKE_PTR(j->info));
                         return;
+                }
                 j->changed =
                         j->have_previous ? rxfilter_diff(&j->previous, &j->filter) : _RXFILTER_FIELD_ALL;
         } else
@@ -394,10 +394,12 @@ void sync_job_run(WorkerJob *job) {
 
         /* Sockets of our own for the whole job: no other NIC's job waits for them, nor we for theirs. */
         r = host_namespace_acquire(j->netns, &j->host);
-        if (r < 0) {
+        if (r < 0)
                 job_fail(j, "cannot enter the guest's network namespace: %s", strerror(-r));
-                return;
+        else {
+                job_run_on_host(j);
+                host_namespace_release(j->netns, TAKE_PTR(j->host));
         }
-        job_run_on_host(j);
-        host_namespace_release(j->netns, TAKE_PTR(j->host));
+        /* The reply's JSON goes once the host is changed: freeing it first delayed the change. */
+        json_object_put(TAKE_PTR(j->info));
 }
