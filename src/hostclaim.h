@@ -13,7 +13,7 @@
 typedef struct HostClaims {
         pthread_mutex_t lock;
         StrMap by_device; /* "NETNS-IFINDEX" → HostClaim */
-        StrMap by_owner; /* "%p" of the owner → the same HostClaim: an owner holds one device */
+        StrMap by_owner; /* the owner's address in hex → the same HostClaim: an owner holds one device */
 } HostClaims;
 
 int host_claims_new(HostClaims **ret);

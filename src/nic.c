@@ -140,27 +140,38 @@ const char *nic_state_to_string(NicState s) {
 }
 
 static void nic_log_state(Nic *n, NicState from, NicState to, const char *why) {
-        log_nic(n, LOG_DEBUG, "state %s -> %s (%s)", nic_state_to_string(from), nic_state_to_string(to), why);
+        log_nic(n, LOG_DEBUG, "state %s -> %s (%s)", nic_state_to_string(from), nic_state_to_string(to),
+                why);
 }
 
-/* The one place a NIC's state changes; returns the state it left. Unlogged: for the two steps of every
- * guest change (query sent, job submitted), which log once the step is done, because a debug line
- * written first would delay the query or the job by a write to the log. */
-static NicState nic_change_state(Nic *n, NicState state) {
-        NicState from = n->state;
-        if (from == NIC_STATE_IDLE && state != NIC_STATE_IDLE)
+/* Writes the state line a transition still owes (nic_transition() with log_later). */
+static void nic_flush_state_log(Nic *n) {
+        if (n->state_log_why)
+                nic_log_state(n, n->state_log_from, n->state, TAKE_PTR(n->state_log_why));
+}
+
+/* The one place a NIC's state changes. Its debug line is written first, after any line still owed, or,
+ * with log_later, owed until nic_flush_state_log(): for the two steps of every guest change (query
+ * sent, job submitted), whose line written first would delay the query or the job by a write to the
+ * log. A transition made meanwhile (a handler run inside the step) writes the owed line first. */
+static void nic_transition(Nic *n, NicState state, const char *why, bool log_later) {
+        if (n->state == state)
+                return;
+        nic_flush_state_log(n);
+        if (log_later) {
+                n->state_log_from = n->state;
+                n->state_log_why = why;
+        } else
+                nic_log_state(n, n->state, state, why);
+        if (n->state == NIC_STATE_IDLE)
                 n->guest->n_nics_working++;
-        else if (from != NIC_STATE_IDLE && state == NIC_STATE_IDLE)
+        else if (state == NIC_STATE_IDLE)
                 n->guest->n_nics_working--;
         n->state = state;
-        return from;
 }
 
 static void nic_set_state(Nic *n, NicState state, const char *why) {
-        if (n->state == state)
-                return;
-        nic_log_state(n, n->state, state, why);
-        (void)nic_change_state(n, state);
+        nic_transition(n, state, why, false);
 }
 
 static void nic_start_query(Nic *n);
@@ -484,11 +495,11 @@ void nic_start_job(Nic *n, int mode, json_object *info, unsigned caps) {
         Manager *m = nic_manager(n);
         Guest *g = n->guest;
 
-        NicState to = mode == SYNC_JOB_REVERT ? NIC_STATE_REVERTING : NIC_STATE_SYNCING;
-        NicState from = nic_change_state(n, to);
+        nic_transition(
+                n, mode == SYNC_JOB_REVERT ? NIC_STATE_REVERTING : NIC_STATE_SYNCING, "job submitted", true);
         SyncJob *j = sync_job_alloc(m);
         if (!j) {
-                nic_log_state(n, from, to, "job submitted");
+                nic_flush_state_log(n);
                 json_object_put(info);
                 log_nic(n, LOG_ERR, "cannot queue a sync job: out of memory");
                 nic_work_done(n, "out of memory");
@@ -535,8 +546,7 @@ void nic_start_job(Nic *n, int mode, json_object *info, unsigned caps) {
         }
 
         int r = worker_pool_submit(m->workers, &j->job);
-        if (from != to)
-                nic_log_state(n, from, to, "job submitted");
+        nic_flush_state_log(n);
         if (r < 0) {
                 log_nic(n, LOG_ERR, "cannot queue a sync job: %s", strerror(-r));
                 j->job.complete(&j->job, -ECANCELED);
@@ -630,12 +640,14 @@ static void on_query_reply(QmpClient *c, json_object *result, const QmpError *er
 static const char *nic_query_arguments(Nic *n) {
         if (n->query_arguments)
                 return n->query_arguments;
-        json_object *args = json_object_new_object();
-        if (args && json_object_object_add(args, "name", json_object_new_string(n->id)) == 0) {
+        json_object *args = json_object_new_object(), *name = json_object_new_string(n->id);
+        /* Checked: json-c adds a NULL value as null, which would be kept for the NIC's life. */
+        if (args && name && json_object_object_add(args, "name", TAKE_PTR(name)) == 0) {
                 const char *text = json_object_to_json_string_ext(args, JSON_C_TO_STRING_PLAIN);
                 n->query_arguments = text ? strdup(text) : NULL;
         }
         json_object_put(args);
+        json_object_put(name);
         return n->query_arguments;
 }
 
@@ -650,7 +662,7 @@ static void nic_send_query(Nic *n) {
          * was asked until now, this query answers. */
         n->want_query = false;
         n->query_generation = atomic_load(&n->guest->generation);
-        NicState from = nic_change_state(n, NIC_STATE_QUERYING);
+        nic_transition(n, NIC_STATE_QUERYING, "query-rx-filter", true);
         n->n_queries++;
         /* The event this query answers; one read while querying is the next query's, and a query asked
          * for without one (resync, reconnect) has none (0). */
@@ -660,9 +672,7 @@ static void nic_send_query(Nic *n) {
         _cleanup_(nic_unrefp) _unused_ Nic *hold = nic_ref(n); /* handlers may drop the last reference */
         int64_t r =
                 qmp_client_send_text(n->guest->qmp, "query-rx-filter", args, 0, on_query_reply, nic_ref(n));
-        /* Unless a failed write has already ended the query (its handler said so). */
-        if (from != NIC_STATE_QUERYING && (r < 0 || n->state == NIC_STATE_QUERYING))
-                nic_log_state(n, from, NIC_STATE_QUERYING, "query-rx-filter");
+        nic_flush_state_log(n);
         if (r < 0) {
                 nic_unref(n);
                 if (r != -ENOTCONN)

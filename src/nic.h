@@ -57,6 +57,8 @@ typedef struct Nic {
 
         /* The state machine (loop thread only): the state, and what was asked meanwhile. */
         NicState state;
+        NicState state_log_from; /* a transition whose debug line is still owed (nic.c), if ... */
+        const char *state_log_why; /* ... this is set */
         bool want_query; /* refresh: query again once the current work is done */
         unsigned want_revert; /* capabilities to revert before anything else */
         uint64_t discovered_generation; /* the connection discovery last completed for, 0: never */

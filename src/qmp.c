@@ -246,15 +246,13 @@ int64_t qmp_client_send_text(QmpClient *c, const char *command, const char *argu
         cmd->handler = handler;
         cmd->userdata = userdata;
 
-        r = client_queue_command(c, command, arguments, cmd->id);
-        if (r < 0) {
-                free(cmd);
-                return r;
-        }
-
+        /* The timer first: a command whose send failed must not go out. */
         r = sd_event_add_time_relative(c->event, &cmd->timeout, CLOCK_MONOTONIC,
                 timeout_usec ? timeout_usec : QMP_TIMEOUT_DEFAULT, 0, on_command_timeout, cmd);
+        if (r >= 0)
+                r = client_queue_command(c, command, arguments, cmd->id);
         if (r < 0) {
+                sd_event_source_disable_unref(cmd->timeout);
                 free(cmd);
                 return r;
         }

@@ -16,7 +16,12 @@ typedef struct TextBuf {
         size_t len; /* what the text would be: may exceed size - 1 */
 } TextBuf;
 
-#define TEXT_BUF(array) ((TextBuf){ .buf = (array), .size = sizeof(array), .len = 0 })
+/* Over an array only: given a pointer, .size gets a void value and the build fails. */
+#define TEXT_BUF(array)                                                                                    \
+        ((TextBuf){ .buf = (array),                                                                        \
+                .size = __builtin_choose_expr(                                                             \
+                        __builtin_types_compatible_p(__typeof__(array), __typeof__(&(array)[0])), (void)0, \
+                        sizeof(array)) })
 
 static inline void text_append_mem(TextBuf *t, const char *s, size_t n) {
         if (t->len < t->size - 1) {
@@ -50,10 +55,12 @@ static inline void text_append_i64(TextBuf *t, int64_t v) {
         text_append_u64(t, v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v);
 }
 
-/* Lower-case hex, at least min_digits wide (zero-padded). */
+/* Lower-case hex, at least min_digits wide (zero-padded; at most 16). */
 static inline void text_append_hex(TextBuf *t, uint64_t v, unsigned min_digits) {
         char digits[16];
         size_t n = sizeof(digits);
+        if (min_digits > sizeof(digits))
+                min_digits = sizeof(digits);
         do
                 digits[--n] = "0123456789abcdef"[v & 0xf];
         while ((v >>= 4) > 0 || sizeof(digits) - n < min_digits);

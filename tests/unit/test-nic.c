@@ -123,6 +123,41 @@ TEST(failed_write_inside_send_does_not_leave_the_nic_busy) {
         fake_env_done(&env);
 }
 
+/* The state line of a query is written after the send; when the send fails inside (its handler ends the
+ * query first), the debug log must still say "-> querying" before "querying -> idle". */
+TEST(state_lines_keep_their_order_when_the_query_fails_inside_the_send) {
+        FakeEnv env;
+        char path[] = "/tmp/test-nic-log-XXXXXX", text[16384];
+        int log_fd = mkstemp(path), saved_stderr = dup(STDERR_FILENO), saved_level = log_max_level;
+
+        ASSERT_TRUE(log_fd >= 0 && saved_stderr >= 0);
+        ASSERT_OK(env_new(&env));
+        Nic *n = env_nic(&env, "net0");
+        ASSERT_TRUE(dup2(log_fd, STDERR_FILENO) >= 0);
+        log_max_level = LOG_DEBUG;
+        ASSERT_OK(
+                fake_qemu_event(env.qemu, "NIC_RX_FILTER_CHANGED", "{\"name\": \"net0\", \"path\": \"x\"}"));
+        fake_qemu_hangup(env.qemu);
+        for (unsigned i = 0; i < 50 && env.guest->state != GUEST_STATE_DISCONNECTED; i++)
+                fake_qemu_pump(env.qemu);
+        log_max_level = saved_level;
+        fflush(stderr);
+        dup2(saved_stderr, STDERR_FILENO);
+        close(saved_stderr);
+        ASSERT_INT_EQ(n->state, NIC_STATE_IDLE);
+
+        ssize_t len = pread(log_fd, text, sizeof(text) - 1, 0);
+        close(log_fd);
+        unlink(path);
+        ASSERT_TRUE(len > 0);
+        text[len] = '\0';
+        const char *sent = strstr(text, "state idle -> querying (query-rx-filter)");
+        const char *ended = strstr(text, "state querying -> idle");
+        ASSERT_TRUE(sent && ended);
+        ASSERT_TRUE(sent < ended);
+        fake_env_done(&env);
+}
+
 /* Defect 4: a disconnect in the middle of discovery fails its commands first. A NIC without id= must not
  * be published with a QOM path discovery never confirmed; the reconnect's discovery publishes it. */
 static bool anon_discovering(void *data) {

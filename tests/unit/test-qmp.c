@@ -226,6 +226,15 @@ TEST(commands_reach_the_monitor_as_exact_json) {
         for (int i = 0; i < 2; i++) {
                 ASSERT_TRUE(peer_read_line(&p, line, sizeof(line)) > 0);
                 ASSERT_TRUE(strlen(line) >= 1 && line[strlen(line) - 1] == '\r');
+                line[strlen(line) - 1] = '\0';
+                /* Byte for byte what json-c writes for the same command, nothing after it. */
+                char expected[256];
+                snprintf(expected, sizeof(expected),
+                        i == 0 ? "{\"execute\":\"query-rx-filter\",\"arguments\":{\"name\":"
+                                 "\"net\\\"0\\\\\\n\"},\"id\":%lld}"
+                               : "{\"execute\":\"query-name\",\"id\":%lld}",
+                        (long long)ids[i]);
+                ASSERT_STR_EQ(line, expected);
                 json_object *msg = json_tokener_parse(line);
                 ASSERT_TRUE(msg && json_object_is_type(msg, json_type_object));
                 json_object *execute, *id, *arguments, *name;

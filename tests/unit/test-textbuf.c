@@ -54,6 +54,11 @@ TEST(what_does_not_fit_is_counted_not_written) {
         ASSERT_STR_EQ(one, "");
         ASSERT_FALSE(text_buf_fits(&t));
 
+        char hex[32];
+        t = TEXT_BUF(hex);
+        text_append_hex(&t, 1, 40); /* wider than a 64-bit number: 16 digits */
+        ASSERT_STR_EQ(hex, "0000000000000001");
+
         char name[6];
         strscpy(name, sizeof(name), "macvtap12");
         ASSERT_STR_EQ(name, "macvt");
