@@ -9,23 +9,26 @@
 #include "cleanup.h"
 #include "textbuf.h"
 
+#define DEVICE_KEY_MAX 48 /* "NETNS-IFINDEX": 20 + 1 + 11 digits */
+#define OWNER_KEY_MAX  24 /* the owner's address in hex: 16 digits */
+
 typedef struct HostClaim {
-        char device_key[48];
-        char owner_key[24];
+        char device_key[DEVICE_KEY_MAX];
+        char owner_key[OWNER_KEY_MAX];
         const void *owner;
         char label[HOST_CLAIM_LABEL_MAX];
 } HostClaim;
 
 /* Keys formatted on every trusted job: without printf. */
-static void format_device_key(uint64_t netns_cookie, int ifindex, char key[static 48]) {
-        TextBuf t = { .buf = key, .size = 48 };
+static void format_device_key(uint64_t netns_cookie, int ifindex, char key[static DEVICE_KEY_MAX]) {
+        TextBuf t = { .buf = key, .size = DEVICE_KEY_MAX };
         text_append_u64(&t, netns_cookie);
         text_append_char(&t, '-');
         text_append_i64(&t, ifindex);
 }
 
-static void format_owner_key(const void *owner, char key[static 24]) {
-        TextBuf t = { .buf = key, .size = 24 };
+static void format_owner_key(const void *owner, char key[static OWNER_KEY_MAX]) {
+        TextBuf t = { .buf = key, .size = OWNER_KEY_MAX };
         text_append_hex(&t, (uintptr_t)owner, 1);
 }
 
@@ -58,7 +61,7 @@ HostClaims *host_claims_free(HostClaims *c) {
 
 int host_claims_take(HostClaims *c, uint64_t netns_cookie, int ifindex, const void *owner, const char *guest,
         const char *nic, char holder[static HOST_CLAIM_LABEL_MAX]) {
-        char device_key[48], owner_key[24];
+        char device_key[DEVICE_KEY_MAX], owner_key[OWNER_KEY_MAX];
         int r = 0;
 
         format_device_key(netns_cookie, ifindex, device_key);
@@ -104,7 +107,7 @@ unlock:
 }
 
 void host_claims_release(HostClaims *c, const void *owner) {
-        char owner_key[24];
+        char owner_key[OWNER_KEY_MAX];
 
         if (!c)
                 return;

@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <linux/if_arp.h>
 #include <linux/rtnetlink.h>
-#include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
