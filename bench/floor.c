@@ -62,6 +62,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "schedslice.h"
+
 #define streq(a, b)   (strcmp((a), (b)) == 0)
 #define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
 
@@ -881,6 +883,17 @@ static int floor_macflags(const char *mac_dev, const char *flags_dev, unsigned n
 }
 
 int main(int argc, char **argv) {
+        /* The daemon's scheduler slice (CPUSchedulingSliceUSec=), given by bench/run: a floor is what a
+         * client scheduled as the daemon is pays, not one the kernel lets wait longer. */
+        const char *slice = getenv("GUESTNETD_FLOOR_SLICE_USEC");
+        if (slice && atoi(slice) > 0) {
+                int r = sched_slice_set((uint64_t)atoi(slice), NULL);
+                if (r < 0 && r != -EOPNOTSUPP) {
+                        fprintf(stderr, "guestnetd-floor: cannot set the scheduler slice: %s\n",
+                                strerror(-r));
+                        return 1;
+                }
+        }
         if (argc == 3 && strcmp(argv[1], "qmp") == 0)
                 return floor_qmp((unsigned)atoi(argv[2]));
         if (argc == 4 && strcmp(argv[1], "setlink") == 0)

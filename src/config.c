@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "schedslice.h"
 #include <strings.h>
 #include <sys/un.h>
 
@@ -418,6 +420,7 @@ void daemon_config_init(DaemonConfig *c) {
                 .log_ratelimit_burst = LOG_RATELIMIT_BURST,
                 .revert_on_stop = true,
                 .runtime_directory = strdup(RUNTIME_DIR_DEFAULT),
+                .sched_slice_usec = SCHED_SLICE_USEC_DEFAULT,
         };
 }
 
@@ -508,6 +511,17 @@ static int daemon_on_key(ConfigParser *p, const char *section, const char *key, 
                         "integers 0..100000 (0 = unlimited)", &u);
                 if (r >= 0)
                         c->max_queries_per_second = (unsigned)u;
+                return r;
+        }
+        if (streq(key, "CPUSchedulingSliceUSec")) {
+                static const char allowed[] =
+                        "whole microseconds 100..100000 without a unit, or 0 for the kernel's default";
+                r = config_parse_unsigned(
+                        p, key, isempty(value) ? "100" : value, SCHED_SLICE_USEC_MAX, allowed, &u);
+                if (r >= 0 && u != 0 && u < SCHED_SLICE_USEC_MIN)
+                        r = config_invalid(p, key, value, "allowed values are %s", allowed);
+                if (r >= 0)
+                        c->sched_slice_usec = (unsigned)u;
                 return r;
         }
         if (streq(key, "LogRateLimitIntervalSec")) {

@@ -13,6 +13,7 @@
 #include "config.h"
 #include "log.h"
 #include "manager.h"
+#include "schedslice.h"
 #include "version.h"
 
 typedef struct Arguments {
@@ -164,6 +165,27 @@ static void rlimit_nofile_raise(void) {
                         (unsigned long long)rl.rlim_max);
 }
 
+/* CPUSchedulingSliceUSec=: a scheduling request, so a kernel or policy that cannot honour it is reported
+ * and the daemon runs on with the kernel's default. */
+static void sched_slice_apply(unsigned usec) {
+        uint64_t nsec = 0;
+
+        if (usec == 0)
+                return;
+        int r = sched_slice_set(usec, &nsec);
+        if (r == -EOPNOTSUPP)
+                log_info("CPUSchedulingSliceUSec=%u: this kernel keeps no slice per task (Linux 6.12 and "
+                         "later "
+                         "do), using its default",
+                        usec);
+        else if (r == -EPERM)
+                log_info("CPUSchedulingSliceUSec=%u: not a fair scheduling policy, left as it is", usec);
+        else if (r < 0)
+                log_warning_errno(r, "CPUSchedulingSliceUSec=%u cannot be set: %m", usec);
+        else
+                log_debug("Threads ask for a scheduler slice of %llu µs", (unsigned long long)(nsec / 1000));
+}
+
 static int run(int argc, char **argv) {
         Arguments args = {
                 .config_file = CONFIG_FILE_DEFAULT,
@@ -202,6 +224,9 @@ static int run(int argc, char **argv) {
         sigprocmask(SIG_BLOCK, &mask, NULL);
         signal(SIGPIPE, SIG_IGN);
         rlimit_nofile_raise();
+
+        /* Before any thread is made: the workers inherit the slice. */
+        sched_slice_apply(config.sched_slice_usec);
 
         /* A loop of our own, not the thread's default: sd_event_prepare() checks a default loop's thread
          * with gettid(), a system call on every iteration of the loop. */

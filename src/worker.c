@@ -155,6 +155,8 @@ int worker_pool_new(sd_event *event, unsigned n_threads, WorkerPool **ret) {
                 r = -pthread_create(&p->threads[p->n_threads], NULL, worker_main, p);
                 if (r < 0)
                         break;
+                /* What `top -H` and /proc/PID/task/TID/comm show for a worker. */
+                (void)pthread_setname_np(p->threads[p->n_threads], "gnd-worker");
         }
         pthread_sigmask(SIG_SETMASK, &saved, NULL);
         if (r < 0)

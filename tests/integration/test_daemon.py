@@ -45,6 +45,7 @@ def test_unknown_option_fails(daemon_bin):
     ("EmitSignals=perhaps", "EmitSignals"),
     ("ReconcileIntervalSec=soon", "ReconcileIntervalSec"),
     ("MaxQueriesPerSecond=-3", "MaxQueriesPerSecond"),
+    ("CPUSchedulingSliceUSec=50", "CPUSchedulingSliceUSec"),
 ])
 def test_bad_main_config_refuses_to_start(netns, workdir, line, key):
     d = Daemon(workdir, netns=netns, config="# guestnetd test\n[Daemon]\n%s\n" % line)
@@ -152,6 +153,40 @@ def test_open_files_limit_is_raised_to_the_hard_limit(daemons):
     limits = open("/proc/%d/limits" % d.pid).read()
     line = next(l for l in limits.splitlines() if l.startswith("Max open files"))
     assert line.split()[3:5] == [str(hard), str(hard)], line
+
+
+def _slice_of(path):
+    """se.slice (ns) of a task as the scheduler uses it (/proc/.../sched), None if the kernel has none."""
+    for line in open(path + "/sched"):
+        if line.startswith("se.slice"):
+            return int(line.split(":")[1])
+    return None
+
+
+def _daemon_thread_slices(pid):
+    """The slices of the loop thread and of the workers (a sanitizer's own threads are neither)."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        path = "/proc/%d/task/%s" % (pid, tid)
+        if int(tid) == pid or open(path + "/comm").read().strip() == "gnd-worker":
+            out[int(tid)] = _slice_of(path)
+    return out
+
+
+@pytest.mark.parametrize("value,expect_us", [(None, 100), ("2000", 2000), ("0", None)])
+def test_every_thread_runs_with_the_configured_scheduler_slice(daemons, value, expect_us):
+    """CPUSchedulingSliceUSec= (default 100 µs) is the slice of the loop thread and of every worker; 0
+    leaves the kernel's default. Read from /proc/PID/task/TID/sched, i.e. what the scheduler uses."""
+    base = _slice_of("/proc/self")
+    if base is None:
+        pytest.skip("this kernel keeps no slice per task (before Linux 6.12)")
+    assert base not in (100000, 2000000), base  # the kernel's default tells itself apart from ours
+    config = "[Daemon]\nWorkers=3\n" + ("CPUSchedulingSliceUSec=%s\n" % value if value is not None else "")
+    d = daemons(config=config, workers=None)
+    slices = _daemon_thread_slices(d.pid)
+    assert len(slices) == 4, slices  # the loop thread and three workers
+    expect = expect_us * 1000 if expect_us is not None else base
+    assert set(slices.values()) == {expect}, (slices, d.log_tail())
 
 
 def test_watchdog_pings(daemons):

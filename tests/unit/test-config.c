@@ -178,7 +178,8 @@ TEST(daemon_every_key) {
                 "UnicastPolicy=promisc\n"
                 "ReconcileIntervalSec=300\n"
                 "EmitSignals=no\n"
-                "MaxQueriesPerSecond=100000\n");
+                "MaxQueriesPerSecond=100000\n"
+                "CPUSchedulingSliceUSec=2500\n");
         ASSERT_TRUE(path);
         ASSERT_INT_EQ(load_daemon(&c, path, true, &log), 0);
         ASSERT_STR_EQ(c.qmp_directory, "/srv/qmp");
@@ -189,6 +190,7 @@ TEST(daemon_every_key) {
         ASSERT_INT_EQ(c.reconcile_interval_usec, 300 * 1000000ULL);
         ASSERT_FALSE(c.emit_signals);
         ASSERT_INT_EQ(c.max_queries_per_second, 100000);
+        ASSERT_INT_EQ(c.sched_slice_usec, 2500);
         ASSERT_STR_EQ(log, "");
 }
 
@@ -205,6 +207,7 @@ TEST(daemon_limits_and_resets) {
                 "  Workers=1024\n"
                 "\tReconcileIntervalSec=0\n"
                 "  MaxQueriesPerSecond=0\n"
+                "  CPUSchedulingSliceUSec=0\n"
                 "  DefaultTrust=all\n"
                 "  VlanPolicy=off\n"
                 "  EmitSignals=off\n");
@@ -213,6 +216,7 @@ TEST(daemon_limits_and_resets) {
         ASSERT_INT_EQ(c.workers, 1024);
         ASSERT_INT_EQ(c.reconcile_interval_usec, 0);
         ASSERT_INT_EQ(c.max_queries_per_second, 0);
+        ASSERT_INT_EQ(c.sched_slice_usec, 0);
         ASSERT_INT_EQ(c.default_trust, TRUST_ALL);
         ASSERT_INT_EQ(c.vlan_policy, VLAN_POLICY_OFF);
         ASSERT_FALSE(c.emit_signals);
@@ -224,6 +228,7 @@ TEST(daemon_limits_and_resets) {
                 "ReconcileIntervalSec=\n"
                 "MaxQueriesPerSecond=5\n"
                 "MaxQueriesPerSecond=\n"
+                "CPUSchedulingSliceUSec=\n"
                 "DefaultTrust=\n"
                 "VlanPolicy=\n"
                 "EmitSignals=\n"
@@ -234,6 +239,7 @@ TEST(daemon_limits_and_resets) {
         ASSERT_INT_EQ(c.workers, 0);
         ASSERT_INT_EQ(c.reconcile_interval_usec, 60 * 1000000ULL);
         ASSERT_INT_EQ(c.max_queries_per_second, 20);
+        ASSERT_INT_EQ(c.sched_slice_usec, 100);
         ASSERT_INT_EQ(c.default_trust, TRUST_NONE);
         ASSERT_INT_EQ(c.vlan_policy, VLAN_POLICY_IMPROVED);
         ASSERT_TRUE(c.emit_signals);
@@ -262,6 +268,9 @@ TEST(daemon_invalid_values) {
                 { "EmitSignals", "maybe", "yes, no, true, false, on, off, 1, 0" },
                 { "MaxQueriesPerSecond", "100001", "0..100000" },
                 { "MaxQueriesPerSecond", "1.5", "0..100000" },
+                { "CPUSchedulingSliceUSec", "99", "100..100000" },
+                { "CPUSchedulingSliceUSec", "100001", "100..100000" },
+                { "CPUSchedulingSliceUSec", "1ms", "100..100000" },
         };
         _cleanup_(tmpdir_removep) char *dir = make_tmpdir();
         ASSERT_TRUE(dir);

@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* schedslice.c: a short scheduler slice, so a woken thread of ours runs before a busy vCPU's slice ends.
+ *
+ * Under EEVDF a task woken on a busy CPU waits until the running task has had its slice (1.4 ms here)
+ * unless its own slice is shorter. QEMU's TCG vCPU keeps a CPU busy while the guest's driver sends its
+ * commands; the daemon's loop thread then read QMP events 0.2 ms later than it could. A slice is a
+ * latency request, not a share: the CPU the daemon gets over time is the same. */
+#include "schedslice.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <stdint.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* struct sched_attr of the kernel's UAPI (SCHED_ATTR_SIZE_VER1); glibc before 2.41 has no wrapper and
+ * <linux/sched/types.h> clashes with <sched.h>. */
+typedef struct SchedAttr {
+        uint32_t size;
+        uint32_t sched_policy;
+        uint64_t sched_flags;
+        int32_t sched_nice;
+        uint32_t sched_priority;
+        uint64_t sched_runtime; /* for the fair policies: the slice (ns), since Linux 6.12 */
+        uint64_t sched_deadline;
+        uint64_t sched_period;
+        uint32_t sched_util_min;
+        uint32_t sched_util_max;
+} SchedAttr;
+
+static int sched_attr_get(SchedAttr *a) {
+        *a = (SchedAttr){};
+        return syscall(SYS_sched_getattr, 0, a, sizeof(*a), 0) < 0 ? -errno : 0;
+}
+
+int sched_slice_set(uint64_t usec, uint64_t *ret_nsec) {
+        SchedAttr a;
+        int r;
+
+        r = sched_attr_get(&a);
+        if (r < 0)
+                return r;
+        if (a.sched_policy != SCHED_OTHER && a.sched_policy != SCHED_BATCH)
+                return -EPERM;
+        /* A kernel without slices per task reports none for a fair task. */
+        if (a.sched_runtime == 0)
+                return -EOPNOTSUPP;
+        /* Policy and nice as they are: only the slice changes (flags 0 would reset nothing else). */
+        a.size = sizeof(a);
+        a.sched_flags = 0;
+        a.sched_runtime = usec * 1000;
+        if (syscall(SYS_sched_setattr, 0, &a, 0) < 0)
+                return -errno;
+        r = sched_attr_get(&a);
+        if (r < 0)
+                return r;
+        if (ret_nsec)
+                *ret_nsec = a.sched_runtime;
+        return 0;
+}
