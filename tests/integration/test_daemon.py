@@ -183,6 +183,8 @@ def test_every_thread_runs_with_the_configured_scheduler_slice(daemons, value, e
     assert base not in (100000, 2000000), base  # the kernel's default tells itself apart from ours
     config = "[Daemon]\nWorkers=3\n" + ("CPUSchedulingSliceUSec=%s\n" % value if value is not None else "")
     d = daemons(config=config, workers=None)
+    if "keeps no slice per task" in d.log():  # 6.6 .. 6.11: EEVDF without custom slices
+        pytest.skip("this kernel keeps no slice per task (Linux 6.12 and later do)")
     slices = _daemon_thread_slices(d.pid)
     assert len(slices) == 4, slices  # the loop thread and three workers
     expect = expect_us * 1000 if expect_us is not None else base
