@@ -888,7 +888,7 @@ int main(int argc, char **argv) {
         const char *slice = getenv("GUESTNETD_FLOOR_SLICE_USEC");
         if (slice && atoi(slice) > 0) {
                 int r = sched_slice_set((uint64_t)atoi(slice), NULL);
-                if (r < 0 && r != -EOPNOTSUPP) {
+                if (r < 0 && r != -EOPNOTSUPP && r != -EMEDIUMTYPE) {
                         fprintf(stderr, "guestnetd-floor: cannot set the scheduler slice: %s\n",
                                 strerror(-r));
                         return 1;

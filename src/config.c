@@ -11,14 +11,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "schedslice.h"
 #include <strings.h>
 #include <sys/un.h>
 
 #include "cleanup.h"
 #include "log-ratelimit.h"
 #include "log.h"
+#include "schedslice.h"
 
 #define streq(a, b) (strcmp((a), (b)) == 0)
 
@@ -516,8 +515,11 @@ static int daemon_on_key(ConfigParser *p, const char *section, const char *key, 
         if (streq(key, "CPUSchedulingSliceUSec")) {
                 static const char allowed[] =
                         "whole microseconds 100..100000 without a unit, or 0 for the kernel's default";
-                r = config_parse_unsigned(
-                        p, key, isempty(value) ? "100" : value, SCHED_SLICE_USEC_MAX, allowed, &u);
+                if (isempty(value)) {
+                        c->sched_slice_usec = SCHED_SLICE_USEC_DEFAULT;
+                        return 0;
+                }
+                r = config_parse_unsigned(p, key, value, SCHED_SLICE_USEC_MAX, allowed, &u);
                 if (r >= 0 && u != 0 && u < SCHED_SLICE_USEC_MIN)
                         r = config_invalid(p, key, value, "allowed values are %s", allowed);
                 if (r >= 0)

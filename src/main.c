@@ -175,11 +175,19 @@ static void sched_slice_apply(unsigned usec) {
         int r = sched_slice_set(usec, &nsec);
         if (r == -EOPNOTSUPP)
                 log_info("CPUSchedulingSliceUSec=%u: this kernel keeps no slice per task (Linux 6.12 and "
-                         "later "
-                         "do), using its default",
+                         "later do), "
+                         "using its default",
+                        usec);
+        else if (r == -EMEDIUMTYPE)
+                log_info("CPUSchedulingSliceUSec=%u: the scheduling policy is not SCHED_OTHER or "
+                         "SCHED_BATCH, "
+                         "left as it is",
                         usec);
         else if (r == -EPERM)
-                log_info("CPUSchedulingSliceUSec=%u: not a fair scheduling policy, left as it is", usec);
+                log_warning("CPUSchedulingSliceUSec=%u cannot be set: sched_setattr() refused (a system "
+                            "call filter "
+                            "without it, or missing privilege); running with the kernel's default",
+                        usec);
         else if (r < 0)
                 log_warning_errno(r, "CPUSchedulingSliceUSec=%u cannot be set: %m", usec);
         else

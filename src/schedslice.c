@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <sched.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -28,6 +29,13 @@ typedef struct SchedAttr {
         uint32_t sched_util_max;
 } SchedAttr;
 
+#define SCHED_ATTR_FLAG_RESET_ON_FORK 0x01 /* SCHED_FLAG_RESET_ON_FORK */
+
+/* What sched_slice_set() last applied, for threads that do not inherit it (reset-on-fork). Written
+ * before the threads are made (pthread_create() orders it before their reads). */
+static uint64_t process_slice_usec;
+static bool process_slice_set;
+
 static int sched_attr_get(SchedAttr *a) {
         *a = (SchedAttr){};
         return syscall(SYS_sched_getattr, 0, a, sizeof(*a), 0) < 0 ? -errno : 0;
@@ -41,20 +49,27 @@ int sched_slice_set(uint64_t usec, uint64_t *ret_nsec) {
         if (r < 0)
                 return r;
         if (a.sched_policy != SCHED_OTHER && a.sched_policy != SCHED_BATCH)
-                return -EPERM;
+                return -EMEDIUMTYPE;
         /* A kernel without slices per task reports none for a fair task. */
         if (a.sched_runtime == 0)
                 return -EOPNOTSUPP;
-        /* Policy and nice as they are: only the slice changes (flags 0 would reset nothing else). */
+        /* Policy, nice and reset-on-fork as they are (clearing that flag needs CAP_SYS_NICE, and would
+         * undo the operator's choice); utilization clamps are only changed with their flags. */
         a.size = sizeof(a);
-        a.sched_flags = 0;
+        a.sched_flags &= SCHED_ATTR_FLAG_RESET_ON_FORK;
         a.sched_runtime = usec * 1000;
         if (syscall(SYS_sched_setattr, 0, &a, 0) < 0)
                 return -errno;
+        process_slice_usec = usec;
+        process_slice_set = true;
         r = sched_attr_get(&a);
         if (r < 0)
                 return r;
         if (ret_nsec)
                 *ret_nsec = a.sched_runtime;
         return 0;
+}
+
+int sched_slice_apply_to_thread(void) {
+        return process_slice_set ? sched_slice_set(process_slice_usec, NULL) : 0;
 }

@@ -8,9 +8,14 @@
 #define SCHED_SLICE_USEC_MAX     100000U /* and its upper one: 100 ms */
 #define SCHED_SLICE_USEC_DEFAULT 100U
 
-/* Asks for a slice of `usec` for the calling thread and every thread it creates later (threads inherit
- * it), keeping its policy and nice value; 0 goes back to the kernel's default. Only for the fair
- * policies (SCHED_OTHER, SCHED_BATCH): a real-time policy an operator gave us is left alone (-EPERM).
- * -EOPNOTSUPP: the kernel keeps no slice per task (before 6.12); nothing changed. The slice in effect
- * (ns, as the kernel reports it) goes to *ret_nsec when not NULL. */
+/* Asks for a slice of `usec` for the calling thread, keeping its policy, nice value and reset-on-fork
+ * flag; 0 goes back to the kernel's default. Threads made later inherit it, unless reset-on-fork is
+ * set: they call sched_slice_apply_to_thread(). The slice in effect (ns, as the kernel reports it)
+ * goes to *ret_nsec when not NULL. Errors:
+ *   -EOPNOTSUPP   the kernel keeps no slice per task (before 6.12); nothing changed
+ *   -EMEDIUMTYPE  not SCHED_OTHER or SCHED_BATCH (a real-time or idle policy is left alone)
+ *   -EPERM        refused: a system call filter, or a change that needs privilege */
 int sched_slice_set(uint64_t usec, uint64_t *ret_nsec);
+
+/* In a new thread: the slice the process last set with sched_slice_set(), if any. */
+int sched_slice_apply_to_thread(void);

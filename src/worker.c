@@ -11,6 +11,7 @@
 #include <sys/eventfd.h>
 
 #include "log.h"
+#include "schedslice.h"
 
 #define WORKER_TRIM_AFTER 256 /* jobs outstanding at once that make an idle pool trim the heap */
 /* At most one trim a second: under steady load the pool empties many times a second, and every trim
@@ -62,6 +63,8 @@ static WorkerJob *queue_pop(JobQueue *q) {
 static void *worker_main(void *userdata) {
         WorkerPool *p = userdata;
 
+        /* Inherited from the loop thread, unless the operator set reset-on-fork: then asked for again. */
+        (void)sched_slice_apply_to_thread();
         pthread_mutex_lock(&p->lock);
         for (;;) {
                 while (!p->queued.head && !p->stopping)

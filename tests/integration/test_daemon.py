@@ -2,15 +2,19 @@
 """The daemon as a process: command line, configuration errors, sd_notify, signals, and guests
 found in the watched QMP directory."""
 
+import ctypes
 import os
+import platform
 import re
+import shutil
 import signal
 import socket
 import subprocess
+from pathlib import Path
 
 import pytest
 
-from gnhelpers import REPO_ROOT, Daemon, T, expected_host, guest_dropin, poll
+from gnhelpers import REPO_ROOT, Daemon, T, daemon_binary, expected_host, guest_dropin, poll
 
 M0 = "52:54:00:12:34:56"
 
@@ -155,40 +159,116 @@ def test_open_files_limit_is_raised_to_the_hard_limit(daemons):
     assert line.split()[3:5] == [str(hard), str(hard)], line
 
 
-def _slice_of(path):
-    """se.slice (ns) of a task as the scheduler uses it (/proc/.../sched), None if the kernel has none."""
-    for line in open(path + "/sched"):
-        if line.startswith("se.slice"):
-            return int(line.split(":")[1])
-    return None
+class _SchedAttr(ctypes.Structure):
+    _fields_ = [("size", ctypes.c_uint32), ("policy", ctypes.c_uint32), ("flags", ctypes.c_uint64),
+                ("nice", ctypes.c_int32), ("priority", ctypes.c_uint32), ("runtime", ctypes.c_uint64),
+                ("deadline", ctypes.c_uint64), ("period", ctypes.c_uint64), ("util_min", ctypes.c_uint32),
+                ("util_max", ctypes.c_uint32)]
 
 
-def _daemon_thread_slices(pid):
-    """The slices of the loop thread and of the workers (a sanitizer's own threads are neither)."""
+SYS_SCHED_GETATTR = {"x86_64": 315, "aarch64": 275}.get(platform.machine())
+SCHED_IDLE, RESET_ON_FORK = 5, 0x01
+
+
+def _sched_getattr(tid=0):
+    """The kernel's own view of a task's scheduling (sched_getattr(2)); runtime is a fair task's slice
+    (ns) on Linux 6.12 and later, 0 before."""
+    a = _SchedAttr()
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.syscall(SYS_SCHED_GETATTR, tid, ctypes.byref(a), ctypes.sizeof(a), 0) != 0:
+        raise OSError(ctypes.get_errno(), "sched_getattr(%d)" % tid)
+    return a
+
+
+def _require_slices():
+    """Decided from the kernel, not from the daemon: a daemon that wrongly reports no support fails."""
+    if SYS_SCHED_GETATTR is None:
+        pytest.skip("sched_getattr's number is not known for %s" % platform.machine())
+    if _sched_getattr().runtime == 0:
+        pytest.skip("this kernel keeps no slice per task (Linux 6.12 and later do)")
+
+
+def _daemon_threads(pid):
+    """The loop thread and the workers (a sanitizer's own threads are neither): tid -> sched_attr."""
     out = {}
     for tid in os.listdir("/proc/%d/task" % pid):
-        path = "/proc/%d/task/%s" % (pid, tid)
-        if int(tid) == pid or open(path + "/comm").read().strip() == "gnd-worker":
-            out[int(tid)] = _slice_of(path)
+        if int(tid) == pid or open("/proc/%d/task/%s/comm" % (pid, tid)).read().strip() == "gnd-worker":
+            out[int(tid)] = _sched_getattr(int(tid))
     return out
 
 
 @pytest.mark.parametrize("value,expect_us", [(None, 100), ("2000", 2000), ("0", None)])
 def test_every_thread_runs_with_the_configured_scheduler_slice(daemons, value, expect_us):
     """CPUSchedulingSliceUSec= (default 100 µs) is the slice of the loop thread and of every worker; 0
-    leaves the kernel's default. Read from /proc/PID/task/TID/sched, i.e. what the scheduler uses."""
-    base = _slice_of("/proc/self")
-    if base is None:
-        pytest.skip("this kernel keeps no slice per task (before Linux 6.12)")
-    assert base not in (100000, 2000000), base  # the kernel's default tells itself apart from ours
+    leaves the slice the daemon was started with (here the test's own)."""
+    _require_slices()
+    ours = _sched_getattr().runtime
+    assert ours not in (100000, 2000000), ours  # tells "left alone" apart from "set"
     config = "[Daemon]\nWorkers=3\n" + ("CPUSchedulingSliceUSec=%s\n" % value if value is not None else "")
     d = daemons(config=config, workers=None)
-    if "keeps no slice per task" in d.log():  # 6.6 .. 6.11: EEVDF without custom slices
-        pytest.skip("this kernel keeps no slice per task (Linux 6.12 and later do)")
-    slices = _daemon_thread_slices(d.pid)
-    assert len(slices) == 4, slices  # the loop thread and three workers
-    expect = expect_us * 1000 if expect_us is not None else base
-    assert set(slices.values()) == {expect}, (slices, d.log_tail())
+    threads = _daemon_threads(d.pid)
+    assert len(threads) == 4, threads  # the loop thread and three workers
+    expect = expect_us * 1000 if expect_us is not None else ours
+    assert {a.runtime for a in threads.values()} == {expect}, d.log_tail()
+    assert "CPUSchedulingSliceUSec" not in d.log(), d.log_tail()  # nothing to report
+
+
+def _wrapper(workdir, name, text):
+    path = Path(workdir) / name
+    path.write_text(text)
+    path.chmod(0o755)
+    return path
+
+
+def test_reset_on_fork_is_kept_and_every_thread_gets_the_slice(daemons, workdir):
+    """systemd's CPUSchedulingResetOnFork=yes: the flag stays on the loop thread, and the workers, which
+    do not inherit the slice then, ask for it themselves."""
+    _require_slices()
+    chrt = shutil.which("chrt") or pytest.fail("chrt (util-linux) is missing")
+    binary = _wrapper(workdir, "reset-on-fork", '#!/bin/sh\nexec %s -R -o 0 %s "$@"\n' % (chrt, daemon_binary()))
+    d = daemons(config="[Daemon]\nWorkers=3\n", workers=None, binary=binary)
+    threads = _daemon_threads(d.pid)
+    assert len(threads) == 4, threads
+    assert {a.runtime for a in threads.values()} == {100000}, d.log_tail()
+    assert threads[d.pid].flags & RESET_ON_FORK, d.log_tail()  # the kernel clears it in the children
+
+
+def test_an_idle_policy_is_left_alone_and_said(daemons, workdir):
+    """Started as SCHED_IDLE (`chrt -i 0`): left so, said once at info level, and the daemon runs."""
+    _require_slices()
+    chrt = shutil.which("chrt") or pytest.fail("chrt (util-linux) is missing")
+    binary = _wrapper(workdir, "idle", '#!/bin/sh\nexec %s -i 0 %s "$@"\n' % (chrt, daemon_binary()))
+    d = daemons(config="[Daemon]\nWorkers=2\n", workers=None, binary=binary)
+    assert "is not SCHED_OTHER or SCHED_BATCH, left as it is" in d.log(), d.log_tail()
+    assert {a.policy for a in _daemon_threads(d.pid).values()} == {SCHED_IDLE}
+
+
+SECCOMP_WRAPPER = r"""#!/usr/bin/python3
+# Execs the daemon with sched_setattr() refused (EPERM), as a SystemCallFilter= without it would.
+import ctypes, os, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+nr = %d
+code = [(0x20, 0, 0, 0), (0x15, 0, 1, nr), (0x06, 0, 0, 0x00050000 | 1), (0x06, 0, 0, 0x7fff0000)]
+filt = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *c) for c in code))
+class Prog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+prog = Prog(len(code), ctypes.addressof(filt))
+if libc.prctl(38, 1, 0, 0, 0) != 0 or libc.prctl(22, 2, ctypes.byref(prog), 0, 0) != 0:
+    sys.exit("seccomp: errno %%d" %% ctypes.get_errno())
+os.execv(%r, [%r] + sys.argv[1:])
+"""
+
+
+def test_a_refused_sched_setattr_is_reported_and_the_daemon_runs(daemons, workdir):
+    """A seccomp filter that refuses sched_setattr() (a unit without it in SystemCallFilter=): a warning
+    that names the cause, the kernel's default slice, and the daemon starts and works."""
+    _require_slices()
+    nr = {"x86_64": 314, "aarch64": 274}[platform.machine()]
+    binary = _wrapper(workdir, "no-sched-setattr", SECCOMP_WRAPPER % (nr, str(daemon_binary()), str(daemon_binary())))
+    ours = _sched_getattr().runtime
+    d = daemons(config="[Daemon]\nWorkers=2\n", workers=None, binary=binary)
+    assert "cannot be set: sched_setattr() refused (a system call filter" in d.log(), d.log_tail()
+    assert {a.runtime for a in _daemon_threads(d.pid).values()} == {ours}
 
 
 def test_watchdog_pings(daemons):
