@@ -41,7 +41,8 @@ static int sched_attr_get(SchedAttr *a) {
         return syscall(SYS_sched_getattr, 0, a, sizeof(*a), 0) < 0 ? -errno : 0;
 }
 
-int sched_slice_set(uint64_t usec, uint64_t *ret_nsec) {
+/* The calling thread only; records nothing. */
+static int thread_slice_set(uint64_t usec, uint64_t *ret_nsec) {
         SchedAttr a;
         int r;
 
@@ -60,8 +61,6 @@ int sched_slice_set(uint64_t usec, uint64_t *ret_nsec) {
         a.sched_runtime = usec * 1000;
         if (syscall(SYS_sched_setattr, 0, &a, 0) < 0)
                 return -errno;
-        process_slice_usec = usec;
-        process_slice_set = true;
         r = sched_attr_get(&a);
         if (r < 0)
                 return r;
@@ -70,6 +69,16 @@ int sched_slice_set(uint64_t usec, uint64_t *ret_nsec) {
         return 0;
 }
 
+int sched_slice_set(uint64_t usec, uint64_t *ret_nsec) {
+        int r = thread_slice_set(usec, ret_nsec);
+        if (r >= 0) {
+                process_slice_usec = usec;
+                process_slice_set = true;
+        }
+        return r;
+}
+
+/* Reads only: every worker calls it at once. */
 int sched_slice_apply_to_thread(void) {
-        return process_slice_set ? sched_slice_set(process_slice_usec, NULL) : 0;
+        return process_slice_set ? thread_slice_set(process_slice_usec, NULL) : 0;
 }
