@@ -513,8 +513,8 @@ static int daemon_on_key(ConfigParser *p, const char *section, const char *key, 
                 return r;
         }
         if (streq(key, "CPUSchedulingSliceUSec")) {
-                static const char allowed[] =
-                        "whole microseconds 100..100000 without a unit, or 0 for the kernel's default";
+                static const char allowed[] = "whole microseconds 100..100000 without a unit, or 0 to leave "
+                                              "the slice the daemon was started with";
                 if (isempty(value)) {
                         c->sched_slice_usec = SCHED_SLICE_USEC_DEFAULT;
                         return 0;

@@ -51,7 +51,7 @@ typedef struct DaemonConfig {
         unsigned log_ratelimit_burst; /* LogRateLimitBurst=, default 200, 0 = off */
         bool revert_on_stop; /* RevertOnStop=, default yes: undo our host changes when the guest goes */
         char *runtime_directory; /* RuntimeDirectory=, default RUNTIME_DIR_DEFAULT: persisted baselines */
-        unsigned sched_slice_usec; /* CPUSchedulingSliceUSec=, default 100, 0 = the kernel's */
+        unsigned sched_slice_usec; /* CPUSchedulingSliceUSec=, default 100, 0 = left as started */
 } DaemonConfig;
 
 /* Fills in the defaults. */

@@ -174,19 +174,17 @@ static void sched_slice_apply(unsigned usec) {
                 return;
         int r = sched_slice_set(usec, &nsec);
         if (r == -EOPNOTSUPP)
-                log_info("CPUSchedulingSliceUSec=%u: this kernel keeps no slice per task (Linux 6.12 and "
-                         "later do), "
-                         "using its default",
+                log_info("CPUSchedulingSliceUSec=%u: this kernel keeps no slice per task "
+                         "(Linux 6.12 and later do), using its default",
                         usec);
         else if (r == -EMEDIUMTYPE)
-                log_info("CPUSchedulingSliceUSec=%u: the scheduling policy is not SCHED_OTHER or "
-                         "SCHED_BATCH, "
-                         "left as it is",
+                log_info("CPUSchedulingSliceUSec=%u: the scheduling policy "
+                         "is not SCHED_OTHER or SCHED_BATCH, left as it is",
                         usec);
         else if (r == -EPERM)
-                log_warning("CPUSchedulingSliceUSec=%u cannot be set: sched_setattr() refused (a system "
-                            "call filter "
-                            "without it, or missing privilege); running with the kernel's default",
+                log_warning("CPUSchedulingSliceUSec=%u cannot be set: sched_setattr() refused "
+                            "(a system call filter without it, or missing privilege); "
+                            "running with the kernel's default",
                         usec);
         else if (r < 0)
                 log_warning_errno(r, "CPUSchedulingSliceUSec=%u cannot be set: %m", usec);

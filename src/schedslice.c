@@ -61,11 +61,13 @@ static int thread_slice_set(uint64_t usec, uint64_t *ret_nsec) {
         a.sched_runtime = usec * 1000;
         if (syscall(SYS_sched_setattr, 0, &a, 0) < 0)
                 return -errno;
+        if (!ret_nsec)
+                return 0;
+        /* What the kernel made of it (it clamps), only when asked: every worker calls this at start. */
         r = sched_attr_get(&a);
         if (r < 0)
                 return r;
-        if (ret_nsec)
-                *ret_nsec = a.sched_runtime;
+        *ret_nsec = a.sched_runtime;
         return 0;
 }
 
