@@ -299,6 +299,11 @@ void bus_guest_emit_net_event(Guest *g, const char *event, json_object *data, ui
 
         if (!guest_bus(g) || !bus_signals_enabled(g->manager))
                 return;
+        if (bus_backlog_check(g->manager)) {
+                /* A relayed event is not state: while the bus lags it is dropped, and counted. */
+                bus_backlog_count_dropped(g->manager);
+                return;
+        }
         p = guest_bus_path(g);
         if (!p) {
                 log_oom();

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <string.h>
 
+#include "bus-backlog.h"
 #include "bus-polkit.h"
 #include "bus.h"
 #include "guest.h"
@@ -375,6 +376,10 @@ static void nic_emit_properties_changed(Nic *n, const char **names) {
                 log_nic(n, LOG_DEBUG, "failed to emit PropertiesChanged: %s", strerror(-r));
 }
 
+static HeldSignals *nic_hold(Nic *n);
+static void nic_hold_done(Nic *n);
+static void nic_hold_properties(Nic *n, HeldSignals *h, const char *const *names);
+
 void bus_nic_emit_changed(Nic *n, const char *property, ...) {
         const char *names[8] = {};
         size_t k = 0;
@@ -386,6 +391,12 @@ void bus_nic_emit_changed(Nic *n, const char *property, ...) {
         for (const char *s = property; s && k < ELEMENTSOF(names) - 1; s = va_arg(ap, const char *))
                 names[k++] = s;
         va_end(ap);
+        HeldSignals *h = nic_hold(n);
+        if (h) {
+                nic_hold_properties(n, h, names);
+                nic_hold_done(n);
+                return;
+        }
         nic_emit_properties_changed(n, names);
 }
 
@@ -510,9 +521,10 @@ static int nic_send_filter_properties_changed(
 }
 
 /* PropertiesChanged always goes out: properties are state and stay current with EmitSignals=no. Only
- * the event signals (RxFilterChanged, MacChanged, HostSyncFailed, NetEvent) are switched off. */
+ * the event signals (RxFilterChanged, MacChanged, HostSyncFailed, NetEvent) are switched off. A
+ * change set that is not announced (announce false) says only its properties. */
 static void nic_emit_filter_processed(
-        Nic *n, unsigned changed_fields, const char *sync, const char *const *extra) {
+        Nic *n, unsigned changed_fields, const char *sync, const char *const *extra, bool announce) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *signal = NULL;
         const char *p = NULL;
         int r;
@@ -530,7 +542,7 @@ static void nic_emit_filter_processed(
         if (r < 0)
                 log_nic(n, LOG_DEBUG, "failed to emit PropertiesChanged: %s", strerror(-r));
 
-        if (!bus_signals_enabled(n->guest->manager))
+        if (!announce || !bus_signals_enabled(n->guest->manager))
                 return;
         r = sd_bus_message_new_signal(nic_bus(n), &signal, p, BUS_NIC_INTERFACE, "RxFilterChanged");
         if (r >= 0)
@@ -558,6 +570,72 @@ static void nic_emit_signal(Nic *n, const char *member, const char *a, const cha
                 log_nic(n, LOG_WARNING, "failed to emit %s: %s", member, strerror(-r));
 }
 
+/* ---- while the bus lags (bus-backlog.c): held, merged, said later -------------------------------- */
+
+/* The NIC's held signals, if what it says now is to be held: while the bus lags, and while it holds
+ * some (nothing may overtake them). NULL: say it now. */
+static HeldSignals *nic_hold(Nic *n) {
+        Manager *m = n->guest->manager;
+
+        if (!nic_bus(n) || (!n->held && !bus_backlog_check(m)))
+                return NULL;
+        if (!n->held && !(n->held = calloc(1, sizeof(HeldSignals)))) {
+                log_oom(); /* said now, then */
+                return NULL;
+        }
+        bus_backlog_hold(m, n);
+        return n->held;
+}
+
+/* After a set was held: if the bus has caught up meanwhile, what the NIC holds goes out now. */
+static void nic_hold_done(Nic *n) {
+        if (!bus_backlog_check(n->guest->manager))
+                bus_nic_flush_held(n);
+}
+
+static void nic_hold_properties(Nic *n, HeldSignals *h, const char *const *names) {
+        /* The interface has fewer properties than a set holds names: never happens, but never silently. */
+        if (held_signals_add_properties(h, names) < 0)
+                log_nic(n, LOG_WARNING,
+                        "more than %u properties held while the bus lags, some not announced",
+                        HELD_PROPERTIES_MAX);
+}
+
+static bool is_state_property(const char *name) {
+        for (size_t i = 0; i < ELEMENTSOF(state_properties); i++)
+                if (strcmp(name, state_properties[i].name) == 0)
+                        return true;
+        return false;
+}
+
+void bus_nic_flush_held(Nic *n) {
+        _cleanup_free_ HeldSignals *h = TAKE_PTR(n->held);
+        const char *state[ELEMENTSOF(state_properties) + 1] = {}, *other[HELD_PROPERTIES_MAX + 1] = {};
+        size_t n_state = 0, n_other = 0;
+        char mac_now[ETHER_ADDR_STRLEN] = "";
+
+        if (!h || !nic_bus(n))
+                return;
+        for (size_t i = 0; i < h->n_properties; i++) {
+                if (is_state_property(h->properties[i]) && n_state < ELEMENTSOF(state) - 1)
+                        state[n_state++] = h->properties[i];
+                else
+                        other[n_other++] = h->properties[i];
+        }
+        /* The values are read now: the newest filter and state, with everything that changed since the
+         * NIC last spoke, and the newest outcome. */
+        if (h->filter_fields || n_state > 0 || h->rx_filter_changed)
+                nic_emit_filter_processed(n, h->filter_fields, h->outcome, state, h->rx_filter_changed);
+        if (n_other > 0)
+                nic_emit_properties_changed(n, other);
+        if (n->filter)
+                ether_addr_format(&n->filter->main_mac, mac_now);
+        if (held_signals_mac_changed(h, mac_now))
+                nic_emit_signal(n, "MacChanged", h->old_mac, mac_now, h->mac_reason);
+        for (size_t i = 0; i < h->n_failures; i++)
+                nic_emit_signal(n, "HostSyncFailed", h->failures[i].attribute, h->failures[i].error, NULL);
+}
+
 void bus_nic_publish_change_set(Nic *n, const NicChangeSet *cs) {
         const char *extra[5] = {};
         size_t n_extra = 0;
@@ -572,18 +650,39 @@ void bus_nic_publish_change_set(Nic *n, const NicChangeSet *cs) {
         }
         /* A change set is a reply that changed something, or one we asked for (resync, trust, reset). */
         bool asked = cs->reason && strcmp(cs->reason, "guest") != 0;
-        if (cs->processed && (cs->changed || cs->sync_state_changed || asked))
-                nic_emit_filter_processed(n, cs->changed, cs->outcome, extra);
+        bool announce = cs->processed && (cs->changed || cs->sync_state_changed || asked);
+        const char *reason = cs->reason ? cs->reason : "guest";
+
+        HeldSignals *h = nic_hold(n);
+        if (h) {
+                held_signals_add_filter(h, announce ? cs->changed : 0, announce, cs->outcome);
+                nic_hold_properties(n, h, extra);
+                if ((cs->changed & RXFILTER_FIELD_MAC) && n->filter)
+                        held_signals_add_mac(h, cs->old_mac, reason);
+                nic_hold_done(n);
+                return;
+        }
+        if (announce)
+                nic_emit_filter_processed(n, cs->changed, cs->outcome, extra, true);
         else if (n_extra > 0 && nic_bus(n))
                 nic_emit_properties_changed(n, extra);
 
         if ((cs->changed & RXFILTER_FIELD_MAC) && n->filter) {
                 char new_mac[ETHER_ADDR_STRLEN];
                 nic_emit_signal(n, "MacChanged", cs->old_mac,
-                        ether_addr_format(&n->filter->main_mac, new_mac), cs->reason ? cs->reason : "guest");
+                        ether_addr_format(&n->filter->main_mac, new_mac), reason);
         }
 }
 
 void bus_nic_emit_host_sync_failed(Nic *n, const char *attribute, const char *error) {
+        HeldSignals *h = bus_signals_enabled(n->guest->manager) ? nic_hold(n) : NULL;
+        if (h) {
+                if (held_signals_add_failure(h, attribute, error) < 0)
+                        log_nic(n, LOG_WARNING,
+                                "HostSyncFailed for %s not announced: more than %u attributes held",
+                                attribute, HELD_FAILURES_MAX);
+                nic_hold_done(n);
+                return;
+        }
         nic_emit_signal(n, "HostSyncFailed", attribute, error, NULL);
 }

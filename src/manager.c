@@ -65,6 +65,7 @@ Manager *manager_free(Manager *m) {
         m->reconcile_timer = sd_event_source_disable_unref(m->reconcile_timer);
         while (m->guests)
                 manager_detach_guest(m, m->guests);
+        bus_backlog_done(m); /* its NICs hold references to their guests */
         /* Parked reverts still run (they undo what we did); other parked work is dropped. */
         job_queue_admit(m);
         manager_bus_disconnect(m);

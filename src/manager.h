@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
+#include "bus-backlog.h"
 #include "config.h"
 #include "hostclaim.h"
 #include "hostdev.h"
@@ -46,6 +47,7 @@ typedef struct Manager {
         bool shutting_down; /* guests keep running without us: nothing is reverted */
         uint64_t clock_override_usec; /* tests: a controllable CLOCK_MONOTONIC for rate limits; 0: real */
         uint64_t n_queries_deferred; /* by MaxQueriesPerSecond= (metrics) */
+        BusBacklog backlog; /* signals held while the bus lags (bus-backlog.c) */
 } Manager;
 
 /* Takes over config (the caller's copy is reset). */

@@ -79,6 +79,7 @@ Nic *nic_unref(Nic *n) {
         free(n->ownership);
         host_record_file_close(&n->record_file);
         free(n->last_error);
+        free(n->held);
         free(n);
         return NULL;
 }

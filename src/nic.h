@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "guest.h"
+#include "heldsignals.h"
 #include "hostdev.h"
 #include "hostsync.h"
 #include "metrics.h"
@@ -87,6 +88,12 @@ typedef struct Nic {
         uint64_t changes, last_change_usec;
         uint64_t n_events, n_queries, n_jobs;
         NicMetrics metrics;
+
+        /* Signals held while the bus lags, merged (bus-backlog.c), NULL when none; queued in the
+         * manager's list of NICs to flush. */
+        HeldSignals *held;
+        struct Nic *held_next;
+        bool held_queued;
 } Nic;
 
 /* A query can be deferred this many times in a row at most (the bucket's size): a burst of this many

@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* bus-backlog.c: sd-bus queues every message the bus does not read at once, up to 384 Ki messages
+ * (BUS_WQUEUE_MAX): a stalled or starved dbus-daemon, and guests that change their filters or QEMUs that
+ * send events as fast as they can, would grow our memory for as long as it lags (66 MiB seen in the
+ * benchmarks when dbus-daemon fell behind). While it lags, a NIC's signals are held and merged into one
+ * set per NIC (heldsignals.h), relayed NetEvents are dropped and counted; once it has caught up the held
+ * sets go out, the oldest NIC first, only as many as keep the queue below BUS_BACKLOG_HIGH. */
+#include "bus-backlog.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+
+#include "bus.h"
+#include "log.h"
+#include "manager.h"
+#include "nic.h"
+
+static uint64_t bus_queued(Manager *m) {
+        uint64_t q = 0;
+
+        if (m->bus)
+                (void)sd_bus_get_n_queued_write(m->bus, &q);
+        return q;
+}
+
+static int on_backlog_timer(sd_event_source *s, uint64_t usec, void *userdata);
+
+static void backlog_arm(Manager *m) {
+        BusBacklog *b = &m->backlog;
+        int r;
+
+        if (!b->timer) {
+                r = sd_event_add_time_relative(m->event, &b->timer, CLOCK_MONOTONIC, BUS_BACKLOG_RETRY_USEC,
+                        0, on_backlog_timer, m);
+                if (r >= 0)
+                        (void)sd_event_source_set_description(b->timer, "bus-backlog");
+        } else {
+                int enabled = SD_EVENT_OFF;
+                (void)sd_event_source_get_enabled(b->timer, &enabled);
+                if (enabled != SD_EVENT_OFF)
+                        return; /* already due */
+                r = sd_event_source_set_time_relative(b->timer, BUS_BACKLOG_RETRY_USEC);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(b->timer, SD_EVENT_ONESHOT);
+        }
+        if (r < 0) /* the held sets then go out with the NIC's next change */
+                log_warning_errno(r, "Failed to arm the bus backlog timer: %m");
+}
+
+bool bus_backlog_check(Manager *m) {
+        BusBacklog *b = &m->backlog;
+        uint64_t q = bus_queued(m);
+
+        if (!b->active && q >= BUS_BACKLOG_HIGH) {
+                b->active = true;
+                b->n_sets = b->n_dropped = 0;
+                log_warning("The bus is not reading our messages (%" PRIu64 " queued): NIC signals are held "
+                            "and merged per NIC, NetEvent signals dropped, until it catches up.",
+                        q);
+                backlog_arm(m);
+        } else if (b->active && q < BUS_BACKLOG_LOW) {
+                b->active = false;
+                log_info("The bus has caught up: %u NIC signal sets were merged, %u NetEvent signals "
+                         "dropped meanwhile.",
+                        b->n_sets, b->n_dropped);
+        }
+        return b->active;
+}
+
+void bus_backlog_hold(Manager *m, Nic *n) {
+        BusBacklog *b = &m->backlog;
+
+        b->n_sets++;
+        if (n->held_queued)
+                return;
+        n->held_queued = true;
+        n->held_next = NULL;
+        nic_ref(n);
+        if (b->tail)
+                b->tail->held_next = n;
+        else
+                b->head = n;
+        b->tail = n;
+        backlog_arm(m);
+}
+
+void bus_backlog_count_dropped(Manager *m) {
+        m->backlog.n_dropped++;
+}
+
+static Nic *backlog_pop(BusBacklog *b) {
+        Nic *n = b->head;
+
+        if (!n)
+                return NULL;
+        b->head = n->held_next;
+        if (!b->head)
+                b->tail = NULL;
+        n->held_next = NULL;
+        n->held_queued = false;
+        return n;
+}
+
+static int on_backlog_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+        BusBacklog *b = &m->backlog;
+
+        if (!bus_backlog_check(m))
+                while (b->head && bus_queued(m) < BUS_BACKLOG_HIGH) {
+                        Nic *n = backlog_pop(b);
+                        bus_nic_flush_held(n);
+                        nic_unref(n);
+                }
+        if (b->head || b->active)
+                backlog_arm(m);
+        return 0;
+}
+
+void bus_backlog_done(Manager *m) {
+        BusBacklog *b = &m->backlog;
+
+        for (Nic *n; (n = backlog_pop(b));) {
+                n->held = mfree(n->held);
+                nic_unref(n);
+        }
+        b->timer = sd_event_source_disable_unref(b->timer);
+        b->active = false;
+}

@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* bus-backlog.h: what the daemon says on the bus while the bus is not reading it. */
+#pragma once
+
+#include <stdbool.h>
+#include <systemd/sd-event.h>
+
+typedef struct Manager Manager;
+typedef struct Nic Nic;
+
+/* Messages queued in sd-bus (written to no socket yet): from HIGH on the bus lags, below LOW it has
+ * caught up. A NIC's change set is three messages at most, plus one per failed host attribute. */
+#define BUS_BACKLOG_HIGH 256
+#define BUS_BACKLOG_LOW  64
+/* How often the held sets are tried again while the bus lags. */
+#define BUS_BACKLOG_RETRY_USEC 10000
+
+typedef struct BusBacklog {
+        bool active; /* the bus lags: NIC signals are held, NetEvents dropped */
+        Nic *head, *tail; /* NICs with held signals, the first held first (one reference each) */
+        sd_event_source *timer; /* armed while NICs are held or the bus lags */
+        unsigned n_sets, n_dropped; /* in this lag: NIC signal sets held, NetEvents dropped */
+} BusBacklog;
+
+/* Whether the bus lags now (loop thread; cheap: a counter of sd-bus). Says so in the log when it
+ * starts and when it ends. */
+bool bus_backlog_check(Manager *m);
+/* n has held signals (n->held): they go out, oldest NIC first, once the bus has caught up. */
+void bus_backlog_hold(Manager *m, Nic *n);
+/* A NetEvent not sent because the bus lags. */
+void bus_backlog_count_dropped(Manager *m);
+/* Lets go of the held NICs (their signals are not sent) and of the timer. */
+void bus_backlog_done(Manager *m);
+
+/* bus-nic.c: sends what n holds (merged) and forgets it. */
+void bus_nic_flush_held(Nic *n);

@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* heldsignals.c: the merge rules of a NIC's held signals (heldsignals.h). */
+#include "heldsignals.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+static bool held_has_property(const HeldSignals *h, const char *name) {
+        for (size_t i = 0; i < h->n_properties; i++)
+                if (strcmp(h->properties[i], name) == 0)
+                        return true;
+        return false;
+}
+
+int held_signals_add_properties(HeldSignals *h, const char *const *names) {
+        size_t n_new = 0;
+
+        for (size_t i = 0; names && names[i]; i++)
+                if (!held_has_property(h, names[i]))
+                        n_new++;
+        if (h->n_properties + n_new > HELD_PROPERTIES_MAX)
+                return -E2BIG;
+        for (size_t i = 0; names && names[i]; i++)
+                if (!held_has_property(h, names[i]))
+                        h->properties[h->n_properties++] = names[i];
+        h->n_sets++;
+        return 0;
+}
+
+void held_signals_add_filter(HeldSignals *h, unsigned fields, bool rx_filter_changed, const char *outcome) {
+        h->filter_fields |= fields;
+        if (rx_filter_changed) {
+                h->rx_filter_changed = true;
+                h->outcome = outcome;
+        }
+        h->n_sets++;
+}
+
+void held_signals_add_mac(HeldSignals *h, const char *old_mac, const char *reason) {
+        if (!h->mac_changed)
+                snprintf(h->old_mac, sizeof(h->old_mac), "%s", old_mac ? old_mac : "");
+        h->mac_changed = true;
+        h->mac_reason = reason;
+}
+
+int held_signals_add_failure(HeldSignals *h, const char *attribute, const char *error) {
+        HeldFailure *f = NULL;
+
+        for (size_t i = 0; i < h->n_failures && !f; i++)
+                if (strcmp(h->failures[i].attribute, attribute) == 0)
+                        f = &h->failures[i];
+        if (!f) {
+                if (h->n_failures >= HELD_FAILURES_MAX)
+                        return -E2BIG;
+                f = &h->failures[h->n_failures++];
+                f->attribute = attribute;
+        }
+        snprintf(f->error, sizeof(f->error), "%s", error ? error : "");
+        h->n_sets++;
+        return 0;
+}
+
+bool held_signals_mac_changed(const HeldSignals *h, const char *mac_now) {
+        return h->mac_changed && strcmp(h->old_mac, mac_now ? mac_now : "") != 0;
+}

@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* test-heldsignals.c: what a NIC holds while the bus lags is a merge of bounded size. */
+#include <stdio.h>
+#include <string.h>
+
+#include "heldsignals.h"
+#include "tests.h"
+
+TEST(filter_sets_merge_their_fields_and_keep_the_newest_outcome) {
+        HeldSignals h = {};
+
+        held_signals_add_filter(&h, 1u << 0, true, "applied");
+        held_signals_add_filter(&h, 1u << 3, true, "failed");
+        held_signals_add_filter(&h, 1u << 5, false, "observed"); /* not announced: fields only */
+        ASSERT_INT_EQ(h.filter_fields, (1u << 0) | (1u << 3) | (1u << 5));
+        ASSERT_TRUE(h.rx_filter_changed);
+        ASSERT_STR_EQ(h.outcome, "failed");
+        ASSERT_INT_EQ(h.n_sets, 3u);
+
+        HeldSignals quiet = {};
+        held_signals_add_filter(&quiet, 0, false, "observed");
+        ASSERT_FALSE(quiet.rx_filter_changed);
+        ASSERT_TRUE(quiet.outcome == NULL);
+}
+
+TEST(property_names_are_held_once_each_and_bounded) {
+        HeldSignals h = {};
+        const char *const a[] = { "SyncState", "LastError", NULL };
+        const char *const b[] = { "LastError", "Trust", NULL };
+
+        ASSERT_OK(held_signals_add_properties(&h, a));
+        ASSERT_OK(held_signals_add_properties(&h, b));
+        ASSERT_OK(held_signals_add_properties(&h, a)); /* again: nothing new */
+        ASSERT_INT_EQ(h.n_properties, (size_t)3);
+        ASSERT_STR_EQ(h.properties[0], "SyncState");
+        ASSERT_STR_EQ(h.properties[1], "LastError");
+        ASSERT_STR_EQ(h.properties[2], "Trust");
+
+        /* Fill it: distinct names up to the bound are taken, one more set is refused whole. */
+        static char names[HELD_PROPERTIES_MAX][8];
+        for (size_t i = h.n_properties; i < HELD_PROPERTIES_MAX; i++) {
+                snprintf(names[i], sizeof(names[i]), "P%zu", i);
+                const char *const one[] = { names[i], NULL };
+                ASSERT_OK(held_signals_add_properties(&h, one));
+        }
+        ASSERT_INT_EQ(h.n_properties, (size_t)HELD_PROPERTIES_MAX);
+        const char *const more[] = { "Trust", "Extra", NULL };
+        ASSERT_ERROR(held_signals_add_properties(&h, more), E2BIG);
+        ASSERT_INT_EQ(h.n_properties, (size_t)HELD_PROPERTIES_MAX);
+        ASSERT_OK(held_signals_add_properties(&h, a)); /* known names still fit */
+}
+
+TEST(the_mac_change_runs_from_the_first_old_mac_to_the_mac_now) {
+        HeldSignals h = {};
+
+        ASSERT_FALSE(held_signals_mac_changed(&h, "52:54:00:00:00:01"));
+        held_signals_add_mac(&h, "52:54:00:00:00:01", "guest");
+        held_signals_add_mac(&h, "52:54:00:00:00:02", "resync");
+        ASSERT_STR_EQ(h.old_mac, "52:54:00:00:00:01");
+        ASSERT_STR_EQ(h.mac_reason, "resync");
+        ASSERT_TRUE(held_signals_mac_changed(&h, "52:54:00:00:00:03"));
+        /* Back where it began: nothing to say. */
+        ASSERT_FALSE(held_signals_mac_changed(&h, "52:54:00:00:00:01"));
+
+        HeldSignals first = {}; /* the first filter: no MAC before */
+        held_signals_add_mac(&first, "", "initial");
+        ASSERT_TRUE(held_signals_mac_changed(&first, "52:54:00:00:00:01"));
+}
+
+TEST(failures_keep_the_newest_error_per_attribute_and_are_bounded) {
+        HeldSignals h = {};
+        char long_error[1000];
+
+        ASSERT_OK(held_signals_add_failure(&h, "mac", "mvt0: Operation not permitted"));
+        ASSERT_OK(held_signals_add_failure(&h, "promisc", "mvt0: No such device"));
+        ASSERT_OK(held_signals_add_failure(&h, "mac", "mvt0: Device or resource busy"));
+        ASSERT_INT_EQ(h.n_failures, (size_t)2);
+        ASSERT_STR_EQ(h.failures[0].attribute, "mac");
+        ASSERT_STR_EQ(h.failures[0].error, "mvt0: Device or resource busy");
+
+        memset(long_error, 'x', sizeof(long_error) - 1);
+        long_error[sizeof(long_error) - 1] = '\0';
+        ASSERT_OK(held_signals_add_failure(&h, "multicast", long_error));
+        ASSERT_INT_EQ(strlen(h.failures[2].error), (size_t)HELD_ERROR_MAX - 1);
+
+        static char attrs[HELD_FAILURES_MAX][8];
+        for (size_t i = h.n_failures; i < HELD_FAILURES_MAX; i++) {
+                snprintf(attrs[i], sizeof(attrs[i]), "a%zu", i);
+                ASSERT_OK(held_signals_add_failure(&h, attrs[i], "e"));
+        }
+        ASSERT_ERROR(held_signals_add_failure(&h, "fdb", "e"), E2BIG);
+        ASSERT_OK(held_signals_add_failure(&h, "mac", "newest")); /* a held attribute is still updated */
+        ASSERT_STR_EQ(h.failures[0].error, "newest");
+}
