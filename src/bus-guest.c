@@ -175,19 +175,9 @@ void bus_guest_emit_removed(Guest *g) {
         guest_emit_object_manager(g, false);
 }
 
-void bus_guest_emit_changed(Guest *g, const char *property, ...) {
-        const char *names[8] = {};
+static void guest_emit_properties_changed(Guest *g, const char *const *names) {
         _cleanup_free_ char *p = NULL;
-        size_t n = 0;
-        va_list ap;
         int r;
-
-        if (!guest_bus(g))
-                return;
-        va_start(ap, property);
-        for (const char *s = property; s && n < ELEMENTSOF(names) - 1; s = va_arg(ap, const char *))
-                names[n++] = s;
-        va_end(ap);
 
         p = guest_bus_path(g);
         if (!p) {
@@ -197,6 +187,48 @@ void bus_guest_emit_changed(Guest *g, const char *property, ...) {
         r = sd_bus_emit_properties_changed_strv(guest_bus(g), p, BUS_GUEST_INTERFACE, (char **)names);
         if (r < 0)
                 log_guest_errno(g, LOG_DEBUG, r, "failed to emit PropertiesChanged: %m");
+}
+
+/* While the bus lags (bus-backlog.c) the names are held, merged, and said once it has caught up:
+ * a guest whose NICs come and go changes Nics as often as its QEMU likes. */
+void bus_guest_emit_changed(Guest *g, const char *property, ...) {
+        const char *names[8] = {};
+        size_t n = 0;
+        va_list ap;
+
+        if (!guest_bus(g))
+                return;
+        va_start(ap, property);
+        for (const char *s = property; s && n < ELEMENTSOF(names) - 1; s = va_arg(ap, const char *))
+                names[n++] = s;
+        va_end(ap);
+
+        if (g->held || bus_backlog_check(g->manager)) {
+                if (!g->held && !(g->held = calloc(1, sizeof(HeldSignals)))) {
+                        log_oom();
+                        guest_emit_properties_changed(g, names);
+                        return;
+                }
+                if (held_signals_add_properties(g->held, names) < 0)
+                        log_guest(g, LOG_WARNING,
+                                "more than %u properties held while the bus lags, some not "
+                                "announced",
+                                HELD_PROPERTIES_MAX);
+                bus_backlog_hold_guest(g->manager);
+                return; /* said by the backlog's timer, after the NICs' */
+        }
+        guest_emit_properties_changed(g, names);
+}
+
+void bus_guest_flush_held(Guest *g) {
+        _cleanup_free_ HeldSignals *h = TAKE_PTR(g->held);
+        const char *names[HELD_PROPERTIES_MAX + 1] = {};
+
+        if (!h || !guest_bus(g))
+                return;
+        for (size_t i = 0; i < h->n_properties; i++)
+                names[i] = h->properties[i];
+        guest_emit_properties_changed(g, names);
 }
 
 static int append_json_dict(sd_bus_message *m, json_object *obj, unsigned depth);

@@ -352,11 +352,33 @@ static void nic_emit_interfaces(Nic *n, bool added) {
                         strerror(-r));
 }
 
+static HeldSignals *nic_hold(Nic *n);
+static void nic_hold_done(Nic *n);
+static void nic_hold_properties(Nic *n, HeldSignals *h, const char *const *names);
+
 void bus_nic_emit_added(Nic *n) {
+        HeldSignals *h = nic_hold(n);
+        if (h) {
+                h->added = true;
+                nic_hold_done(n);
+                return;
+        }
         nic_emit_interfaces(n, true);
 }
 
+/* Called while the object still exists. */
 void bus_nic_emit_removed(Nic *n) {
+        if (n->held && !held_signals_remove(n->held)) {
+                /* Appeared and went while the bus lagged: nobody has seen it, nothing to say. */
+                bus_backlog_forget(n->manager, n);
+                return;
+        }
+        HeldSignals *h = nic_hold(n);
+        if (h) {
+                (void)held_signals_remove(h); /* what else it held no longer matters */
+                nic_hold_done(n);
+                return;
+        }
         nic_emit_interfaces(n, false);
 }
 
@@ -375,10 +397,6 @@ static void nic_emit_properties_changed(Nic *n, const char **names) {
         if (r < 0)
                 log_nic(n, LOG_DEBUG, "failed to emit PropertiesChanged: %s", strerror(-r));
 }
-
-static HeldSignals *nic_hold(Nic *n);
-static void nic_hold_done(Nic *n);
-static void nic_hold_properties(Nic *n, HeldSignals *h, const char *const *names);
 
 void bus_nic_emit_changed(Nic *n, const char *property, ...) {
         const char *names[8] = {};
@@ -608,14 +626,32 @@ static bool is_state_property(const char *name) {
         return false;
 }
 
+/* InterfacesRemoved of an object that is gone (bus_nic_emit_removed() was called while it existed). */
+static void nic_flush_removed(Nic *n) {
+        sd_bus *bus = bus_manager_bus(n->manager);
+        const char *p = nic_object_path(n);
+
+        if (!bus || !p)
+                return;
+        int r = sd_bus_emit_interfaces_removed(bus, p, BUS_NIC_INTERFACE, NULL);
+        if (r < 0)
+                log_nic(n, LOG_DEBUG, "failed to emit InterfacesRemoved: %s", strerror(-r));
+}
+
 void bus_nic_flush_held(Nic *n) {
         _cleanup_free_ HeldSignals *h = TAKE_PTR(n->held);
         const char *state[ELEMENTSOF(state_properties) + 1] = {}, *other[HELD_PROPERTIES_MAX + 1] = {};
         size_t n_state = 0, n_other = 0;
         char mac_now[ETHER_ADDR_STRLEN] = "";
 
+        if (h && h->removed) {
+                nic_flush_removed(n);
+                return;
+        }
         if (!h || !nic_bus(n))
                 return;
+        if (h->added) /* with every property's value now */
+                nic_emit_interfaces(n, true);
         for (size_t i = 0; i < h->n_properties; i++) {
                 if (is_state_property(h->properties[i]) && n_state < ELEMENTSOF(state) - 1)
                         state[n_state++] = h->properties[i];
@@ -652,12 +688,15 @@ void bus_nic_publish_change_set(Nic *n, const NicChangeSet *cs) {
         bool asked = cs->reason && strcmp(cs->reason, "guest") != 0;
         bool announce = cs->processed && (cs->changed || cs->sync_state_changed || asked);
         const char *reason = cs->reason ? cs->reason : "guest";
+        bool mac_changed = (cs->changed & RXFILTER_FIELD_MAC) && n->filter;
 
+        if (!announce && n_extra == 0 && !mac_changed)
+                return; /* nothing to say */
         HeldSignals *h = nic_hold(n);
         if (h) {
                 held_signals_add_filter(h, announce ? cs->changed : 0, announce, cs->outcome);
                 nic_hold_properties(n, h, extra);
-                if ((cs->changed & RXFILTER_FIELD_MAC) && n->filter)
+                if (mac_changed)
                         held_signals_add_mac(h, cs->old_mac, reason);
                 nic_hold_done(n);
                 return;
@@ -667,7 +706,7 @@ void bus_nic_publish_change_set(Nic *n, const NicChangeSet *cs) {
         else if (n_extra > 0 && nic_bus(n))
                 nic_emit_properties_changed(n, extra);
 
-        if ((cs->changed & RXFILTER_FIELD_MAC) && n->filter) {
+        if (mac_changed) {
                 char new_mac[ETHER_ADDR_STRLEN];
                 nic_emit_signal(n, "MacChanged", cs->old_mac,
                         ether_addr_format(&n->filter->main_mac, new_mac), reason);

@@ -8,6 +8,7 @@
 #include <systemd/sd-event.h>
 
 #include "config.h"
+#include "heldsignals.h"
 #include "hostdev.h"
 #include "log.h"
 #include "message-ids.h"
@@ -54,6 +55,7 @@ typedef struct Guest {
 
         QmpClient *qmp;
         GuestState state;
+        HeldSignals *held; /* property changes held while the bus lags (bus-backlog.c), or NULL */
         /* Bumped on every disconnect; jobs carry the value they started with and drop their result if
          * it moved. Atomic because workers read it. */
         _Atomic uint64_t generation;

@@ -24,7 +24,6 @@ int held_signals_add_properties(HeldSignals *h, const char *const *names) {
         for (size_t i = 0; names && names[i]; i++)
                 if (!held_has_property(h, names[i]))
                         h->properties[h->n_properties++] = names[i];
-        h->n_sets++;
         return 0;
 }
 
@@ -34,14 +33,15 @@ void held_signals_add_filter(HeldSignals *h, unsigned fields, bool rx_filter_cha
                 h->rx_filter_changed = true;
                 h->outcome = outcome;
         }
-        h->n_sets++;
+        h->n_failures = 0;
 }
 
 void held_signals_add_mac(HeldSignals *h, const char *old_mac, const char *reason) {
         if (!h->mac_changed)
                 snprintf(h->old_mac, sizeof(h->old_mac), "%s", old_mac ? old_mac : "");
+        if (!h->mac_changed || h->old_mac[0])
+                h->mac_reason = reason;
         h->mac_changed = true;
-        h->mac_reason = reason;
 }
 
 int held_signals_add_failure(HeldSignals *h, const char *attribute, const char *error) {
@@ -57,10 +57,16 @@ int held_signals_add_failure(HeldSignals *h, const char *attribute, const char *
                 f->attribute = attribute;
         }
         snprintf(f->error, sizeof(f->error), "%s", error ? error : "");
-        h->n_sets++;
         return 0;
 }
 
 bool held_signals_mac_changed(const HeldSignals *h, const char *mac_now) {
         return h->mac_changed && strcmp(h->old_mac, mac_now ? mac_now : "") != 0;
+}
+
+bool held_signals_remove(HeldSignals *h) {
+        if (h->added)
+                return false;
+        *h = (HeldSignals){ .removed = true };
+        return true;
 }

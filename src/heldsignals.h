@@ -29,20 +29,27 @@ typedef struct HeldSignals {
         bool mac_changed; /* a MacChanged is owed, from the MAC before the first one held */
         char old_mac[ETHER_ADDR_STRLEN];
         const char *mac_reason; /* the newest reason (static) */
-        HeldFailure failures[HELD_FAILURES_MAX]; /* HostSyncFailed owed: the newest error per attribute */
+        HeldFailure failures[HELD_FAILURES_MAX]; /* HostSyncFailed owed: the newest set's, per attribute */
         size_t n_failures;
-        unsigned n_sets; /* signal sets merged into this one */
+        bool added; /* InterfacesAdded owed: the object appeared while the bus lagged */
+        bool removed; /* InterfacesRemoved owed: nothing else is said any more */
 } HeldSignals;
 
 /* Property names (NULL-terminated) that changed. -E2BIG (and nothing added) past HELD_PROPERTIES_MAX
  * distinct names. */
 int held_signals_add_properties(HeldSignals *h, const char *const *names);
-/* A processed filter: fields is what changed; rx_filter_changed, whether it is announced. */
+/* A processed filter: fields is what changed; rx_filter_changed, whether it is announced. Failures held
+ * so far are forgotten: every change set is followed by its own (a success must not be followed by an
+ * older failure). */
 void held_signals_add_filter(HeldSignals *h, unsigned fields, bool rx_filter_changed, const char *outcome);
-/* The MAC changed from old_mac: the first old MAC held is kept, the newest reason. */
+/* The MAC changed from old_mac: the first old MAC held is kept, and the newest reason, except that a
+ * NIC's first MAC ("" before) stays "initial" whatever follows. */
 void held_signals_add_mac(HeldSignals *h, const char *old_mac, const char *reason);
 /* A host attribute failed: the newest error replaces the one held for it. -E2BIG past
  * HELD_FAILURES_MAX attributes. Longer errors are cut. */
 int held_signals_add_failure(HeldSignals *h, const char *attribute, const char *error);
 /* Whether the held MacChanged still says something: the MAC now differs from the one before. */
 bool held_signals_mac_changed(const HeldSignals *h, const char *mac_now);
+/* The object goes: an object announced while the bus lagged was never seen, and goes without a word
+ * (returns false: drop the set); otherwise only its InterfacesRemoved is owed (true). */
+bool held_signals_remove(HeldSignals *h);

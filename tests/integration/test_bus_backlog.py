@@ -37,6 +37,21 @@ def status_kib(pid, key):
     raise KeyError(key)
 
 
+def flood_events_until_lagging(fake, d, limit=200000):
+    """NETDEV_STREAM_CONNECTED events (each a NetEvent signal) until the daemon says the bus lags: they
+    fill the socket first (sd-bus asks the kernel for 8 MiB of send buffer), then sd-bus's own queue.
+    Returns how many were sent."""
+    sent = 0
+    while not d.log_lines(r"The bus is not reading our messages \(\d+ queued\)"):
+        assert sent < limit, "%d events and the daemon never said the bus lags" % sent
+        for _ in range(2000):
+            fake.emit_event("NETDEV_STREAM_CONNECTED", {"netdev-id": "st%d" % sent, "addr": {"type": "unix",
+                                                                                              "path": "/x" * 50}})
+            sent += 1
+        time.sleep(0.05)
+    return sent
+
+
 def change(n, i):
     return {"main_mac": "52:54:00:%02x:%02x:%02x" % (n, i >> 8 & 0xFF, i & 0xFF), "promiscuous": i % 2 == 0,
             "multicast_table": ["01:00:5e:%02x:%02x:%02x" % (n, i >> 8 & 0xFF, (i + k) & 0xFF) for k in range(8)]}
@@ -54,45 +69,50 @@ def test_a_stalled_bus_holds_nic_signals_within_a_bound(fakes, daemons, bare_bus
         poll(lambda: (get_all(env, nic_path("vm1", nic)) or {}).get("Mac") == fake.get_filter(nic)["main-mac"],
              15, what="%s published" % nic)
     sub = Subscriber(env)
+    macs_before = {nic: fake.get_filter(nic)["main-mac"].lower() for nic in nics}
+    mark = len(sub.drain(0.5))
     bus_pid = env.bus.pid
     queries0 = sum(fake.query_count(nic) for nic in nics)
     rss0, hwm0 = status_kib(d.pid, "VmRSS"), status_kib(d.pid, "VmHWM")
     rss_max = rss0
     os.kill(bus_pid, signal.SIGSTOP)
     try:
-        # The events first: they fill the socket (sd-bus asks the kernel for 8 MiB of send buffer), then
-        # sd-bus's own queue, so that the changes that follow all meet a bus that lags.
-        for k in range(N_EVENTS):
-            fake.emit_event("NETDEV_STREAM_CONNECTED", {"netdev-id": "st%d" % k, "addr": {"type": "unix",
-                                                                                           "path": "/x" * 50}})
-        d.wait_log(r"The bus is not reading our messages \(\d+ queued\)", timeout=30)
+        # The events first, so that the changes that follow all meet a bus that lags; then more of them.
+        events = flood_events_until_lagging(fake, d)
         end, i = time.monotonic() + FLOOD_S, 0
         while time.monotonic() < end:
             for n, nic in enumerate(nics):
                 fake.set_filter_burst(nic, [change(n, i)], rearm_each=True)
             i += 1
             rss_max = max(rss_max, status_kib(d.pid, "VmRSS"))
+        for k in range(N_EVENTS):
+            fake.emit_event("NETDEV_STREAM_CONNECTED", {"netdev-id": "late%d" % k})
+        events += N_EVENTS
         for nic in nics:  # every event answered: the daemon kept working with the bus stopped
             fake.wait_armed(nic, timeout=30)
         time.sleep(0.5)  # the last replies become change sets
         rss_max = max(rss_max, status_kib(d.pid, "VmRSS"))
         sets = sum(fake.query_count(nic) for nic in nics) - queries0
         grew = (rss_max - rss0) / 1024
+        hwm_grew = (status_kib(d.pid, "VmHWM") - hwm0) / 1024
         print("bus stopped: %d change sets (%d filter changes) and %d NetEvents while it lagged; VmRSS %d -> max "
-              "%d KiB (%+.1f MiB), VmHWM %d -> %d KiB" % (sets, i * N_NICS, N_EVENTS, rss0, rss_max, grew, hwm0,
+              "%d KiB (%+.1f MiB), VmHWM %d -> %d KiB" % (sets, i * N_NICS, events, rss0, rss_max, grew, hwm0,
                                                          status_kib(d.pid, "VmHWM")))
         # Unheld, each change set queues two signals with the whole filter, each NetEvent one: many
-        # times the bound (asserted so that the bound means something).
-        assert sets >= 2000, "only %d change sets: the flood did not flood" % sets
+        # times the bound (asserted so that the bound means something). A sanitizer's daemon is slower
+        # and its memory says nothing (quarantine): neither is asserted then.
         if not sanitized(d.pid):
+            assert sets >= 2000, "only %d change sets: the flood did not flood" % sets
             assert grew < RSS_BOUND_MIB, "VmRSS grew by %.1f MiB while the bus was stopped" % grew
+            assert hwm_grew < RSS_BOUND_MIB, "VmHWM grew by %.1f MiB while the bus was stopped" % hwm_grew
     finally:
         os.kill(bus_pid, signal.SIGCONT)
 
     caught_up = d.wait_log(r"The bus has caught up: (\d+) NIC signal sets were merged, (\d+) NetEvent signals "
                            r"dropped", timeout=30)
     merged, dropped = int(caught_up[0].group(1)), int(caught_up[0].group(2))
-    assert merged >= sets and dropped > 0, caught_up[0].group(0)
+    # A reply that changed nothing says nothing: fewer sets than queries.
+    assert merged >= sets // 2 and dropped >= N_EVENTS, caught_up[0].group(0)
     try:
         for n, nic in enumerate(nics):
             final, path = fake.get_filter(nic), nic_path("vm1", nic)
@@ -105,8 +125,67 @@ def test_a_stalled_bus_holds_nic_signals_within_a_bound(fakes, daemons, bare_bus
             rx = poll(last_rx_filter_changed, 30, what="%s: a last RxFilterChanged with the final filter" % nic)
             assert {"Mac", "Promiscuous", "MulticastTable"} <= set(rx["args"][1]), rx["args"][1]
             assert diff(get_all(env, path), want) == {}
-            macs = [s["args"] for s in sub.seen if s["path"] == path and s["member"] == "MacChanged"]
-            assert macs and macs[-1][1] == final["main-mac"].lower(), macs[-3:]
+            # Every change was made while the bus lagged: one merged set, from the MAC before to the last.
+            since = [s for s in sub.seen[mark:] if s["path"] == path]
+            assert [s["member"] for s in since if s["member"] != "PropertiesChanged"] == \
+                ["RxFilterChanged", "MacChanged"], [s["member"] for s in since]
+            assert since[-1]["args"] == [macs_before[nic], final["main-mac"].lower(), "guest"], since[-1]
     finally:
         sub.close()
     assert d.running()
+
+
+def test_nics_that_come_and_go_while_the_bus_lags_leave_no_trace(fakes, daemons, bare_bus_env):
+    """A QEMU that hot-plugs and unplugs NICs while the bus lags: a NIC that came and went is never
+    announced, one that went is announced gone once, Nics is said after, and memory stays bounded."""
+    env = bare_bus_env
+    fake = fakes("vm1", nics=[{"id": "net0", "mac": "52:54:00:00:20:00"}])
+    d = start_bus_daemon(daemons, env, log_level="info",
+                         config="[Daemon]\nMaxQueriesPerSecond=0\nReconcileIntervalSec=0\n",
+                         guests={"vm1": guest_dropin("vm1", fake.path, "none")})
+    fake.wait_armed("net0", timeout=15)
+    fake.add_nic("old", "52:54:00:00:20:01")
+    fake.set_filter("old", promiscuous=True)  # an event for a NIC it does not know: a full query
+    poll(lambda: get_all(env, nic_path("vm1", "old")) is not None, 15, what="NIC old published")
+    sub = Subscriber(env)
+    mark = len(sub.drain(0.5))
+    bus_pid = env.bus.pid
+    rss0 = status_kib(d.pid, "VmRSS")
+    os.kill(bus_pid, signal.SIGSTOP)
+    try:
+        flood_events_until_lagging(fake, d)
+        fake.remove_nic("old")
+        churn = ["c%d" % k for k in range(200)]
+        for k, nic in enumerate(churn):
+            fake.add_nic(nic, "52:54:00:01:%02x:%02x" % (k >> 8, k & 0xFF))
+            u0 = fake.unnamed_query_count()
+            fake.set_filter(nic, promiscuous=True)
+            fake.wait_unnamed_queries(u0 + 1, timeout=10)  # the daemon looked for it
+            time.sleep(0.01)
+            fake.remove_nic(nic)
+        fake.set_filter("net0", main_mac="52:54:00:00:20:aa")
+        fake.wait_armed("net0", timeout=30)
+        time.sleep(0.5)
+        grew = (status_kib(d.pid, "VmRSS") - rss0) / 1024
+        print("bus stopped: %d NICs came and went; VmRSS %+.1f MiB" % (len(churn), grew))
+        if not sanitized(d.pid):
+            assert grew < RSS_BOUND_MIB, "VmRSS grew by %.1f MiB while the bus was stopped" % grew
+    finally:
+        os.kill(bus_pid, signal.SIGCONT)
+    d.wait_log(r"The bus has caught up", timeout=30)
+    try:
+        net0, old = nic_path("vm1", "net0"), nic_path("vm1", "old")
+        poll(lambda: (get_all(env, net0) or {}).get("Mac") == "52:54:00:00:20:aa", 15, what="net0's new MAC")
+        poll(lambda: [s for s in sub.drain(0.2)[mark:] if s["member"] == "InterfacesRemoved"], 15,
+             what="InterfacesRemoved")
+        since = sub.drain(0.5)[mark:]
+        said = [(s["member"], s["args"][0]) for s in since if s["member"] in ("InterfacesAdded", "InterfacesRemoved")]
+        assert said == [("InterfacesRemoved", old)], said  # the churn was never announced
+        nics_changed = [i for i, s in enumerate(since) if s["member"] == "PropertiesChanged"
+                        and s["path"] == nic_path("vm1", "net0").rsplit("/nic/", 1)[0]
+                        and "Nics" in s["args"][1]]
+        removed_at = [i for i, s in enumerate(since) if s["member"] == "InterfacesRemoved"][0]
+        assert nics_changed and nics_changed[-1] > removed_at, "Nics not said after the NICs"
+        assert get_all(env, old) is None
+    finally:
+        sub.close()

@@ -15,7 +15,6 @@ TEST(filter_sets_merge_their_fields_and_keep_the_newest_outcome) {
         ASSERT_INT_EQ(h.filter_fields, (1u << 0) | (1u << 3) | (1u << 5));
         ASSERT_TRUE(h.rx_filter_changed);
         ASSERT_STR_EQ(h.outcome, "failed");
-        ASSERT_INT_EQ(h.n_sets, 3u);
 
         HeldSignals quiet = {};
         held_signals_add_filter(&quiet, 0, false, "observed");
@@ -62,9 +61,40 @@ TEST(the_mac_change_runs_from_the_first_old_mac_to_the_mac_now) {
         /* Back where it began: nothing to say. */
         ASSERT_FALSE(held_signals_mac_changed(&h, "52:54:00:00:00:01"));
 
-        HeldSignals first = {}; /* the first filter: no MAC before */
+        HeldSignals first = {}; /* the first filter: no MAC before; it stays "initial" */
         held_signals_add_mac(&first, "", "initial");
-        ASSERT_TRUE(held_signals_mac_changed(&first, "52:54:00:00:00:01"));
+        held_signals_add_mac(&first, "52:54:00:00:00:01", "guest");
+        ASSERT_STR_EQ(first.old_mac, "");
+        ASSERT_STR_EQ(first.mac_reason, "initial");
+        ASSERT_TRUE(held_signals_mac_changed(&first, "52:54:00:00:00:02"));
+}
+
+TEST(a_newer_change_set_forgets_older_failures) {
+        HeldSignals h = {};
+
+        held_signals_add_filter(&h, 1u << 0, true, "failed");
+        ASSERT_OK(held_signals_add_failure(&h, "mac", "mvt0: Operation not permitted"));
+        held_signals_add_filter(&h, 1u << 0, true, "applied"); /* the next set succeeded */
+        ASSERT_INT_EQ(h.n_failures, (size_t)0);
+        ASSERT_STR_EQ(h.outcome, "applied");
+        ASSERT_OK(held_signals_add_failure(&h, "promisc", "mvt0: No such device"));
+        ASSERT_INT_EQ(h.n_failures, (size_t)1);
+}
+
+TEST(an_object_that_came_and_went_unseen_says_nothing) {
+        HeldSignals unseen = { .added = true };
+        held_signals_add_filter(&unseen, 1u << 2, true, "observed");
+        ASSERT_FALSE(held_signals_remove(&unseen)); /* drop it: nobody saw it appear */
+
+        HeldSignals seen = {};
+        held_signals_add_filter(&seen, 1u << 2, true, "observed");
+        held_signals_add_mac(&seen, "52:54:00:00:00:01", "guest");
+        ASSERT_OK(held_signals_add_failure(&seen, "mac", "e"));
+        ASSERT_TRUE(held_signals_remove(&seen)); /* only its InterfacesRemoved is owed */
+        ASSERT_TRUE(seen.removed);
+        ASSERT_FALSE(seen.rx_filter_changed || seen.mac_changed || seen.added);
+        ASSERT_INT_EQ(seen.filter_fields, 0u);
+        ASSERT_INT_EQ(seen.n_failures, (size_t)0);
 }
 
 TEST(failures_keep_the_newest_error_per_attribute_and_are_bounded) {
