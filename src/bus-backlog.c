@@ -56,7 +56,7 @@ bool bus_backlog_check(Manager *m) {
 
         if (!b->active && q >= BUS_BACKLOG_HIGH) {
                 b->active = true;
-                b->n_sets = b->n_dropped = 0;
+                b->n_sets = b->n_dropped = b->n_forgotten = 0;
                 log_warning("The bus is not reading our messages (%" PRIu64 " queued): NIC signals are held "
                             "and merged per NIC, NetEvent signals dropped, until it catches up.",
                         q);
@@ -64,8 +64,8 @@ bool bus_backlog_check(Manager *m) {
         } else if (b->active && q < BUS_BACKLOG_LOW) {
                 b->active = false;
                 log_info("The bus has caught up: %" PRIu64 " NIC signal sets were merged, %" PRIu64
-                         " NetEvent signals dropped meanwhile.",
-                        b->n_sets, b->n_dropped);
+                         " NetEvent signals dropped, %" PRIu64 " NICs came and went unannounced meanwhile.",
+                        b->n_sets, b->n_dropped, b->n_forgotten);
         }
         return b->active;
 }
@@ -74,6 +74,7 @@ void bus_backlog_hold(Manager *m, Nic *n) {
         BusBacklog *b = &m->backlog;
 
         b->n_sets++;
+        backlog_arm(m); /* armed already, almost always: a cheap look */
         if (n->held_queued)
                 return;
         n->held_queued = true;
@@ -84,15 +85,9 @@ void bus_backlog_hold(Manager *m, Nic *n) {
         else
                 b->head = n;
         b->tail = n;
-        backlog_arm(m);
 }
 
-void bus_backlog_forget(Manager *m, Nic *n) {
-        BusBacklog *b = &m->backlog;
-
-        n->held = mfree(n->held);
-        if (!n->held_queued)
-                return;
+static void backlog_unlink(BusBacklog *b, Nic *n) {
         for (Nic **p = &b->head, *prev = NULL; *p; prev = *p, p = &(*p)->held_next) {
                 if (*p != n)
                         continue;
@@ -103,6 +98,34 @@ void bus_backlog_forget(Manager *m, Nic *n) {
                 n->held_queued = false;
                 nic_unref(n);
                 return;
+        }
+}
+
+void bus_backlog_forget(Manager *m, Nic *n) {
+        BusBacklog *b = &m->backlog;
+
+        b->n_forgotten++;
+        n->held = mfree(n->held);
+        if (n->held_queued)
+                backlog_unlink(b, n);
+}
+
+bool bus_backlog_pending(const Manager *m) {
+        return m->backlog.head;
+}
+
+void bus_backlog_flush_guest(Manager *m, Guest *g) {
+        BusBacklog *b = &m->backlog;
+
+        g->held = mfree(g->held);
+        for (Nic *n = b->head, *next; n; n = next) {
+                next = n->held_next;
+                if (n->guest != g)
+                        continue;
+                nic_ref(n);
+                backlog_unlink(b, n);
+                bus_nic_flush_held(n);
+                nic_unref(n);
         }
 }
 

@@ -22,7 +22,8 @@ typedef struct BusBacklog {
         bool active; /* the bus lags: NIC signals are held, NetEvents dropped */
         Nic *head, *tail; /* NICs with held signals, the first held first (one reference each) */
         sd_event_source *timer; /* armed while NICs are held or the bus lags */
-        uint64_t n_sets, n_dropped; /* in this lag: signal sets held, NetEvents dropped */
+        uint64_t n_sets, n_dropped, n_forgotten; /* in this lag: sets held, NetEvents dropped, NIC
+                                                  * objects that came and went unannounced */
 } BusBacklog;
 
 /* Whether the bus lags now (loop thread; cheap: a counter of sd-bus). Says so in the log when it
@@ -34,6 +35,11 @@ void bus_backlog_hold(Manager *m, Nic *n);
 void bus_backlog_forget(Manager *m, Nic *n);
 /* A guest holds property changes (g->held): they go out after the NICs'. */
 void bus_backlog_hold_guest(Manager *m);
+/* Whether anything is held: then what is said now is held too, behind it (nothing overtakes). */
+bool bus_backlog_pending(const Manager *m);
+/* The guest's object goes: its NICs' held signals go out now, lagging or not (their
+ * InterfacesRemoved before the guest's), its own are dropped. */
+void bus_backlog_flush_guest(Manager *m, Guest *g);
 /* A NetEvent not sent because the bus lags. */
 void bus_backlog_count_dropped(Manager *m);
 /* Lets go of the held NICs (their signals are not sent) and of the timer. */

@@ -172,6 +172,8 @@ void bus_guest_emit_added(Guest *g) {
 }
 
 void bus_guest_emit_removed(Guest *g) {
+        if (g->manager) /* its NICs' held InterfacesRemoved first, whether the bus lags or not */
+                bus_backlog_flush_guest(g->manager, g);
         guest_emit_object_manager(g, false);
 }
 
@@ -203,7 +205,7 @@ void bus_guest_emit_changed(Guest *g, const char *property, ...) {
                 names[n++] = s;
         va_end(ap);
 
-        if (g->held || bus_backlog_check(g->manager)) {
+        if (g->held || bus_backlog_pending(g->manager) || bus_backlog_check(g->manager)) {
                 if (!g->held && !(g->held = calloc(1, sizeof(HeldSignals)))) {
                         log_oom();
                         guest_emit_properties_changed(g, names);

@@ -353,14 +353,12 @@ static void nic_emit_interfaces(Nic *n, bool added) {
 }
 
 static HeldSignals *nic_hold(Nic *n);
-static void nic_hold_done(Nic *n);
 static void nic_hold_properties(Nic *n, HeldSignals *h, const char *const *names);
 
 void bus_nic_emit_added(Nic *n) {
         HeldSignals *h = nic_hold(n);
         if (h) {
                 h->added = true;
-                nic_hold_done(n);
                 return;
         }
         nic_emit_interfaces(n, true);
@@ -376,7 +374,6 @@ void bus_nic_emit_removed(Nic *n) {
         HeldSignals *h = nic_hold(n);
         if (h) {
                 (void)held_signals_remove(h); /* what else it held no longer matters */
-                nic_hold_done(n);
                 return;
         }
         nic_emit_interfaces(n, false);
@@ -412,7 +409,6 @@ void bus_nic_emit_changed(Nic *n, const char *property, ...) {
         HeldSignals *h = nic_hold(n);
         if (h) {
                 nic_hold_properties(n, h, names);
-                nic_hold_done(n);
                 return;
         }
         nic_emit_properties_changed(n, names);
@@ -590,12 +586,13 @@ static void nic_emit_signal(Nic *n, const char *member, const char *a, const cha
 
 /* ---- while the bus lags (bus-backlog.c): held, merged, said later -------------------------------- */
 
-/* The NIC's held signals, if what it says now is to be held: while the bus lags, and while it holds
- * some (nothing may overtake them). NULL: say it now. */
+/* The NIC's held signals, if what it says now is to be held: while the bus lags, and while anything
+ * is held (nothing may overtake it: a NIC made again under the same path must not be announced before
+ * the old one's InterfacesRemoved). NULL: say it now. Held sets go out from the backlog's timer. */
 static HeldSignals *nic_hold(Nic *n) {
         Manager *m = n->guest->manager;
 
-        if (!nic_bus(n) || (!n->held && !bus_backlog_check(m)))
+        if (!nic_bus(n) || (!n->held && !bus_backlog_pending(m) && !bus_backlog_check(m)))
                 return NULL;
         if (!n->held && !(n->held = calloc(1, sizeof(HeldSignals)))) {
                 log_oom(); /* said now, then */
@@ -603,12 +600,6 @@ static HeldSignals *nic_hold(Nic *n) {
         }
         bus_backlog_hold(m, n);
         return n->held;
-}
-
-/* After a set was held: if the bus has caught up meanwhile, what the NIC holds goes out now. */
-static void nic_hold_done(Nic *n) {
-        if (!bus_backlog_check(n->guest->manager))
-                bus_nic_flush_held(n);
 }
 
 static void nic_hold_properties(Nic *n, HeldSignals *h, const char *const *names) {
@@ -698,7 +689,6 @@ void bus_nic_publish_change_set(Nic *n, const NicChangeSet *cs) {
                 nic_hold_properties(n, h, extra);
                 if (mac_changed)
                         held_signals_add_mac(h, cs->old_mac, reason);
-                nic_hold_done(n);
                 return;
         }
         if (announce)
@@ -720,7 +710,6 @@ void bus_nic_emit_host_sync_failed(Nic *n, const char *attribute, const char *er
                         log_nic(n, LOG_WARNING,
                                 "HostSyncFailed for %s not announced: more than %u attributes held",
                                 attribute, HELD_FAILURES_MAX);
-                nic_hold_done(n);
                 return;
         }
         nic_emit_signal(n, "HostSyncFailed", attribute, error, NULL);

@@ -26,7 +26,7 @@ assert bare_bus_env  # fixture, used by name
 N_NICS = 8
 FLOOD_S = 6.0
 N_EVENTS = 20000
-RSS_BOUND_MIB = 8
+RSS_BOUND_MIB = 4  # unheld, 2,000 change sets alone queue ~9 MiB (+15.9 MiB measured for 3,400)
 
 
 def status_kib(pid, key):
@@ -130,6 +130,13 @@ def test_a_stalled_bus_holds_nic_signals_within_a_bound(fakes, daemons, bare_bus
             assert [s["member"] for s in since if s["member"] != "PropertiesChanged"] == \
                 ["RxFilterChanged", "MacChanged"], [s["member"] for s in since]
             assert since[-1]["args"] == [macs_before[nic], final["main-mac"].lower(), "guest"], since[-1]
+            # What the merged PropertiesChanged said, not what Get reads now.
+            said = {}
+            for s in since:
+                if s["member"] == "PropertiesChanged" and s["args"][0] == NIC_IFACE:
+                    said.update(s["args"][1])
+            assert {k: said.get(k) for k in ("Mac", "Promiscuous", "MulticastTable")} == \
+                {k: want[k] for k in ("Mac", "Promiscuous", "MulticastTable")}, said
     finally:
         sub.close()
     assert d.running()
@@ -158,10 +165,9 @@ def test_nics_that_come_and_go_while_the_bus_lags_leave_no_trace(fakes, daemons,
         churn = ["c%d" % k for k in range(200)]
         for k, nic in enumerate(churn):
             fake.add_nic(nic, "52:54:00:01:%02x:%02x" % (k >> 8, k & 0xFF))
-            u0 = fake.unnamed_query_count()
             fake.set_filter(nic, promiscuous=True)
-            fake.wait_unnamed_queries(u0 + 1, timeout=10)  # the daemon looked for it
-            time.sleep(0.01)
+            # published (held) and its first filter processed: its held set is what must vanish
+            d.wait_log(r"nic %s: filter changed" % nic, timeout=10)
             fake.remove_nic(nic)
         fake.set_filter("net0", main_mac="52:54:00:00:20:aa")
         fake.wait_armed("net0", timeout=30)
@@ -172,7 +178,8 @@ def test_nics_that_come_and_go_while_the_bus_lags_leave_no_trace(fakes, daemons,
             assert grew < RSS_BOUND_MIB, "VmRSS grew by %.1f MiB while the bus was stopped" % grew
     finally:
         os.kill(bus_pid, signal.SIGCONT)
-    d.wait_log(r"The bus has caught up", timeout=30)
+    caught_up = d.wait_log(r"The bus has caught up: .* (\d+) NICs came and went unannounced", timeout=30)
+    assert int(caught_up[0].group(1)) == len(churn), caught_up[0].group(0)
     try:
         net0, old = nic_path("vm1", "net0"), nic_path("vm1", "old")
         poll(lambda: (get_all(env, net0) or {}).get("Mac") == "52:54:00:00:20:aa", 15, what="net0's new MAC")
@@ -181,11 +188,13 @@ def test_nics_that_come_and_go_while_the_bus_lags_leave_no_trace(fakes, daemons,
         since = sub.drain(0.5)[mark:]
         said = [(s["member"], s["args"][0]) for s in since if s["member"] in ("InterfacesAdded", "InterfacesRemoved")]
         assert said == [("InterfacesRemoved", old)], said  # the churn was never announced
+        guest = nic_path("vm1", "net0").rsplit("/nic/", 1)[0]
         nics_changed = [i for i, s in enumerate(since) if s["member"] == "PropertiesChanged"
-                        and s["path"] == nic_path("vm1", "net0").rsplit("/nic/", 1)[0]
-                        and "Nics" in s["args"][1]]
-        removed_at = [i for i, s in enumerate(since) if s["member"] == "InterfacesRemoved"][0]
-        assert nics_changed and nics_changed[-1] > removed_at, "Nics not said after the NICs"
+                        and s["path"] == guest and "Nics" in s["args"][1]]
+        last_nic_signal = max(i for i, s in enumerate(since) if "/nic/" in s["path"] or
+                              s["member"] == "InterfacesRemoved")
+        # One Nics for everything that happened, after every NIC's signals.
+        assert len(nics_changed) == 1 and nics_changed[0] > last_nic_signal, (nics_changed, last_nic_signal)
         assert get_all(env, old) is None
     finally:
         sub.close()
