@@ -118,12 +118,19 @@ void bus_backlog_flush_guest(Manager *m, Guest *g) {
         BusBacklog *b = &m->backlog;
 
         g->held = mfree(g->held);
-        for (Nic *n = b->head, *next; n; n = next) {
-                next = n->held_next;
-                if (n->guest != g)
+        /* Unlinked where they stand (flushing does not touch the list): one pass, however many. */
+        for (Nic **p = &b->head, *prev = NULL; *p;) {
+                Nic *n = *p;
+                if (n->guest != g) {
+                        prev = n;
+                        p = &n->held_next;
                         continue;
-                nic_ref(n);
-                backlog_unlink(b, n);
+                }
+                *p = n->held_next;
+                if (b->tail == n)
+                        b->tail = prev;
+                n->held_next = NULL;
+                n->held_queued = false;
                 bus_nic_flush_held(n);
                 nic_unref(n);
         }

@@ -16,7 +16,7 @@ import os
 import signal
 import time
 
-from busenv import NIC_IFACE, Subscriber, bare_bus_env, nic_path
+from busenv import NIC_IFACE, Subscriber, bare_bus_env, guest_path, nic_path
 from e2e_helpers import diff, get_all, props_from_filter
 from gnhelpers import guest_dropin, poll, sanitized
 from hostsync_helpers import start_bus_daemon
@@ -196,5 +196,41 @@ def test_nics_that_come_and_go_while_the_bus_lags_leave_no_trace(fakes, daemons,
         # One Nics for everything that happened, after every NIC's signals.
         assert len(nics_changed) == 1 and nics_changed[0] > last_nic_signal, (nics_changed, last_nic_signal)
         assert get_all(env, old) is None
+    finally:
+        sub.close()
+
+
+def test_a_guest_that_goes_while_the_bus_lags_goes_after_its_nics(fakes, daemons, bare_bus_env, workdir):
+    """A QEMU that exits while the bus lags (its socket leaves the watched directory): its NICs' held
+    signals go out before the guest's InterfacesRemoved, so no client sees a NIC outlive its guest."""
+    env = bare_bus_env
+    qmp = os.path.join(workdir, "qmpdir")
+    os.makedirs(qmp)
+    d = start_bus_daemon(daemons, env, qmp_dir=qmp, log_level="info",
+                         config="[Daemon]\nMaxQueriesPerSecond=0\nReconcileIntervalSec=0\n")
+    fake = fakes("vm2", nics=[{"id": "net0", "mac": "52:54:00:00:30:00"}, {"id": "net1", "mac": "52:54:00:00:30:01"}],
+                 path=os.path.join(qmp, "vm2.sock"))
+    paths = [nic_path("vm2", nic) for nic in ("net0", "net1")]
+    for p in paths:
+        poll(lambda: get_all(env, p) is not None, 15, what="%s published" % p)
+    sub = Subscriber(env)
+    mark = len(sub.drain(0.5))
+    bus_pid = env.bus.pid
+    os.kill(bus_pid, signal.SIGSTOP)
+    try:
+        flood_events_until_lagging(fake, d)
+        fake.set_filter("net0", promiscuous=True)  # a change set held for net0
+        d.wait_log(r"nic net0: filter changed", timeout=10)
+        fake.stop()  # QEMU exits: the socket goes, the guest is detached
+        d.wait_log(r"guest vm2: detached", timeout=10)
+    finally:
+        os.kill(bus_pid, signal.SIGCONT)
+    guest = guest_path("vm2")
+    def removals():
+        said = [s["args"][0] for s in sub.drain(0.2)[mark:] if s["member"] == "InterfacesRemoved"]
+        return said if guest in said else None
+    removed = poll(removals, 30, what="the guest's InterfacesRemoved")
+    try:
+        assert sorted(removed[:-1]) == sorted(paths) and removed[-1] == guest, removed
     finally:
         sub.close()
