@@ -87,18 +87,29 @@ void bus_backlog_hold(Manager *m, Nic *n) {
         b->tail = n;
 }
 
+/* Takes the NIC at *p (prev: the one before it, NULL at the head) out of the list; the caller gets
+ * the list's reference. */
+static Nic *backlog_take(BusBacklog *b, Nic **p, Nic *prev) {
+        Nic *n = *p;
+
+        *p = n->held_next;
+        if (b->tail == n)
+                b->tail = prev;
+        n->held_next = NULL;
+        n->held_queued = false;
+        return n;
+}
+
+static Nic *backlog_pop(BusBacklog *b) {
+        return b->head ? backlog_take(b, &b->head, NULL) : NULL;
+}
+
 static void backlog_unlink(BusBacklog *b, Nic *n) {
-        for (Nic **p = &b->head, *prev = NULL; *p; prev = *p, p = &(*p)->held_next) {
-                if (*p != n)
-                        continue;
-                *p = n->held_next;
-                if (b->tail == n)
-                        b->tail = prev;
-                n->held_next = NULL;
-                n->held_queued = false;
-                nic_unref(n);
-                return;
-        }
+        for (Nic **p = &b->head, *prev = NULL; *p; prev = *p, p = &(*p)->held_next)
+                if (*p == n) {
+                        nic_unref(backlog_take(b, p, prev));
+                        return;
+                }
 }
 
 void bus_backlog_forget(Manager *m, Nic *n) {
@@ -126,11 +137,7 @@ void bus_backlog_flush_guest(Manager *m, Guest *g) {
                         p = &n->held_next;
                         continue;
                 }
-                *p = n->held_next;
-                if (b->tail == n)
-                        b->tail = prev;
-                n->held_next = NULL;
-                n->held_queued = false;
+                backlog_take(b, p, prev);
                 bus_nic_flush_held(n);
                 nic_unref(n);
         }
@@ -145,23 +152,9 @@ void bus_backlog_count_dropped(Manager *m) {
         m->backlog.n_dropped++;
 }
 
-static Nic *backlog_pop(BusBacklog *b) {
-        Nic *n = b->head;
-
-        if (!n)
-                return NULL;
-        b->head = n->held_next;
-        if (!b->head)
-                b->tail = NULL;
-        n->held_next = NULL;
-        n->held_queued = false;
-        return n;
-}
-
 static int on_backlog_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Manager *m = userdata;
         BusBacklog *b = &m->backlog;
-
         bool guests_held = false;
 
         if (!bus_backlog_check(m)) {
