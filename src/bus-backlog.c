@@ -116,7 +116,7 @@ void bus_backlog_forget(Manager *m, Nic *n) {
         BusBacklog *b = &m->backlog;
 
         b->n_forgotten++;
-        n->held = mfree(n->held);
+        n->held = held_signals_free(n->held);
         if (n->held_queued)
                 backlog_unlink(b, n);
 }
@@ -128,7 +128,7 @@ bool bus_backlog_pending(const Manager *m) {
 void bus_backlog_flush_guest(Manager *m, Guest *g) {
         BusBacklog *b = &m->backlog;
 
-        g->held = mfree(g->held);
+        g->held = held_signals_free(g->held);
         /* Unlinked where they stand (flushing does not touch the list): one pass, however many. */
         for (Nic **p = &b->head, *prev = NULL; *p;) {
                 Nic *n = *p;
@@ -182,7 +182,7 @@ void bus_backlog_done(Manager *m) {
         BusBacklog *b = &m->backlog;
 
         for (Nic *n; (n = backlog_pop(b));) {
-                n->held = mfree(n->held);
+                n->held = held_signals_free(n->held);
                 nic_unref(n);
         }
         b->timer = sd_event_source_disable_unref(b->timer);

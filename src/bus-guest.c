@@ -223,7 +223,7 @@ void bus_guest_emit_changed(Guest *g, const char *property, ...) {
 }
 
 void bus_guest_flush_held(Guest *g) {
-        _cleanup_free_ HeldSignals *h = TAKE_PTR(g->held);
+        _cleanup_(held_signals_freep) HeldSignals *h = TAKE_PTR(g->held);
         const char *names[HELD_PROPERTIES_MAX + 1] = {};
 
         if (!h || !guest_bus(g))

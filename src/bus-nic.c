@@ -630,7 +630,7 @@ static void nic_flush_removed(Nic *n) {
 }
 
 void bus_nic_flush_held(Nic *n) {
-        _cleanup_free_ HeldSignals *h = TAKE_PTR(n->held);
+        _cleanup_(held_signals_freep) HeldSignals *h = TAKE_PTR(n->held);
         const char *state[ELEMENTSOF(state_properties) + 1] = {}, *other[HELD_PROPERTIES_MAX + 1] = {};
         size_t n_state = 0, n_other = 0;
         char mac_now[ETHER_ADDR_STRLEN] = "";
@@ -706,10 +706,14 @@ void bus_nic_publish_change_set(Nic *n, const NicChangeSet *cs) {
 void bus_nic_emit_host_sync_failed(Nic *n, const char *attribute, const char *error) {
         HeldSignals *h = bus_signals_enabled(n->guest->manager) ? nic_hold(n) : NULL;
         if (h) {
-                if (held_signals_add_failure(h, attribute, error) < 0)
+                int r = held_signals_add_failure(h, attribute, error);
+                if (r == -E2BIG)
                         log_nic(n, LOG_WARNING,
                                 "HostSyncFailed for %s not announced: more than %u attributes held",
                                 attribute, HELD_FAILURES_MAX);
+                else if (r < 0)
+                        log_nic(n, LOG_WARNING, "HostSyncFailed for %s not announced: %s", attribute,
+                                strerror(-r));
                 return;
         }
         nic_emit_signal(n, "HostSyncFailed", attribute, error, NULL);

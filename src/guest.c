@@ -95,7 +95,7 @@ Guest *guest_unref(Guest *g) {
         sd_event_source_disable_unref(g->reconnect_timer);
         sd_event_source_disable_unref(g->full_query_timer);
         free(g->nics);
-        free(g->held);
+        held_signals_free(g->held);
         strmap_done(&g->nics_by_id);
         strmap_done(&g->nics_by_qom_path);
         guest_config_free(g->config);

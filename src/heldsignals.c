@@ -4,7 +4,14 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+static void held_failures_clear(HeldSignals *h) {
+        for (size_t i = 0; i < h->n_failures; i++)
+                free(h->failures[i].error);
+        h->n_failures = 0;
+}
 
 static bool held_has_property(const HeldSignals *h, const char *name) {
         for (size_t i = 0; i < h->n_properties; i++)
@@ -33,7 +40,7 @@ void held_signals_add_filter(HeldSignals *h, unsigned fields, bool rx_filter_cha
                 h->rx_filter_changed = true;
                 h->outcome = outcome;
         }
-        h->n_failures = 0;
+        held_failures_clear(h);
 }
 
 void held_signals_add_mac(HeldSignals *h, const char *old_mac, const char *reason) {
@@ -50,13 +57,17 @@ int held_signals_add_failure(HeldSignals *h, const char *attribute, const char *
         for (size_t i = 0; i < h->n_failures && !f; i++)
                 if (strcmp(h->failures[i].attribute, attribute) == 0)
                         f = &h->failures[i];
+        if (!f && h->n_failures >= HELD_FAILURES_MAX)
+                return -E2BIG;
+        char *text = strndup(error ? error : "", HELD_ERROR_MAX - 1);
+        if (!text)
+                return -ENOMEM;
         if (!f) {
-                if (h->n_failures >= HELD_FAILURES_MAX)
-                        return -E2BIG;
                 f = &h->failures[h->n_failures++];
-                f->attribute = attribute;
+                *f = (HeldFailure){ .attribute = attribute };
         }
-        snprintf(f->error, sizeof(f->error), "%s", error ? error : "");
+        free(f->error);
+        f->error = text;
         return 0;
 }
 
@@ -67,6 +78,20 @@ bool held_signals_mac_changed(const HeldSignals *h, const char *mac_now) {
 bool held_signals_remove(HeldSignals *h) {
         if (h->added)
                 return false;
+        held_failures_clear(h);
         *h = (HeldSignals){ .removed = true };
         return true;
+}
+
+void held_signals_clear(HeldSignals *h) {
+        held_failures_clear(h);
+        *h = (HeldSignals){};
+}
+
+HeldSignals *held_signals_free(HeldSignals *h) {
+        if (h) {
+                held_failures_clear(h);
+                free(h);
+        }
+        return NULL;
 }

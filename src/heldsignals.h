@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* heldsignals.h: what a NIC would have said on the bus while the bus was not reading us, merged into
- * one set per NIC (bus-backlog.c decides when). Its size is fixed: it grows with neither the number of
- * changes nor the guest's input. Values are not kept: the properties and the filter are read when the
- * set goes out, so what is said then is the newest state. */
+ * one set per NIC (bus-backlog.c decides when). Its size is bounded: it grows with neither the number of
+ * changes nor the guest's input. Every NIC of the host may hold one at once, so it is small (a few
+ * hundred bytes); the text of a failure, the one part that can be long, is allocated only while one is
+ * held. Values are not kept: the properties and the filter are read when the set goes out, so what is
+ * said then is the newest state. */
 #pragma once
 
 #include <stdbool.h>
@@ -17,7 +19,7 @@
 
 typedef struct HeldFailure {
         const char *attribute; /* static: host_attributes[].name */
-        char error[HELD_ERROR_MAX];
+        char *error; /* owned, under HELD_ERROR_MAX bytes */
 } HeldFailure;
 
 typedef struct HeldSignals {
@@ -46,10 +48,17 @@ void held_signals_add_filter(HeldSignals *h, unsigned fields, bool rx_filter_cha
  * NIC's first MAC ("" before) stays "initial" whatever follows. */
 void held_signals_add_mac(HeldSignals *h, const char *old_mac, const char *reason);
 /* A host attribute failed: the newest error replaces the one held for it. -E2BIG past
- * HELD_FAILURES_MAX attributes. Longer errors are cut. */
+ * HELD_FAILURES_MAX attributes, -ENOMEM; longer errors are cut. */
 int held_signals_add_failure(HeldSignals *h, const char *attribute, const char *error);
 /* Whether the held MacChanged still says something: the MAC now differs from the one before. */
 bool held_signals_mac_changed(const HeldSignals *h, const char *mac_now);
 /* The object goes: an object announced while the bus lagged was never seen, and goes without a word
  * (returns false: drop the set); otherwise only its InterfacesRemoved is owed (true). */
 bool held_signals_remove(HeldSignals *h);
+/* Frees what the set owns and empties it. */
+void held_signals_clear(HeldSignals *h);
+/* Frees a set from calloc(), and what it owns. Returns NULL. */
+HeldSignals *held_signals_free(HeldSignals *h);
+static inline void held_signals_freep(HeldSignals **h) {
+        held_signals_free(*h);
+}

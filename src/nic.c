@@ -79,7 +79,7 @@ Nic *nic_unref(Nic *n) {
         free(n->ownership);
         host_record_file_close(&n->record_file);
         free(n->last_error);
-        free(n->held);
+        held_signals_free(n->held);
         free(n);
         return NULL;
 }
