@@ -634,6 +634,18 @@ static void on_query_reply(QmpClient *c, json_object *result, const QmpError *er
                 nic_work_done(n, "malformed reply");
                 return;
         }
+        /* The reply is kept until a worker takes it, behind others when the pool is busy: one that took
+         * more than one NIC's largest filter could take would be kept for every NIC of the guest. */
+        size_t cost = qmp_client_get_message_cost(c);
+        if (cost > RXFILTER_REPLY_COST_MAX) {
+                log_nic_id(n, MESSAGE_ID_MONITOR_MISBEHAVING, LOG_WARNING,
+                        "query-rx-filter reply took %zu KiB to parse, more than one NIC's filter can (%u "
+                        "KiB): refusing it",
+                        cost / 1024, RXFILTER_REPLY_COST_MAX / 1024);
+                nic_set_error(n, NIC_SYNC_FAILED, "query-rx-filter reply too large");
+                nic_work_done(n, "reply too large");
+                return;
+        }
         nic_process_reply(n, steal_array_element(result, 0));
 }
 

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include "jsoncost.h"
 #include "log.h"
 #include "textbuf.h"
 
@@ -42,6 +43,7 @@ struct QmpClient {
 
         json_tokener *tokener;
         size_t message_bytes; /* bytes of the message being parsed so far */
+        JsonCost message_cost; /* what json-c will take for it */
 
         char *out;
         size_t out_size, out_offset, out_allocated;
@@ -403,13 +405,21 @@ int qmp_client_feed(QmpClient *c, const char *data, size_t size) {
                                 data++, size--;
                         if (size == 0)
                                 break;
+                        c->message_cost = (JsonCost){};
                 }
 
                 /* Never hand the tokenizer more than one byte past the cap, so an oversized message is
-                 * rejected without buffering it. */
+                 * rejected without buffering it; nor the byte that would make its objects take more than
+                 * QMP_PARSE_COST_MAX (hence one message at a time). */
                 size_t chunk = size;
                 if (chunk > QMP_MESSAGE_MAX + 1 - c->message_bytes)
                         chunk = QMP_MESSAGE_MAX + 1 - c->message_bytes;
+                chunk = json_cost_scan(&c->message_cost, data, chunk, QMP_PARSE_COST_MAX);
+                if (c->message_cost.cost > QMP_PARSE_COST_MAX)
+                        return client_fail(c, -EMSGSIZE,
+                                "message from the monitor would take more than %u MiB to parse (%zu bytes "
+                                "into it): refusing it",
+                                QMP_PARSE_COST_MAX >> 20, c->message_bytes + chunk);
 
                 json_object *msg = json_tokener_parse_ex(c->tokener, data, (int)chunk);
                 enum json_tokener_error jerr = json_tokener_get_error(c->tokener);
@@ -619,6 +629,10 @@ QmpState qmp_client_get_state(const QmpClient *c) {
 
 const char *qmp_client_get_path(const QmpClient *c) {
         return c->path;
+}
+
+size_t qmp_client_get_message_cost(const QmpClient *c) {
+        return c->message_cost.cost;
 }
 
 pid_t qmp_client_get_peer_pid(const QmpClient *c) {

@@ -9,8 +9,12 @@
 
 #include "cleanup.h"
 
-#define QMP_MESSAGE_MAX     (1024 * 1024) /* longest message we accept from a monitor */
-#define QMP_JSON_DEPTH_MAX  32 /* deeper nesting is not QMP */
+#define QMP_MESSAGE_MAX    (1024 * 1024) /* longest message we accept from a monitor */
+#define QMP_JSON_DEPTH_MAX 32 /* deeper nesting is not QMP */
+/* Memory json-c may take to parse one message, estimated before it sees the bytes (jsoncost.h). The
+ * largest real answer within QMP_MESSAGE_MAX, query-rx-filter listing NICs with 4,096 VLANs each (about
+ * 50 of them fit), takes about 17 MiB; the text cap alone would allow 274 MiB (1 MiB of "{},"). */
+#define QMP_PARSE_COST_MAX  (24u * 1024 * 1024)
 #define QMP_TIMEOUT_DEFAULT (5 * 1000000ULL)
 /* A monitor that stops reading must not make us buffer without end: past either bound the
  * connection is closed (and retried with backoff). A guest has at most a few dozen NICs, each with
@@ -77,6 +81,8 @@ const char *qmp_client_get_path(const QmpClient *c);
  * the owner of the socket file, else the connection is refused: a socket in a place we watch is only
  * trusted as far as whoever made it. */
 pid_t qmp_client_get_peer_pid(const QmpClient *c);
+/* In a reply or event handler: what json-c took to parse the message, as jsoncost.h estimates it. */
+size_t qmp_client_get_message_cost(const QmpClient *c);
 /* Number of commands awaiting a reply. */
 size_t qmp_client_pending(const QmpClient *c);
 

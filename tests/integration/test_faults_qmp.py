@@ -26,7 +26,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from busenv import NIC_IFACE, GUEST_IFACE, bus_env, guest_path, nic_path  # noqa: E402
-from gnhelpers import expected_host, guest_dropin, poll  # noqa: E402
+from gnhelpers import expected_host, guest_dropin, poll, sanitized  # noqa: E402
 from hostsync_helpers import start_bus_daemon  # noqa: E402
 
 assert bus_env  # fixture, used by name
@@ -352,6 +352,42 @@ def test_endless_line_is_capped_at_1_mib(netns, fakes, daemons):
     assert m
 
 
+def vm_hwm_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+
+
+def test_small_message_that_json_c_would_blow_up_is_refused(netns, fakes, daemons):
+    """Well-formed and under the 1 MiB cap, but an array of empty objects: json-c gives each object a
+    16-entry hash table, and 1 MiB of "{}," would take 274 MiB. The daemon estimates json-c's memory from
+    the bytes before it hands them over, and refuses the message once the estimate passes 24 MiB (about
+    90 KiB into it): its peak RSS stays within that, the connection is closed with the reason, vm2 flows,
+    and vm1 syncs again after the reconnect."""
+    bad, ok, d = two_guests(netns, fakes, daemons)
+    before = vm_hwm_kib(d.pid)
+    bad.send_raw(b'{"event": "X_TEST", "data": [', negotiated_only=True)
+    chunk = b"{}," * 21845  # 64 KiB
+    sent = 0
+    for _ in range(16):  # up to 1 MiB, stopping once the daemon hung up
+        if bad.connection_count() == 0 or d.log_lines(r"guest vm1: disconnected"):
+            break
+        bad.send_raw(chunk, negotiated_only=True)
+        sent += len(chunk)
+        time.sleep(0.01)
+    m = d.wait_log(DISCONNECTED % r"(message from the monitor would take more than 24 MiB to parse "
+                   r"\((\d+) bytes into it\): refusing it)", timeout=10)[-1]
+    growth = (vm_hwm_kib(d.pid) - before) / 1024
+    into = int(m.group(2))
+    print("empty objects: %d KiB sent, refused %d bytes into the message; daemon VmHWM %+.1f MiB"
+          % (sent // 1024, into, growth))
+    assert into < 128 * 1024, "the message was refused only %d bytes into it" % into
+    if not sanitized(d.pid):
+        assert growth < 40, "peak RSS grew by %.1f MiB on a 24 MiB parse budget" % growth
+    other_guest_works(netns, ok)
+    bad.wait_negotiated(2, timeout=15)
+    bad_guest_works(netns, bad, "52:54:00:00:7d:02")
+
+
 def test_2_mib_reply_closes_and_recovers_once_sane(netns, fakes, daemons):
     """A QEMU whose query-rx-filter reply is 2 MiB (an extra field; a guest cannot do this, a
     compromised QEMU can): the reply is refused at the cap, the connection closed with the reason;
@@ -379,25 +415,35 @@ def _mac(i, first=0x01):
     return "%02x:00:5e:%02x:%02x:%02x" % (first, i >> 16 & 0xFF, i >> 8 & 0xFF, i & 0xFF)
 
 
+# A table past QEMU's own bounds is refused without closing the connection: by the filter's validation
+# (a reply json-c parses within one NIC's budget), or before any job when the reply took more to parse than
+# a real filter can (RXFILTER_REPLY_COST_MAX, 512 KiB: 10,000 entries do).
+TOO_LARGE = (r"query-rx-filter reply took \d+ KiB to parse, more than one NIC's filter can \(512 KiB\): "
+             r"refusing it", r"^query-rx-filter reply too large$")
 TABLES = {
-    "multicast-table": ([_mac(i) for i in range(10000)], r"multicast-table|64"),
+    "multicast-table": ([_mac(i) for i in range(10000)], TOO_LARGE),
     "unicast-table": (["52:54:%02x:%02x:%02x:00" % (i >> 16 & 0xFF, i >> 8 & 0xFF, i & 0xFF) for i in range(10000)],
-                      r"unicast-table|64"),
-    "vlan-table": (list(range(10000)), r"vlan-table"),
+                      TOO_LARGE),
+    "vlan-table": (list(range(10000)), TOO_LARGE),
+    "multicast-table-100": ([_mac(i) for i in range(100)],
+                            (r"invalid query-rx-filter reply: (.*)", r"multicast-table|64")),
+    "vlan-table-4097": (list(range(4097)), (r"invalid query-rx-filter reply: (.*)", r"vlan-table")),
 }
 
 
-@pytest.mark.parametrize("table", sorted(TABLES))
-def test_10000_entry_table_is_rejected_without_closing(netns, fakes, daemons, bus_env, table):
-    entries, why = TABLES[table]
+@pytest.mark.parametrize("case", sorted(TABLES))
+def test_oversized_table_is_rejected_without_closing(netns, fakes, daemons, bus_env, case):
+    entries, (line, why) = TABLES[case]
+    table = case.rsplit("-", 1)[0] if case[-1].isdigit() else case
     bad, ok, d = two_guests(netns, fakes, daemons, bus=bus_env)
     good = bad.get_filter("net0")
     hostile = dict(good, **{"main-mac": "52:54:00:00:8a:01", table: entries,
                             "vlan": "normal" if table == "vlan-table" else good["vlan"]})
     before = netns.host_state("mvt0")
     assert bad.set_filter_raw("net0", hostile)
-    m = d.wait_log(r"guest vm1 nic net0: invalid query-rx-filter reply: (.*)", timeout=10)[-1]
-    assert re.search(why, m.group(1)), m.group(0)
+    m = d.wait_log(r"guest vm1 nic net0: " + line, timeout=10)[-1]
+    if m.groups():
+        assert re.search(why, m.group(1)), m.group(0)
     assert len(m.group(0)) < 400, "the log line quotes the hostile input: %d bytes" % len(m.group(0))
     poll(lambda: nicprop(bus_env, "vm1", "SyncState") == "failed", 5, what="SyncState failed")
     assert re.search(why, nicprop(bus_env, "vm1", "LastError"))

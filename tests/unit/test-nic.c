@@ -337,6 +337,38 @@ TEST(device_deleted_while_querying) {
         fake_env_done(&env);
 }
 
+/* A reply kept for a worker must not take more than one NIC's filter can: 700 empty objects under an
+ * unknown key (616 KiB for json-c, 2 KiB of text) are refused before any job, the connection stays, and
+ * the next sane reply syncs. Without the check the job would start (the key is ignored). */
+TEST(reply_that_took_more_than_a_filter_can_is_refused) {
+        FakeEnv env;
+        ASSERT_OK(env_new(&env));
+        Nic *n = env_nic(&env, "net0");
+        unsigned jobs = n->n_jobs;
+
+        ASSERT_OK(
+                fake_qemu_event(env.qemu, "NIC_RX_FILTER_CHANGED", "{\"name\": \"net0\", \"path\": \"x\"}"));
+        ASSERT_TRUE(fake_qemu_pump_until(env.qemu, fake_env_has_query, &env, 500));
+        char reply[4096];
+        int len = snprintf(reply, sizeof(reply), "[%s", fake_filter("net0", "52:54:00:00:be:ef"));
+        len--; /* reopen the object */
+        len += snprintf(reply + len, sizeof(reply) - (size_t)len, ", \"junk\": [");
+        for (int i = 0; i < 700; i++)
+                len += snprintf(reply + len, sizeof(reply) - (size_t)len, "%s{}", i ? "," : "");
+        snprintf(reply + len, sizeof(reply) - (size_t)len, "]}]");
+        ASSERT_OK(fake_qemu_answer(env.qemu, reply));
+        ASSERT_TRUE(fake_qemu_pump_until(env.qemu, nic0_idle, &env, 500));
+        ASSERT_INT_EQ(n->n_jobs, jobs);
+        ASSERT_INT_EQ(n->sync_state, NIC_SYNC_FAILED);
+        ASSERT_STR_EQ(n->last_error, "query-rx-filter reply too large");
+        ASSERT_INT_EQ(env.guest->state, GUEST_STATE_READY);
+
+        ASSERT_OK(event_and_answer(&env, "52:54:00:00:be:ef"));
+        ASSERT_TRUE(fake_qemu_pump_until(env.qemu, nic0_mac_is_beef, &env, 500));
+        ASSERT_INT_EQ(n->n_jobs, jobs + 1);
+        fake_env_done(&env);
+}
+
 /* A query QEMU can't answer for this NIC (not virtio-net) stops querying it. */
 TEST(unsupported_nic_is_not_queried_again) {
         FakeEnv env;

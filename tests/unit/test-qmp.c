@@ -7,6 +7,7 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 
+#include "jsoncost.h"
 #include "qmp.h"
 #include "tests.h"
 
@@ -395,6 +396,67 @@ TEST(oversize_message_rejected_without_buffering) {
         ASSERT_TRUE(fed <= QMP_MESSAGE_MAX + chunk + strlen(head));
         ASSERT_INT_EQ(rec.events, 0);
         ASSERT_STR_CONTAINS(rec.reason, "exceeds");
+        teardown(e, &p, c);
+}
+
+/* Well-formed and under the 1 MiB cap, but 1 MiB of "{}," would take json-c 274 MiB: the message is
+ * refused once its estimate passes QMP_PARSE_COST_MAX, about 90 KiB into it, before json-c builds more. */
+TEST(message_that_would_take_too_much_memory_to_parse_is_refused) {
+        sd_event *e;
+        Peer p;
+        Recorder rec;
+        QmpClient *c;
+
+        ASSERT_OK(setup(&e, &p, &rec, &c));
+        const char *head = "{\"event\": \"X\", \"data\": [";
+        ASSERT_OK(qmp_client_feed(c, head, strlen(head)));
+        size_t chunk = 16 * 1024;
+        char *objects = malloc(chunk);
+        for (size_t i = 0; i + 3 <= chunk; i += 3)
+                memcpy(objects + i, "{},", 3);
+        int r = 0;
+        size_t fed = strlen(head);
+        while (r == 0 && fed < QMP_MESSAGE_MAX) {
+                r = qmp_client_feed(c, objects, chunk - chunk % 3);
+                fed += chunk - chunk % 3;
+        }
+        free(objects);
+        ASSERT_INT_EQ(r, -EMSGSIZE);
+        printf("# refused after %zu bytes\n", fed);
+        ASSERT_TRUE(fed <= 3 * (QMP_PARSE_COST_MAX / JSON_COST_OBJECT) + chunk);
+        ASSERT_INT_EQ(rec.events, 0);
+        ASSERT_INT_EQ(rec.disconnected, 1);
+        ASSERT_STR_CONTAINS(rec.reason, "to parse");
+        teardown(e, &p, c);
+}
+
+/* QEMU's largest real answer passes: query-rx-filter of 64 NICs with 4,096 VLANs each (1 MiB of text
+ * would not hold more VLANs for them). */
+TEST(the_largest_real_reply_is_accepted) {
+        sd_event *e;
+        Peer p;
+        Recorder rec;
+        QmpClient *c;
+
+        ASSERT_OK(setup(&e, &p, &rec, &c));
+        size_t size = QMP_MESSAGE_MAX, len = 0;
+        char *msg = malloc(size);
+        ASSERT_TRUE(msg);
+        len += (size_t)snprintf(msg + len, size - len, "{\"event\": \"BIG\", \"data\": {\"nics\": [");
+        for (int nic = 0; nic < 64 && len < size - 40000; nic++) {
+                len += (size_t)snprintf(msg + len, size - len, "%s{\"name\": \"net%d\", \"vlan-table\": [",
+                        nic ? ", " : "", nic);
+                for (int vid = 0; vid < 4096 && len < size - 64; vid++)
+                        len += (size_t)snprintf(msg + len, size - len, "%s%d", vid ? "," : "", vid);
+                len += (size_t)snprintf(msg + len, size - len, "]}");
+        }
+        len += (size_t)snprintf(msg + len, size - len, "]}}");
+        ASSERT_TRUE(len < QMP_MESSAGE_MAX);
+        int r = qmp_client_feed(c, msg, len);
+        free(msg);
+        ASSERT_OK(r);
+        ASSERT_INT_EQ(rec.events, 1);
+        ASSERT_STR_EQ(rec.last_event, "BIG");
         teardown(e, &p, c);
 }
 

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* jsoncost.c: json-c's memory for a message, estimated from its bytes (jsoncost.h). */
+#include "jsoncost.h"
+
+size_t json_cost_scan(JsonCost *s, const char *data, size_t size, size_t budget) {
+        for (size_t i = 0; i < size; i++) {
+                char ch = data[i];
+
+                if (s->in_string) {
+                        s->cost++;
+                        if (s->escaped)
+                                s->escaped = false;
+                        else if (ch == '\\')
+                                s->escaped = true;
+                        else if (ch == '"')
+                                s->in_string = false;
+                } else
+                        switch (ch) {
+                        case '"':
+                                s->in_string = true;
+                                s->cost += JSON_COST_STRING;
+                                break;
+                        case '{':
+                        case '[':
+                                s->cost += ch == '{' ? JSON_COST_OBJECT : JSON_COST_ARRAY;
+                                s->depth++;
+                                s->started = true;
+                                break;
+                        case '}':
+                        case ']':
+                                if (s->depth > 0 && --s->depth == 0 && s->started)
+                                        return i + 1; /* the message ends here */
+                                break;
+                        case ',':
+                        case ':':
+                                s->cost += JSON_COST_VALUE;
+                                break;
+                        default:
+                                break;
+                        }
+                if (s->cost > budget)
+                        return i + 1;
+        }
+        return size;
+}
