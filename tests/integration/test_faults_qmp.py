@@ -327,20 +327,26 @@ def test_wrong_types_in_events_and_replies_are_ignored(netns, fakes, daemons):
     assert not d.log_lines(r"guest vm1: disconnected")
 
 
+def send_until_hung_up(peer, d, head, chunk, max_chunks):
+    """Sends head, then chunk up to max_chunks times, 10 ms apart, until the daemon hangs up on vm1.
+    Returns the bytes of chunks sent."""
+    peer.send_raw(head, negotiated_only=True)
+    sent = 0
+    for _ in range(max_chunks):
+        if peer.connection_count() == 0 or d.log_lines(r"guest vm1: disconnected"):
+            break
+        peer.send_raw(chunk, negotiated_only=True)
+        sent += len(chunk)
+        time.sleep(0.01)
+    return sent
+
+
 def test_endless_line_is_capped_at_1_mib(netns, fakes, daemons):
     """A message that never ends (no closing quote, no newline), growing in 64 KiB writes: the daemon
     buffers at most 1 MiB of it, then closes with a reason; its memory does not follow the stream."""
     bad, ok, d = two_guests(netns, fakes, daemons)
     before = vm_status(d.pid)
-    bad.send_raw(b'{"event": "X_TEST", "data": {"s": "', negotiated_only=True)
-    chunk = b"a" * 65536
-    sent = 0
-    for _ in range(40):  # up to 2.5 MiB, stopping once the daemon hung up
-        if bad.connection_count() == 0 or d.log_lines(r"guest vm1: disconnected"):
-            break
-        bad.send_raw(chunk, negotiated_only=True)
-        sent += len(chunk)
-        time.sleep(0.01)
+    sent = send_until_hung_up(bad, d, b'{"event": "X_TEST", "data": {"s": "', b"a" * 65536, 40)  # 2.5 MiB
     m = d.wait_log(DISCONNECTED % r"(message from the monitor exceeds 1048576 bytes)", timeout=10)[-1]
     after = vm_status(d.pid)
     growth = (after["rss"] - before["rss"]) / 1024
@@ -365,15 +371,7 @@ def test_small_message_that_json_c_would_blow_up_is_refused(netns, fakes, daemon
     and vm1 syncs again after the reconnect."""
     bad, ok, d = two_guests(netns, fakes, daemons)
     before = vm_hwm_kib(d.pid)
-    bad.send_raw(b'{"event": "X_TEST", "data": [', negotiated_only=True)
-    chunk = b"{}," * 21845  # 64 KiB
-    sent = 0
-    for _ in range(16):  # up to 1 MiB, stopping once the daemon hung up
-        if bad.connection_count() == 0 or d.log_lines(r"guest vm1: disconnected"):
-            break
-        bad.send_raw(chunk, negotiated_only=True)
-        sent += len(chunk)
-        time.sleep(0.01)
+    sent = send_until_hung_up(bad, d, b'{"event": "X_TEST", "data": [', b"{}," * 21845, 16)  # 1 MiB
     m = d.wait_log(DISCONNECTED % r"(message from the monitor would take more than 24 MiB to parse "
                    r"\((\d+) bytes into it\): refusing it)", timeout=10)[-1]
     growth = (vm_hwm_kib(d.pid) - before) / 1024
