@@ -14,8 +14,18 @@ size_t json_cost_scan(JsonCost *s, const char *data, size_t size, size_t budget)
                                 s->escaped = true;
                         else if (ch == '"')
                                 s->in_string = false;
-                } else
+                } else {
+                        s->cost++;
                         switch (ch) {
+                        case '\'':
+                        case '/':
+                                s->invalid = true;
+                                return i + 1;
+                        case '.':
+                        case 'e':
+                        case 'E':
+                                s->cost += JSON_COST_DOUBLE;
+                                break;
                         case '"':
                                 s->in_string = true;
                                 s->cost += JSON_COST_STRING;
@@ -38,6 +48,7 @@ size_t json_cost_scan(JsonCost *s, const char *data, size_t size, size_t budget)
                         default:
                                 break;
                         }
+                }
                 if (s->cost > budget)
                         return i + 1;
         }

@@ -415,6 +415,11 @@ int qmp_client_feed(QmpClient *c, const char *data, size_t size) {
                 if (chunk > QMP_MESSAGE_MAX + 1 - c->message_bytes)
                         chunk = QMP_MESSAGE_MAX + 1 - c->message_bytes;
                 chunk = json_cost_scan(&c->message_cost, data, chunk, QMP_PARSE_COST_MAX);
+                if (c->message_cost.invalid)
+                        return client_fail(c, -EBADMSG,
+                                "malformed JSON from the monitor: a single quote or '/' outside a string "
+                                "(%zu bytes into the message)",
+                                c->message_bytes + chunk);
                 if (c->message_cost.cost > QMP_PARSE_COST_MAX)
                         return client_fail(c, -EMSGSIZE,
                                 "message from the monitor would take more than %u MiB to parse (%zu bytes "

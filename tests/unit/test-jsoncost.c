@@ -66,7 +66,11 @@ TEST(the_estimate_follows_json_c) {
         char *ints = repeat_in_array("[", "1,", 256 * 1024, "]");
         char *strings = repeat_in_array("[", "\"01:00:5e:00:00:01\",", 256 * 1024, "]");
         char *members = repeat_in_array("[", "{\"a\":1,\"b\":\"x\"},", 256 * 1024, "]");
-        const char *const shapes[] = { reply, objects, arrays, ints, strings, members };
+        char *exponents = repeat_in_array("[", "1e1,", 256 * 1024, "]"); /* json-c keeps their text */
+        char *fractions = repeat_in_array("[", "1.25,", 256 * 1024, "]");
+        char *literals = repeat_in_array("[", "true,null,", 256 * 1024, "]");
+        const char *const shapes[] = { reply, objects, arrays, ints, strings, members, exponents, fractions,
+                literals };
 
         for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
                 size_t used;
@@ -84,6 +88,9 @@ TEST(the_estimate_follows_json_c) {
         free(ints);
         free(strings);
         free(members);
+        free(exponents);
+        free(fractions);
+        free(literals);
 }
 #endif
 
@@ -103,6 +110,27 @@ TEST(a_message_ends_at_its_closing_brace_whatever_its_strings_hold) {
                         break;
         ASSERT_INT_EQ(at + 1, used);
         ASSERT_INT_EQ(d.cost, c.cost);
+}
+
+/* json-c, unless strict, reads '...' as a string and skips comments: a '"' in one would make the scan
+ * take the objects after it for a string's bytes (1 MiB of them then cost as text, 264 times too little). */
+TEST(single_quotes_and_comments_stop_the_scan) {
+        const char *const hostile[] = {
+                "{\"data\": ['\"', {}, {}, '\"']}",
+                "{\"data\": [/*\"*/ {}, {} /*\"*/]}",
+                "{\"data\": [//\"\n{}, {}]}",
+        };
+        for (size_t i = 0; i < sizeof(hostile) / sizeof(hostile[0]); i++) {
+                JsonCost c = {};
+                size_t used = json_cost_scan(&c, hostile[i], strlen(hostile[i]), SIZE_MAX);
+                ASSERT_TRUE(c.invalid);
+                ASSERT_INT_EQ(used, (size_t)(strpbrk(hostile[i], "'/") - hostile[i]) + 1);
+        }
+        /* inside strings they are text */
+        JsonCost c = {};
+        const char *fine = "{\"path\": \"/machine/peripheral/net0\", \"q\": \"it's\"}";
+        ASSERT_INT_EQ(json_cost_scan(&c, fine, strlen(fine), SIZE_MAX), strlen(fine));
+        ASSERT_FALSE(c.invalid);
 }
 
 TEST(the_budget_stops_the_scan_where_it_is_passed) {

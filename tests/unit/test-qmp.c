@@ -430,6 +430,50 @@ TEST(message_that_would_take_too_much_memory_to_parse_is_refused) {
         teardown(e, &p, c);
 }
 
+/* A single-quoted string or a comment holding a '"' (json-c takes both unless strict) would hide the
+ * objects after it from the estimate: 1 MiB of them took 257 MiB through qmp_client_feed() before the
+ * scan refused these bytes (found in review). Refused at the quote or slash, the connection closed. */
+TEST(single_quotes_and_comments_are_refused) {
+        const char *const hostile[] = {
+                "{\"event\": \"X\", \"data\": ['\"', {}, {}, '\"']}",
+                "{\"event\": \"X\", \"data\": [/*\"*/ {}, {} /*\"*/]}",
+                "{\"event\": \"X\", \"data\": [//\"\n{}]}",
+        };
+        for (size_t i = 0; i < sizeof(hostile) / sizeof(hostile[0]); i++) {
+                sd_event *e;
+                Peer p;
+                Recorder rec;
+                QmpClient *c;
+
+                ASSERT_OK(setup(&e, &p, &rec, &c));
+                ASSERT_ERROR(qmp_client_feed(c, hostile[i], strlen(hostile[i])), EBADMSG);
+                ASSERT_INT_EQ(rec.events, 0);
+                ASSERT_INT_EQ(rec.disconnected, 1);
+                ASSERT_STR_CONTAINS(rec.reason, "single quote or '/' outside a string");
+                teardown(e, &p, c);
+        }
+}
+
+/* The scan and json-c agree on where each message ends, fed one byte at a time: escaped quotes and
+ * backslashes, "\u0022", brackets inside strings, whitespace between messages. */
+TEST(messages_fed_byte_by_byte_end_where_json_c_ends_them) {
+        sd_event *e;
+        Peer p;
+        Recorder rec;
+        QmpClient *c;
+
+        ASSERT_OK(setup(&e, &p, &rec, &c));
+        const char *m =
+                " {\"event\":\"A\",\"data\":{\"s\":\"\\\\\\\\\\\"}]\\u0022{\\\\\",\"t\":\"\\\\\"}}\r\n"
+                "{\"event\":\"B\"}\t{\"event\":\"C\",\"data\":[\"]\",{}]}";
+        for (size_t i = 0; m[i]; i++)
+                ASSERT_OK(qmp_client_feed(c, m + i, 1));
+        ASSERT_INT_EQ(rec.events, 3);
+        ASSERT_STR_EQ(rec.last_event, "C");
+        ASSERT_INT_EQ(rec.disconnected, 0);
+        teardown(e, &p, c);
+}
+
 /* QEMU's largest real answer passes: query-rx-filter of 64 NICs with 4,096 VLANs each (1 MiB of text
  * would not hold more VLANs for them). */
 TEST(the_largest_real_reply_is_accepted) {
