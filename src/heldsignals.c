@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "escape.h"
+
 static void held_failures_clear(HeldSignals *h) {
         for (size_t i = 0; i < h->n_failures; i++)
                 free(h->failures[i].error);
@@ -59,7 +61,7 @@ int held_signals_add_failure(HeldSignals *h, const char *attribute, const char *
                         f = &h->failures[i];
         if (!f && h->n_failures >= HELD_FAILURES_MAX)
                 return -E2BIG;
-        char *text = strndup(error ? error : "", HELD_ERROR_MAX - 1);
+        char *text = utf8_trim_incomplete(strndup(error ? error : "", HELD_ERROR_MAX - 1));
         if (!text)
                 return -ENOMEM;
         if (!f) {

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "bus.h"
+#include "escape.h"
 #include "jobqueue.h"
 #include "manager.h"
 #include "syncjob.h"
@@ -94,7 +95,8 @@ static bool nic_update_sync_state(Nic *n, NicSyncState state, const char *error)
         n->sync_state = state;
         if (!streq_ptr(n->last_error, error)) {
                 free(n->last_error);
-                n->last_error = error ? strdup(error) : NULL;
+                /* A job's text is cut at its buffer's size, maybe inside a guest name's character. */
+                n->last_error = utf8_trim_incomplete(error ? strdup(error) : NULL);
         }
         return changed;
 }

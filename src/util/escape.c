@@ -73,3 +73,21 @@ char *escape_nonprintable_dup(const char *s) {
 
         return buf ? escape_nonprintable(s, buf, size) : NULL;
 }
+
+char *utf8_trim_incomplete(char *s) {
+        unsigned cp;
+
+        if (!s)
+                return NULL;
+        size_t n = strlen(s);
+        /* The last sequence starts at most 3 bytes before the end, at its first non-continuation byte. */
+        for (size_t back = 1; back <= 4 && back <= n; back++) {
+                unsigned char ch = (unsigned char)s[n - back];
+                if ((ch & 0xC0) == 0x80)
+                        continue;
+                if (ch >= 0x80 && utf8_sequence(s + n - back, &cp) != back)
+                        s[n - back] = '\0';
+                break;
+        }
+        return s;
+}

@@ -20,3 +20,7 @@ char *escape_nonprintable_dup(const char *s);
 /* The length of the valid UTF-8 sequence at s (1..4) or 0 when it is not one (truncated, overlong,
  * a surrogate, beyond U+10FFFF). *ret_cp gets the code point. */
 size_t utf8_sequence(const char *s, unsigned *ret_cp);
+
+/* Cuts s before a UTF-8 sequence left incomplete at its end (a text cut at a byte count, which D-Bus
+ * would refuse as a string). Returns s; NULL is passed through. */
+char *utf8_trim_incomplete(char *s);

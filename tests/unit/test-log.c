@@ -44,6 +44,24 @@ TEST(escape_truncates_whole) {
         ASSERT_STR_EQ(escape_nonprintable("abcdefgh", buf, sizeof(buf)), "abcde");
 }
 
+/* A text cut at a byte count inside a character loses the whole character (D-Bus refuses invalid UTF-8
+ * as a string: a LastError cut so would make the NIC's properties unreadable). */
+TEST(utf8_trim_drops_a_cut_character_only) {
+        char cut3[] = "driven by guest \xe6\x97\xa5\xe6\x9c"; /* 日 whole, 本 missing its last byte */
+        ASSERT_STR_EQ(utf8_trim_incomplete(cut3), "driven by guest \xe6\x97\xa5");
+        char cut4[] = "nic \xf0\x9f\x98"; /* 😀 without its last byte */
+        ASSERT_STR_EQ(utf8_trim_incomplete(cut4), "nic ");
+        char lead[] = "x\xc3";
+        ASSERT_STR_EQ(utf8_trim_incomplete(lead), "x");
+        char whole[] = "caf\xc3\xa9";
+        ASSERT_STR_EQ(utf8_trim_incomplete(whole), "caf\xc3\xa9");
+        char ascii[] = "mvt0: No such device";
+        ASSERT_STR_EQ(utf8_trim_incomplete(ascii), "mvt0: No such device");
+        char empty[] = "";
+        ASSERT_STR_EQ(utf8_trim_incomplete(empty), "");
+        ASSERT_TRUE(utf8_trim_incomplete(NULL) == NULL);
+}
+
 TEST(ratelimit_burst_then_count) {
         static LogRatelimit rl = { .interval_usec = LOG_RATELIMIT_INTERVAL_USEC,
                 .burst = LOG_RATELIMIT_BURST };
