@@ -6,16 +6,15 @@ size_t json_cost_scan(JsonCost *s, const char *data, size_t size, size_t budget)
         for (size_t i = 0; i < size; i++) {
                 char ch = data[i];
 
+                s->cost++;
                 if (s->in_string) {
-                        s->cost++;
                         if (s->escaped)
                                 s->escaped = false;
                         else if (ch == '\\')
                                 s->escaped = true;
                         else if (ch == '"')
                                 s->in_string = false;
-                } else {
-                        s->cost++;
+                } else
                         switch (ch) {
                         case '\'':
                         case '/':
@@ -48,7 +47,6 @@ size_t json_cost_scan(JsonCost *s, const char *data, size_t size, size_t budget)
                         default:
                                 break;
                         }
-                }
                 if (s->cost > budget)
                         return i + 1;
         }
