@@ -395,8 +395,10 @@ static void nic_complete_filter(Nic *n, const SyncJob *j) {
         if (j->timing.host && log_max_level >= LOG_DEBUG)
                 log_nic(n, LOG_DEBUG,
                         "timing: event %" PRIu64 " query %" PRIu64 " reply %" PRIu64 " start %" PRIu64
+                        " parsed %" PRIu64 " verified %" PRIu64 " read %" PRIu64 " apply %" PRIu64
                         " host %" PRIu64 " done %" PRIu64,
-                        j->timing.event, j->timing.query, j->timing.reply, j->timing.start, j->timing.host,
+                        j->timing.event, j->timing.query, j->timing.reply, j->timing.start, j->timing.parsed,
+                        j->timing.verified, j->timing.read, j->timing.apply, j->timing.host,
                         now_usec(CLOCK_REALTIME));
         if (j->changed) {
                 n->changes++;

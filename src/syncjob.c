@@ -166,7 +166,9 @@ static int job_read_device(SyncJob *j) {
         for (unsigned attempt = 0;; attempt++) {
                 if (!job_resolve_device(j))
                         return -ENXIO;
+                j->timing.verified = now_usec(CLOCK_REALTIME);
                 r = hostdev_read_full(j->host, j->ifname, false, &j->link);
+                j->timing.read = now_usec(CLOCK_REALTIME);
                 if (!j->verified_cached || attempt > 0 || (r < 0 && r != -ENODEV) ||
                         (r >= 0 && job_link_is_verified(j)))
                         return r;
@@ -201,6 +203,7 @@ static void job_apply(SyncJob *j, const HostChange *change) {
 
         HostOwnership before = j->ownership;
         j->attempted |= host_change_attributes(change);
+        j->timing.apply = now_usec(CLOCK_REALTIME);
         (void)hostdev_apply(j->host, &j->link, change, &j->apply);
         j->timing.host = now_usec(CLOCK_REALTIME);
         hostsync_record(&j->ownership, change, &j->apply);
@@ -389,6 +392,7 @@ void sync_job_run(WorkerJob *job) {
                 }
                 j->changed =
                         j->have_previous ? rxfilter_diff(&j->previous, &j->filter) : _RXFILTER_FIELD_ALL;
+                j->timing.parsed = now_usec(CLOCK_REALTIME);
         } else
                 j->filter = j->previous;
 

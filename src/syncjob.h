@@ -39,6 +39,10 @@ typedef struct SyncTiming {
         uint64_t query; /* query-rx-filter sent */
         uint64_t reply; /* its reply read */
         uint64_t start; /* a worker took the job */
+        uint64_t parsed; /* the filter read from the reply (worker) */
+        uint64_t verified; /* the device QEMU holds found, before it is read (worker) */
+        uint64_t read; /* the device read (worker) */
+        uint64_t apply; /* the change's first call to the host (worker) */
         uint64_t host; /* the host change done (worker), 0 if nothing was changed */
 } SyncTiming;
 
