@@ -13,8 +13,10 @@
 #include "nic.h"
 #include "version.h"
 
-#define BUS_GUESTS_PATH BUS_ROOT_PATH "/guest"
-#define SUN_PATH_MAX    sizeof(((struct sockaddr_un *)NULL)->sun_path)
+#define BUS_GUESTS_PATH   BUS_ROOT_PATH "/guest"
+#define SUN_PATH_MAX      sizeof(((struct sockaddr_un *)NULL)->sun_path)
+#define SUN_PATH_MAX_TEXT "107" /* SUN_PATH_MAX - 1, for messages */
+_Static_assert(SUN_PATH_MAX == 108, "sun_path is 108 bytes on Linux");
 
 static const char *strna(const char *s) {
         return s ? s : "n/a";
@@ -343,14 +345,28 @@ static char *join_nic_config(const GuestConfig *cfg, bool host_interfaces) {
 
 static int method_attach_guest(sd_bus_message *message, void *userdata, sd_bus_error *error);
 
+/* The socket reaches polkit as a detail and QmpSocket as a property, before and after authorization:
+ * a path a unix socket can have, without bytes a log or a terminal would take for something else. */
+static const char *qmp_socket_invalid_reason(const char *path) {
+        if (strlen(path) >= SUN_PATH_MAX)
+                return "too long for a unix socket (at most " SUN_PATH_MAX_TEXT " bytes)";
+        if (path[0] != '/')
+                return "not an absolute path";
+        for (const unsigned char *c = (const unsigned char *)path; *c; c++)
+                if (*c < ' ' || *c == 0x7f)
+                        return "the path contains control characters";
+        return NULL;
+}
+
 /* AttachGuest needs manage-guests, with everything that decides which host devices the guest's NICs
  * may drive as details: the socket (whose QEMU is trusted to name its fds), the host interfaces, the
- * namespace. It also needs set-trust when it grants trust: through "trust", or by naming host
- * interfaces for NICs that DefaultTrust= already trusts. */
+ * namespace. It also needs set-trust whenever the guest's NICs would be trusted: through "trust", or
+ * through DefaultTrust=, with or without host interfaces (the QEMU at the socket then drives the devices
+ * it holds). Delegating manage-guests alone never changes a host device. */
 static int attach_guest_authorize(
         sd_bus_message *message, Manager *m, const GuestConfig *cfg, sd_bus_error *error) {
         unsigned trust = cfg->trust >= 0 ? (unsigned)cfg->trust : m->config.default_trust;
-        bool grants_trust = cfg->trust > 0 || (cfg->n_nics > 0 && trust != TRUST_NONE);
+        bool grants_trust = trust != TRUST_NONE;
         _cleanup_free_ char *ids = join_nic_config(cfg, false), *ifnames = join_nic_config(cfg, true),
                             *trust_words = trust_to_string(trust);
 
@@ -383,13 +399,10 @@ static int method_attach_guest(sd_bus_message *message, void *userdata, sd_bus_e
         if (reason)
                 return sd_bus_error_setf(
                         error, BUS_ERROR_INVALID_ARGUMENT, "Invalid guest name '%s': %s.", name, reason);
-        if (qmp_socket[0] != '/')
-                return sd_bus_error_setf(error, BUS_ERROR_INVALID_ARGUMENT,
-                        "QMP socket must be an absolute path, not '%s'.", qmp_socket);
-        if (strlen(qmp_socket) >= SUN_PATH_MAX)
-                return sd_bus_error_setf(error, BUS_ERROR_INVALID_ARGUMENT,
-                        "QMP socket path is too long for a unix socket (at most %zu bytes).",
-                        SUN_PATH_MAX - 1);
+        reason = qmp_socket_invalid_reason(qmp_socket);
+        if (reason)
+                return sd_bus_error_setf(
+                        error, BUS_ERROR_INVALID_ARGUMENT, "Invalid QMP socket path: %s.", reason);
         r = read_attach_options(message, name, qmp_socket, &cfg, error);
         if (r < 0)
                 return r;

@@ -80,6 +80,11 @@ int bus_message_read_trust(sd_bus_message *message, unsigned *ret, sd_bus_error 
                                         "Unknown trust capability '%s' (allowed: " TRUST_CAPABILITIES_ALLOWED
                                         ").",
                                         word);
+                        /* Read before authorization: a repeat ends the list, so it is never longer
+                         * than the capabilities there are, and a call held for polkit stays small. */
+                        if (trust & bit)
+                                return sd_bus_error_setf(error, BUS_ERROR_INVALID_ARGUMENT,
+                                        "Trust capability '%s' is given twice.", word);
                         trust |= bit;
                 }
                 if (sole && n > 1)

@@ -17,6 +17,7 @@
 #include "log.h"
 
 #define POLKIT_ALLOW_USER_INTERACTION 1u /* CheckAuthorizationFlags */
+#define SENDER_UIDS_MAX               64 /* callers whose uid is remembered */
 
 /* One action to check and its details (key, value, ..., NULL). */
 typedef struct PolkitAction {
@@ -34,11 +35,65 @@ typedef struct PolkitQuery {
         sd_bus_slot *slot; /* the call in flight */
         bool authorized; /* set while the handler runs again */
         bool linked; /* in queries, counted in n_queries */
+        uid_t uid; /* the caller's, once known (UID_UNKNOWN before) */
 } PolkitQuery;
+
+#define UID_UNKNOWN ((uid_t)-1)
 
 /* Queries in flight. Only the loop thread touches sd-bus, so only it touches this list. */
 static PolkitQuery *queries;
 static size_t n_queries;
+
+/* The uids of the last callers, by unique bus name: the bus never gives a unique name twice, so an entry
+ * stays true until the bus goes (bus_polkit_flush()). A caller known here is limited by its uid before
+ * any query is made: however many connections one user opens, their calls do not fill the table that
+ * everybody's (root's too) must pass through, and root's calls skip it. */
+static struct {
+        sd_bus *bus;
+        char *sender;
+        uid_t uid;
+} sender_uids[SENDER_UIDS_MAX];
+static size_t sender_uids_next; /* the oldest entry, replaced next */
+
+static bool sender_uid_get(sd_bus *bus, const char *sender, uid_t *ret) {
+        for (size_t i = 0; i < SENDER_UIDS_MAX; i++)
+                if (sender_uids[i].sender && sender_uids[i].bus == bus &&
+                        strcmp(sender_uids[i].sender, sender) == 0) {
+                        *ret = sender_uids[i].uid;
+                        return true;
+                }
+        return false;
+}
+
+static void sender_uid_put(sd_bus *bus, const char *sender, uid_t uid) {
+        uid_t known;
+        if (sender_uid_get(bus, sender, &known))
+                return;
+        char *copy = strdup(sender);
+        if (!copy)
+                return; /* only a cache */
+        free(sender_uids[sender_uids_next].sender);
+        sender_uids[sender_uids_next].bus = bus;
+        sender_uids[sender_uids_next].sender = copy;
+        sender_uids[sender_uids_next].uid = uid;
+        sender_uids_next = (sender_uids_next + 1) % SENDER_UIDS_MAX;
+}
+
+static void sender_uids_forget(sd_bus *bus) {
+        for (size_t i = 0; i < SENDER_UIDS_MAX; i++)
+                if (!bus || sender_uids[i].bus == bus) {
+                        sender_uids[i].sender = mfree(sender_uids[i].sender);
+                        sender_uids[i].bus = NULL;
+                }
+}
+
+static size_t queries_of_uid(uid_t uid) {
+        size_t n = 0;
+        for (PolkitQuery *q = queries; q; q = q->next)
+                if (q->uid == uid)
+                        n++;
+        return n;
+}
 
 static PolkitQuery *polkit_query_free(PolkitQuery *q) {
         if (!q)
@@ -129,10 +184,14 @@ static int on_check_authorization(sd_bus_message *reply, void *userdata, sd_bus_
 
         e = sd_bus_message_get_error(reply);
         if (e) {
-                /* No polkitd, or it failed: the safe answer is no. */
-                log_warning("polkit check for %s failed, denying: %s", polkit_query_action(q),
-                        e->message ? e->message : e->name);
-                polkit_query_reply_error(q, SD_BUS_ERROR_ACCESS_DENIED, "polkit is not available");
+                /* No polkitd, it failed, or nobody answered the authentication in time: the safe answer
+                 * is no, and the caller is told which. */
+                bool timed_out = sd_bus_error_has_name(e, SD_BUS_ERROR_NO_REPLY);
+                log_warning("polkit check for %s by uid %u failed, denying: %s", polkit_query_action(q),
+                        (unsigned)q->uid, e->message ? e->message : e->name);
+                polkit_query_reply_error(q, SD_BUS_ERROR_ACCESS_DENIED,
+                        timed_out ? "the authorization was not answered in time"
+                                  : "polkit is not available");
                 return 0;
         }
         r = sd_bus_message_enter_container(reply, 'r', "bba{ss}");
@@ -209,11 +268,25 @@ static int on_connection_unix_user(sd_bus_message *reply, void *userdata, sd_bus
 
         /* The bus driver's answer comes from the connection's credentials (SO_PEERCRED), not from /proc,
          * so it cannot be raced. Root is authorized without polkit, as systemd does it. */
-        if (!sd_bus_message_is_method_error(reply, NULL) && sd_bus_message_read(reply, "u", &uid) >= 0 &&
-                uid == 0) {
-                polkit_query_run(q);
-                polkit_query_free(q);
-                return 0;
+        if (!sd_bus_message_is_method_error(reply, NULL) && sd_bus_message_read(reply, "u", &uid) >= 0) {
+                sender_uid_put(
+                        sd_bus_message_get_bus(q->message), sd_bus_message_get_sender(q->message), uid);
+                if (uid == 0) {
+                        polkit_query_run(q);
+                        polkit_query_free(q);
+                        return 0;
+                }
+                if (queries_of_uid(uid) >= BUS_POLKIT_QUERIES_PER_UID_MAX) {
+                        r = sd_bus_reply_method_errorf(q->message, SD_BUS_ERROR_LIMITS_EXCEEDED,
+                                "Too many authorizations in progress for uid %u (%d); wait for their "
+                                "answers.",
+                                (unsigned)uid, BUS_POLKIT_QUERIES_PER_UID_MAX);
+                        if (r < 0)
+                                log_debug_errno(r, "Failed to answer a call over the limit: %m");
+                        polkit_query_free(q);
+                        return 0;
+                }
+                q->uid = uid;
         }
 
         r = polkit_query_check_authorization(q);
@@ -269,16 +342,26 @@ int bus_polkit_verify_many_async(sd_bus_message *message, Manager *m, const BusP
         if (!sender)
                 return sd_bus_error_set(error, SD_BUS_ERROR_ACCESS_DENIED, "Caller has no bus name.");
 
+        /* A caller seen before is root (authorized at once) or limited by its uid, however many
+         * connections it opens; only a new connection's first calls are limited by their sender. */
+        uid_t uid;
+        bool uid_known = sender_uid_get(sd_bus_message_get_bus(message), sender, &uid);
+        if (uid_known && uid == 0)
+                return 1;
+        if (uid_known && queries_of_uid(uid) >= BUS_POLKIT_QUERIES_PER_UID_MAX)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
+                        "Too many authorizations in progress for uid %u (%d); wait for their answers.",
+                        (unsigned)uid, BUS_POLKIT_QUERIES_PER_UID_MAX);
+        if (!uid_known && queries_of_sender(sender) >= BUS_POLKIT_QUERIES_PER_SENDER_MAX)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
+                        "Too many authorizations in progress for %s (%d); wait for their answers.", sender,
+                        BUS_POLKIT_QUERIES_PER_SENDER_MAX);
         /* Each query holds a call to the bus or polkitd; the bus caps the replies one connection may
-         * await (128 on the system bus), so a flood from one caller must not use them up for everyone. */
+         * await (128 on the system bus). */
         if (n_queries >= BUS_POLKIT_QUERIES_MAX)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
                         "Too many authorizations in progress (%d); try again later.",
                         BUS_POLKIT_QUERIES_MAX);
-        if (queries_of_sender(sender) >= BUS_POLKIT_QUERIES_PER_SENDER_MAX)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
-                        "Too many authorizations in progress for %s (%d); wait for their answers.", sender,
-                        BUS_POLKIT_QUERIES_PER_SENDER_MAX);
 
         q = calloc(1, sizeof(PolkitQuery));
         if (!q)
@@ -292,10 +375,14 @@ int bus_polkit_verify_many_async(sd_bus_message *message, Manager *m, const BusP
         q->manager = m;
         q->handler = handler;
         q->message = sd_bus_message_ref(message);
+        q->uid = uid_known ? uid : UID_UNKNOWN;
 
-        r = sd_bus_call_method_async(sd_bus_message_get_bus(message), &q->slot, "org.freedesktop.DBus",
-                "/org/freedesktop/DBus", "org.freedesktop.DBus", "GetConnectionUnixUser",
-                on_connection_unix_user, q, "s", sender);
+        if (uid_known)
+                r = polkit_query_check_authorization(q);
+        else
+                r = sd_bus_call_method_async(sd_bus_message_get_bus(message), &q->slot,
+                        "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                        "GetConnectionUnixUser", on_connection_unix_user, q, "s", sender);
         if (r < 0)
                 return r;
 
@@ -325,4 +412,5 @@ void bus_polkit_flush(sd_bus *bus) {
                         "guestnetd is shutting down; the call was not carried out.");
                 polkit_query_free(q);
         }
+        sender_uids_forget(bus);
 }

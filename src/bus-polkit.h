@@ -10,7 +10,8 @@ typedef struct Manager Manager;
 /* Authorizations in flight. Each holds one call to the bus or polkitd, and the system bus lets a
  * connection await at most 128 replies: stay well below, and keep one caller from taking them all. */
 #define BUS_POLKIT_QUERIES_MAX            64
-#define BUS_POLKIT_QUERIES_PER_SENDER_MAX 8
+#define BUS_POLKIT_QUERIES_PER_SENDER_MAX 8 /* a connection whose uid is not known yet */
+#define BUS_POLKIT_QUERIES_PER_UID_MAX    8 /* one user, over all its connections */
 
 typedef struct BusPolkitCheck {
         const char *action;
@@ -28,7 +29,9 @@ typedef struct BusPolkitCheck {
  * (bus_object_resolve()), so it re-validates its arguments and the object against the current state.
  * A challenge becomes InteractiveAuthorizationRequired; a "no", an error or no polkit, AccessDenied.
  * Nothing blocks: both calls are asynchronous. More than BUS_POLKIT_QUERIES_MAX queries in flight,
- * or BUS_POLKIT_QUERIES_PER_SENDER_MAX from one caller, are refused with LimitsExceeded. */
+ * BUS_POLKIT_QUERIES_PER_UID_MAX from one user (over all its connections), or, until a connection's uid
+ * is known, BUS_POLKIT_QUERIES_PER_SENDER_MAX from it, are refused with LimitsExceeded. A connection's
+ * uid is remembered (the last 64 callers): root's later calls are authorized without any query. */
 int bus_polkit_verify_async(sd_bus_message *message, Manager *m, const char *action,
         const char *const *details, sd_bus_message_handler_t handler, sd_bus_error *error);
 /* The same for several actions (at most BUS_POLKIT_CHECKS_MAX), asked in order: the handler runs

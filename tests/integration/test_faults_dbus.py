@@ -169,7 +169,8 @@ def test_huge_strings(world):
         (ROOT_PATH, MANAGER_IFACE, "DetachGuest", "s", (huge,), ERR + "NoSuchGuest", "No guest named"),
         (ROOT_PATH, MANAGER_IFACE, "FindNicByHostInterface", "s", (huge,), IA, "Invalid interface name"),
         (ROOT_PATH, MANAGER_IFACE, "AttachGuest", "ssa{sv}", (huge, "/run/x.sock", {}), IA, "Invalid guest name"),
-        (ROOT_PATH, MANAGER_IFACE, "AttachGuest", "ssa{sv}", ("big", "/" + huge, {}), IA, "QMP socket path is too long"),
+        (ROOT_PATH, MANAGER_IFACE, "AttachGuest", "ssa{sv}", ("big", "/" + huge, {}), IA,
+         "Invalid QMP socket path: too long for a unix socket"),
         (ROOT_PATH, MANAGER_IFACE, "AttachGuest", "ssa{sv}",
          ("big", "/run/x.sock", {"nics": dbus.Dictionary({huge: "mvt0"}, signature="ss")}), IA, "Invalid NIC id"),
         (ROOT_PATH, MANAGER_IFACE, "AttachGuest", "ssa{sv}",
@@ -180,6 +181,11 @@ def test_huge_strings(world):
         (ROOT_PATH, MANAGER_IFACE, "AttachGuest", "ssa{sv}", ("big", "/run/x.sock", {huge: dbus.String("x")}), IA, ""),
         (NIC, NIC_IFACE, "SetTrust", "as", ([huge],), IA, ""),
         (NIC, NIC_IFACE, "SetTrust", "as", (["mac", huge],), IA, ""),
+        # 1.6 MB of valid words: refused at the first repeat, so no list is longer than the capabilities
+        (NIC, NIC_IFACE, "SetTrust", "as", (["mac"] * 200000,), IA, "Trust capability 'mac' is given twice"),
+        (ROOT_PATH, MANAGER_IFACE, "AttachGuest", "ssa{sv}",
+         ("big", "/run/x.sock", {"trust": dbus.Array(["promisc"] * 200000, signature="s")}), IA,
+         "Trust capability 'promisc' is given twice"),
     ])
 
 
@@ -194,7 +200,11 @@ def test_names_with_path_characters(world):
          "Invalid guest name"),
         (ROOT_PATH, MANAGER_IFACE, "AttachGuest", "ssa{sv}", ("", "/run/x.sock", {}), IA, "Invalid guest name"),
         (ROOT_PATH, MANAGER_IFACE, "AttachGuest", "ssa{sv}", ("rel", "run/x.sock", {}), IA,
-         "QMP socket must be an absolute path"),
+         "Invalid QMP socket path: not an absolute path"),
+        (ROOT_PATH, MANAGER_IFACE, "AttachGuest", "ssa{sv}", ("ctl", "/run/x\n<0>forged.sock", {}), IA,
+         "Invalid QMP socket path: the path contains control characters"),
+        (ROOT_PATH, MANAGER_IFACE, "AttachGuest", "ssa{sv}", ("long", "/" + "x" * 107, {}), IA,
+         "Invalid QMP socket path: too long for a unix socket (at most 107 bytes)"),
         (ROOT_PATH, MANAGER_IFACE, "AttachGuest", "ssa{sv}", ("vm1", "/run/other.sock", {}), IA,
          "A guest named 'vm1' is already attached"),
         (ROOT_PATH, MANAGER_IFACE, "AttachGuest", "ssa{sv}",
@@ -210,6 +220,7 @@ def test_names_with_path_characters(world):
         (ROOT_PATH, MANAGER_IFACE, "FindNicByHostInterface", "s", ("mvtü",), IA, "Invalid interface name"),
         (ROOT_PATH, MANAGER_IFACE, "GetGuest", "s", ("../vm1",), ERR + "NoSuchGuest", "No guest named"),
         (NIC, NIC_IFACE, "SetTrust", "as", (["../mac"],), IA, ""),
+        (NIC, NIC_IFACE, "SetTrust", "as", (["mac", "promisc", "mac"],), IA, "Trust capability 'mac' is given twice"),
     ])
 
 

@@ -73,6 +73,28 @@ elif mode == "flood":
     GLib.timeout_add_seconds(110, loop.quit)
     loop.run()
     print(json.dumps(answers), flush=True)
+elif mode == "hold":
+    # NCONN connections, PER Resync calls each, all at once; what was answered after 3 s, then at the end.
+    nconn, per = int(sys.argv[2]), int(sys.argv[3])
+    answers, conns = {}, []
+    loop = GLib.MainLoop()
+    def done(name):
+        answers[name] = answers.get(name, 0) + 1
+        if sum(answers.values()) == nconn * per:
+            loop.quit()
+    for c in range(nconn):
+        conns.append(dbus.bus.BusConnection(address))
+        obj = conns[-1].get_object("io.guestnetd.GuestNet1", "/io/guestnetd/GuestNet1")
+        for i in range(per):
+            obj.Resync(dbus_interface="io.guestnetd.GuestNet1.Manager", timeout=120,
+                       reply_handler=lambda *a: done("ok"), error_handler=lambda e: done(e.get_dbus_name()))
+    def early():
+        print(json.dumps(answers), flush=True)
+        return False
+    GLib.timeout_add(3000, early)
+    GLib.timeout_add_seconds(100, loop.quit)
+    loop.run()
+    print(json.dumps(answers), flush=True)
 """
 
 
@@ -153,6 +175,24 @@ def test_delegate_cannot_stretch_manage_guests(bus_env, daemon, delegate, option
     assert "result" not in bus_env.gcall(ROOT_PATH, MANAGER_IFACE, "GetGuest", "(s)", [name])
 
 
+def test_delegate_cannot_attach_a_trusted_guest_under_default_trust(bus_env, daemon, delegate):
+    """(3) With DefaultTrust=all, an AttachGuest without options would make the QEMU at the socket drive
+    the devices it holds: it needs set-trust as well, so manage-guests alone is refused; with trust none
+    the delegation still works."""
+    daemon.stop()
+    trusting = Daemon(bus_env, config="[Daemon]\nReconcileIntervalSec=0\nDefaultTrust=all\n")
+    trusting.start()
+    try:
+        res = attach(bus_env, "own-default-trust", {}, delegate)
+        assert res.get("error") == DENIED and "set-trust" in res["message"], res
+        assert "result" not in bus_env.gcall(ROOT_PATH, MANAGER_IFACE, "GetGuest", "(s)", ["own-default-trust"])
+        res = attach(bus_env, "own-no-trust", {"trust": ("as", ["none"])}, delegate)
+        assert res.get("result") == guest_path("own-no-trust"), res
+    finally:
+        trusting.stop()
+        daemon.start()
+
+
 def test_fifo_as_netns_does_not_block(bus_env, daemon, tmp_path):
     """(4) netns naming a FIFO (root: no polkit): opened without blocking, refused as not a network
     namespace; the daemon keeps answering. A symbolic link is not followed."""
@@ -193,6 +233,39 @@ def test_polkit_flood_from_one_caller_is_limited(bus_env, daemon):
     assert sum(out.values()) == 400, out
     assert out.get(CHALLENGE, 0) >= 1, out  # the ones within the limit got polkit's real answer
     assert bus_env.gcall(ROOT_PATH, MANAGER_IFACE, "Resync") == {"result": []}
+
+
+def start_attacker(env, *args, uid=NOBODY_UID, gid=NOBODY_GID):
+    argv = as_user([PYTHON, "-I", "-c", ATTACKER, args[0], *args[1:], env.address], uid, gid)
+    return subprocess.Popen(argv, env=env.env(), stdout=subprocess.PIPE, text=True, cwd="/")
+
+
+def test_one_user_cannot_fill_the_authorization_table(bus_env, daemon, test_users):
+    """(10) polkitd stalled (SIGSTOP: every CheckAuthorization waits, as behind an authentication agent
+    that never answers): one unprivileged user with 6 connections × 8 calls gets at most 8 in flight
+    over all its connections, the other 40 are refused at once; another user still gets its 8 in, and
+    root is served meanwhile. Without the per-user limit all 48 would wait, 8 per connection."""
+    import json
+    import signal
+    other = test_users.add("gndt-other")
+    os.kill(bus_env.polkitd.pid, signal.SIGSTOP)
+    attackers = []
+    try:
+        attackers.append(start_attacker(bus_env, "hold", "6", "8"))
+        attackers.append(start_attacker(bus_env, "hold", "1", "8", uid=other[0], gid=other[1]))
+        early = [json.loads(p.stdout.readline()) for p in attackers]
+        root = bus_env.gcall(ROOT_PATH, MANAGER_IFACE, "Resync")
+    finally:
+        os.kill(bus_env.polkitd.pid, signal.SIGCONT)
+    final = [json.loads(p.stdout.readline()) for p in attackers]
+    for p in attackers:
+        p.wait(timeout=30)
+    print("polkit stalled: after 3 s %r; at the end %r; root: %r" % (early, final, root))
+    assert early[0] == {LIMITS: 40}, early
+    assert early[1] == {}, early  # all 8 waiting for polkit, none refused
+    assert root == {"result": []}, root
+    assert final[0] == {LIMITS: 40, CHALLENGE: 8}, final
+    assert final[1] == {CHALLENGE: 8}, final
 
 
 def test_invalid_utf8_socket_name_does_not_break_listguests(bus_env, daemon):
