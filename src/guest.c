@@ -72,6 +72,7 @@ int guest_new(Manager *m, const char *name, const char *qmp_socket, GuestSource 
         g->backoff_usec = GUEST_RECONNECT_MIN_USEC;
         g->full_query_backoff_usec = GUEST_FULL_QUERY_RETRY_MIN_USEC;
         g->full_query_limit = RATE_LIMIT_INIT;
+        g->net_event_limit = RATE_LIMIT_INIT;
         g->name = strdup(name);
         g->qmp_socket = strdup(qmp_socket);
         if (!g->name || !g->qmp_socket)
@@ -362,10 +363,25 @@ static void guest_full_query_want(Guest *g, const char *reason) {
 
 static void guest_full_query_kick(Guest *g);
 
+static void guest_send_full_query(Guest *g);
+
 static int on_full_query_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Guest *g = userdata;
         g->full_query_timer = sd_event_source_disable_unref(g->full_query_timer);
-        guest_full_query_kick(g);
+        if (!g->full_query_token_held) {
+                guest_full_query_kick(g); /* a retry: it takes a token like any other query */
+                return 0;
+        }
+        /* The rate limit's deferral: the token that accrued meanwhile is this query's. Taking another
+         * would defer it again each time, for as long as events keep coming. */
+        g->full_query_token_held = false;
+        if (g->full_query_in_flight || !g->full_query_pending)
+                return 0;
+        if (!guest_is_connected(g)) {
+                g->full_query_pending = NULL;
+                return 0;
+        }
+        guest_send_full_query(g);
         return 0;
 }
 
@@ -384,6 +400,7 @@ static void guest_full_query_retry(Guest *g, const char *reason) {
                 delay * 2 > GUEST_FULL_QUERY_RETRY_MAX_USEC ? GUEST_FULL_QUERY_RETRY_MAX_USEC : delay * 2;
         guest_full_query_want(g, reason);
         g->full_query_timer = sd_event_source_disable_unref(g->full_query_timer);
+        g->full_query_token_held = false;
         log_guest(g, LOG_INFO, "retrying the full query-rx-filter in %llu ms",
                 (unsigned long long)(delay / 1000));
         guest_full_query_arm(g, delay);
@@ -505,6 +522,7 @@ static void guest_full_query_kick(Guest *g) {
                 rate > NIC_QUERY_BURST ? rate : NIC_QUERY_BURST, manager_now(g->manager));
         if (delay > 0) {
                 guest_full_query_arm(g, delay);
+                g->full_query_token_held = g->full_query_timer != NULL;
                 return;
         }
         guest_send_full_query(g);
@@ -522,6 +540,7 @@ int guest_query_all_nics(Guest *g, const char *reason) {
 static void guest_full_query_reset(Guest *g) {
         g->full_query_pending = NULL;
         g->full_query_timer = sd_event_source_disable_unref(g->full_query_timer);
+        g->full_query_token_held = false;
         g->full_query_backoff_usec = GUEST_FULL_QUERY_RETRY_MIN_USEC;
 }
 

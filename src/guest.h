@@ -77,8 +77,13 @@ typedef struct Guest {
         bool full_query_in_flight;
         const char *full_query_pending; /* reason of the follow-up, NULL: none */
         sd_event_source *full_query_timer; /* retry backoff or rate limit */
+        bool full_query_token_held; /* the timer is the rate limit's: its token is spent, send when it fires
+                                     */
         uint64_t full_query_backoff_usec;
         RateLimit full_query_limit;
+        RateLimit net_event_limit; /* relayed events (NetEvent): dropped past it */
+        uint64_t n_net_events_relayed, n_net_events_dropped;
+        bool net_events_dropping; /* said once per run of drops */
         uint64_t query_timeout_usec; /* for the full query; 0: QMP_TIMEOUT_DEFAULT (tests shorten it) */
         bool full_query_capped_logged;
         uint64_t n_connects; /* connections established (metrics) */

@@ -1,10 +1,49 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* qmp-events.c: the QMP events guestnetd handles, in a table sorted by name for bsearch. */
+#include <inttypes.h>
 #include <string.h>
 
 #include "bus.h"
 #include "guest.h"
+#include "manager.h"
+#include "message-ids.h"
 #include "nic.h"
+
+/* A relayed event is a signal every subscriber of the bus gets: QEMU's are a few hundred bytes, so one
+ * that took more than this to parse is not QEMU's to relay; and a guest's monitor may relay as many a
+ * second as MaxQueriesPerSecond= lets it query (0: no limit), with a burst as large as unplugging every
+ * NIC of a guest (two events each). The rest are dropped and counted. */
+#define NET_EVENT_COST_MAX (16u * 1024u)
+#define NET_EVENTS_BURST   (2u * GUEST_NICS_MAX)
+
+static void relay_event(Guest *g, const char *event, json_object *data, uint64_t timestamp_usec) {
+        size_t cost = g->qmp ? qmp_client_get_message_cost(g->qmp) : 0;
+        unsigned rate = g->manager->config.max_queries_per_second;
+        const char *why = cost > NET_EVENT_COST_MAX ? "too large"
+                : !rate_limit_try(&g->net_event_limit, rate, NET_EVENTS_BURST, manager_now(g->manager))
+                ? "too many"
+                : NULL;
+
+        if (why) {
+                g->n_net_events_dropped++;
+                if (!g->net_events_dropping)
+                        log_guest_id(g, MESSAGE_ID_MONITOR_MISBEHAVING, LOG_WARNING,
+                                "not relaying %s: %s (%zu KiB to parse; at most %u KiB, %u a second): "
+                                "dropping such events until one may be relayed again",
+                                event, why, cost / 1024, NET_EVENT_COST_MAX / 1024, rate);
+                g->net_events_dropping = true;
+                return;
+        }
+        if (g->net_events_dropping)
+                log_guest(g, LOG_INFO, "relaying events again (%" PRIu64 " dropped so far)",
+                        g->n_net_events_dropped);
+        g->net_events_dropping = false;
+        g->n_net_events_relayed++;
+        if (log_max_level >= LOG_DEBUG) /* the text is made only when it is logged */
+                log_guest(g, LOG_DEBUG, "network event %s %s", event,
+                        data ? json_object_to_json_string(data) : "{}");
+        bus_guest_emit_net_event(g, event, data, timestamp_usec);
+}
 
 /* NIC_RX_FILTER_CHANGED {name?, path}: the handler only finds the NIC and schedules its query. */
 static void on_nic_rx_filter_changed(
@@ -45,7 +84,7 @@ static void on_device_deleted(Guest *g, const char *event, json_object *data, ui
         json_object *device, *path;
         Nic *n = NULL;
 
-        bus_guest_emit_net_event(g, event, data, timestamp_usec);
+        relay_event(g, event, data, timestamp_usec);
         if (json_object_object_get_ex(data, "device", &device) &&
                 json_object_is_type(device, json_type_string))
                 n = guest_find_nic(g, json_object_get_string(device));
@@ -64,7 +103,7 @@ static int refresh_log_level(Guest *g) {
 /* RESET: QEMU silently returns every filter to its reset state without an event; resync them all. */
 static void on_reset(Guest *g, const char *event, json_object *data, uint64_t timestamp_usec) {
         log_guest(g, refresh_log_level(g), "guest reset, resyncing all NICs");
-        bus_guest_emit_net_event(g, event, data, timestamp_usec);
+        relay_event(g, event, data, timestamp_usec);
         (void)guest_query_all_nics(g, "reset");
 }
 
@@ -89,9 +128,7 @@ static void on_migration(Guest *g, const char *event, json_object *data, uint64_
 
 /* Events about guest networking that we relay without acting on them. */
 static void on_relayed_event(Guest *g, const char *event, json_object *data, uint64_t timestamp_usec) {
-        log_guest(
-                g, LOG_DEBUG, "network event %s %s", event, data ? json_object_to_json_string(data) : "{}");
-        bus_guest_emit_net_event(g, event, data, timestamp_usec);
+        relay_event(g, event, data, timestamp_usec);
 }
 
 /* Sorted by name (strcmp order): test-qmp-events fails otherwise. */

@@ -2,6 +2,7 @@
 /* ratelimit.h: a token bucket that defers, never drops: how long the next action must wait. */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef struct RateLimit {
@@ -15,3 +16,6 @@ typedef struct RateLimit {
  * and holds `burst` tokens. Returns 0 when the action may run now, else the delay after which it may:
  * the token that accrues meanwhile is spent on it. rate 0 means unlimited. */
 uint64_t rate_limit_take(RateLimit *rl, unsigned rate, unsigned burst, uint64_t now);
+/* For what is dropped, not deferred: takes a token if there is one now (true), else takes nothing and
+ * reserves nothing (false). */
+bool rate_limit_try(RateLimit *rl, unsigned rate, unsigned burst, uint64_t now);

@@ -234,3 +234,48 @@ def test_a_guest_that_goes_while_the_bus_lags_goes_after_its_nics(fakes, daemons
         assert sorted(removed[:-1]) == sorted(paths) and removed[-1] == guest, removed
     finally:
         sub.close()
+
+
+def test_a_monitors_huge_events_are_not_relayed(fakes, daemons, bare_bus_env):
+    """Found in review: a hostile QEMU sent 500 KB NETDEV_STREAM_CONNECTED events (data.addr an array
+    of 250,000 ones, under the 24 MiB parse budget); each became a 5 MB NetEvent, and with dbus-daemon
+    stopped the daemon grew to 1.4 GB (its queue counts messages, not bytes). An event that took more
+    than 16 KiB to parse is not relayed: 40 of 200 KB here, bus stopped, memory within a bound, one
+    warning; a real-sized event afterwards reaches an unprivileged subscriber, and the guest's own
+    rate (MaxQueriesPerSecond=, default 20) bounds how many are relayed."""
+    env = bare_bus_env
+    fake = fakes("vm1", nics=[{"id": "net0", "mac": "52:54:00:00:10:01"}])
+    d = start_bus_daemon(daemons, env, log_level="info", config="[Daemon]\nReconcileIntervalSec=0\n",
+                         guests={"vm1": guest_dropin("vm1", fake.path, "none")})
+    fake.wait_armed("net0", timeout=15)
+    sub = Subscriber(env)
+    sub.drain(0.5)
+    huge = {"netdev-id": "st0", "addr": {"type": "unix", "path": [1] * 100000}}
+    rss0, hwm0 = status_kib(d.pid, "VmRSS"), status_kib(d.pid, "VmHWM")
+    os.kill(env.bus.pid, signal.SIGSTOP)
+    try:
+        for _ in range(40):
+            fake.emit_event("NETDEV_STREAM_CONNECTED", huge)
+        # A filter change after them: once it is queried, the daemon has read every event before it.
+        queries = fake.query_count("net0")
+        fake.set_filter_burst("net0", [change(1, 1)], rearm_each=True)
+        poll(lambda: fake.query_count("net0") > queries, 60, what="the query after the 40 events")
+        time.sleep(0.5)
+        rss, hwm = status_kib(d.pid, "VmRSS"), status_kib(d.pid, "VmHWM")
+        print("40 events of 200 KB with the bus stopped: VmRSS %d -> %d KiB, VmHWM %d -> %d KiB" % (rss0, rss, hwm0, hwm))
+        if not sanitized(d.pid):
+            # Relayed, the 40 would queue some 60 MB of signals; a parse takes a few MiB, which the heap keeps.
+            assert (rss - rss0) / 1024 < 16, "VmRSS grew by %.1f MiB" % ((rss - rss0) / 1024)
+            assert (hwm - hwm0) / 1024 < 24, "VmHWM grew by %.1f MiB" % ((hwm - hwm0) / 1024)
+    finally:
+        os.kill(env.bus.pid, signal.SIGCONT)
+    d.wait_log(r"not relaying NETDEV_STREAM_CONNECTED: too large \(\d+ KiB to parse; at most 16 KiB", timeout=10)
+    assert len(d.log_lines(r"not relaying NETDEV_STREAM_CONNECTED")) == 1  # said once per run of drops
+    fake.emit_event("NETDEV_STREAM_CONNECTED", {"netdev-id": "st1", "addr": {"type": "unix", "path": "/run/s"}})
+    ev = sub.wait_for(lambda s: s["member"] == "NetEvent", timeout=15, what="the real-sized NetEvent")
+    assert ev["path"] == guest_path("vm1") and ev["args"][0] == "NETDEV_STREAM_CONNECTED", ev
+    assert ev["args"][1]["netdev-id"] == "st1", ev
+    assert not [s for s in sub.drain(1.0) if s["member"] == "NetEvent" and s["args"][1].get("netdev-id") == "st0"]
+    d.wait_log(r"relaying events again \(40 dropped so far\)", timeout=10)
+    sub.close()
+    assert d.running()

@@ -69,11 +69,16 @@ int fake_qemu_send(FakeQemu *q, const char *text) {
 }
 
 int fake_qemu_event(FakeQemu *q, const char *name, const char *data_json) {
-        char buf[1024];
-        snprintf(buf, sizeof(buf),
+        size_t size = strlen(name) + (data_json ? strlen(data_json) : 2) + 96;
+        char *buf = malloc(size);
+        if (!buf)
+                return -ENOMEM;
+        snprintf(buf, size,
                 "{\"event\": \"%s\", \"data\": %s, \"timestamp\": {\"seconds\": 1, \"microseconds\": 2}}",
                 name, data_json ? data_json : "{}");
-        return fake_qemu_send(q, buf);
+        int r = fake_qemu_send(q, buf);
+        free(buf);
+        return r;
 }
 
 static int reply(FakeQemu *q, int64_t id, const char *result_json) {

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* test-guest.c: a guest's state machine and its full query, driven by a scripted QMP peer. */
+#include <inttypes.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -149,6 +150,87 @@ TEST(failed_full_query_is_retried) {
         ASSERT_TRUE(fake_qemu_pump_until(env.qemu, all_idle, &env, 500));
         ASSERT_INT_EQ(env.guest->n_nics, 1);
         ASSERT_TRUE(env.guest->full_query_timer == NULL);
+        fake_env_done(&env);
+}
+
+/* Found in review: a full query deferred by the rate limit took a token again when its timer fired, and
+ * the timer fires on time, when less than one token has accrued: deferred again, for as long as events
+ * kept coming. The deferral's token is the query's. The clock is the manager's, held still. */
+TEST(rate_limited_full_query_is_sent_when_its_timer_fires) {
+        FakeEnv env;
+        char reply[1200];
+
+        ASSERT_OK(env_new(&env));
+        Manager *m = env.guest->manager;
+        m->config.max_queries_per_second = 20;
+        m->clock_override_usec = 1000000000;
+        env.guest->full_query_limit = (RateLimit){ .tokens = 0, .usec = m->clock_override_usec };
+        unsigned full = env.qemu->n_full_queries;
+
+        ASSERT_OK(fake_qemu_event(env.qemu, "RESET", "{\"guest\": true, \"reason\": \"guest-reset\"}"));
+        for (unsigned i = 0; i < 50 && !env.guest->full_query_timer; i++)
+                fake_qemu_pump(env.qemu);
+        ASSERT_TRUE(env.guest->full_query_timer != NULL);
+        ASSERT_INT_EQ(env.qemu->n_full_queries - full, 0);
+
+        /* Due after one token's time (1 s / 20 + 1 µs); the timer fires exactly then. */
+        m->clock_override_usec += 50001;
+        fire_timer(env.guest->full_query_timer);
+        ASSERT_TRUE(fake_qemu_pump_until(env.qemu, fake_env_has_query, &env, 500));
+        ASSERT_INT_EQ(env.qemu->n_full_queries - full, 1);
+        ASSERT_TRUE(env.guest->full_query_timer == NULL);
+
+        snprintf(reply, sizeof(reply), "[%s]", fake_filter("net0", "52:54:00:12:34:56"));
+        ASSERT_OK(fake_qemu_answer(env.qemu, reply));
+        ASSERT_TRUE(fake_qemu_pump_until(env.qemu, all_idle, &env, 500));
+        ASSERT_TRUE(env.guest->full_query_pending == NULL);
+        fake_env_done(&env);
+}
+
+/* Found in review: a relayed event becomes a bus signal for every subscriber, and a monitor could send
+ * 500 KB ones, as many as it liked (1.4 GB of queued signals while the bus lagged). One that took more
+ * than 16 KiB to parse is dropped, and at most MaxQueriesPerSecond= a second (a burst of 128) are
+ * relayed. */
+TEST(relayed_events_are_bounded_in_size_and_rate) {
+        FakeEnv env;
+        ASSERT_OK(env_new(&env));
+        Manager *m = env.guest->manager;
+        m->config.max_queries_per_second = 32;
+        m->clock_override_usec = 1000000000;
+        size_t big_len = 20000;
+        char *big = malloc(big_len + 128);
+        ASSERT_TRUE(big != NULL);
+        int n = snprintf(big, 128, "{\"netdev-id\": \"n0\", \"addr\": {\"type\": \"unix\", \"path\": [");
+        for (size_t i = 0; i < big_len / 2; i++)
+                big[n++] = i ? ',' : ' ', big[n++] = '1';
+        strcpy(big + n, "]}}");
+
+        ASSERT_OK(fake_qemu_event(env.qemu, "NETDEV_STREAM_CONNECTED", big));
+        free(big);
+        for (unsigned i = 0; i < 50 && env.guest->n_net_events_dropped == 0; i++)
+                fake_qemu_pump(env.qemu);
+        ASSERT_INT_EQ(env.guest->n_net_events_dropped, 1);
+        ASSERT_INT_EQ(env.guest->n_net_events_relayed, 0);
+
+        const char *small = "{\"netdev-id\": \"n0\", \"addr\": {\"type\": \"unix\", \"path\": \"/run/s\"}}";
+        for (unsigned i = 0; i < 200; i++)
+                ASSERT_OK(fake_qemu_event(env.qemu, "NETDEV_STREAM_CONNECTED", small));
+        for (unsigned i = 0;
+                i < 500 && env.guest->n_net_events_relayed + env.guest->n_net_events_dropped < 201; i++)
+                fake_qemu_pump(env.qemu);
+        printf("# 200 events in one instant: %" PRIu64 " relayed, %" PRIu64 " dropped\n",
+                env.guest->n_net_events_relayed, env.guest->n_net_events_dropped);
+        ASSERT_INT_EQ(env.guest->n_net_events_relayed, 128);
+        ASSERT_INT_EQ(env.guest->n_net_events_dropped, 1 + 72);
+
+        m->clock_override_usec += 1000000; /* a second later: 32 more */
+        for (unsigned i = 0; i < 40; i++)
+                ASSERT_OK(fake_qemu_event(env.qemu, "NETDEV_STREAM_CONNECTED", small));
+        for (unsigned i = 0;
+                i < 500 && env.guest->n_net_events_relayed + env.guest->n_net_events_dropped < 241; i++)
+                fake_qemu_pump(env.qemu);
+        ASSERT_INT_EQ(env.guest->n_net_events_relayed, 128 + 32);
+        ASSERT_INT_EQ(env.guest->n_net_events_dropped, 73 + 8);
         fake_env_done(&env);
 }
 
