@@ -30,8 +30,8 @@ uint64_t log_ratelimit_key(const char *file, int line, const char *guest, const 
         return fnv1a_str(h, nic);
 }
 
-bool log_ratelimit_test(LogRatelimit *rl, uint64_t key, const char *file, int line, uint64_t now_usec,
-        unsigned *ret_suppressed, const char **ret_file, int *ret_line) {
+static bool bucket_test(LogRatelimit *rl, uint64_t key, unsigned burst, const char *file, int line,
+        uint64_t now_usec, unsigned *ret_suppressed, const char **ret_file, int *ret_line) {
         LogRatelimitBucket *b = &rl->buckets[key % LOG_RATELIMIT_BUCKETS];
 
         *ret_suppressed = 0;
@@ -46,7 +46,7 @@ bool log_ratelimit_test(LogRatelimit *rl, uint64_t key, const char *file, int li
                 *b = (LogRatelimitBucket){ .used = true, .begin_usec = now_usec, .n = 1 };
                 return true;
         }
-        if (b->n < rl->burst) {
+        if (b->n < burst) {
                 b->n++;
                 return true;
         }
@@ -54,4 +54,16 @@ bool log_ratelimit_test(LogRatelimit *rl, uint64_t key, const char *file, int li
         b->file = file;
         b->line = line;
         return false;
+}
+
+bool log_ratelimit_test(LogRatelimit *rl, uint64_t key, const char *file, int line, uint64_t now_usec,
+        unsigned *ret_suppressed, const char **ret_file, int *ret_line) {
+        return bucket_test(rl, key, rl->burst, file, line, now_usec, ret_suppressed, ret_file, ret_line);
+}
+
+bool log_ratelimit_test_guest(LogRatelimit *rl, const char *guest, const char *file, int line,
+        uint64_t now_usec, unsigned *ret_suppressed, const char **ret_file, int *ret_line) {
+        uint64_t key = fnv1a_str(fnv1a_str(0xcbf29ce484222325ULL, "guest"), guest);
+        return bucket_test(rl, key, rl->burst * LOG_RATELIMIT_GUEST_BURSTS, file, line, now_usec,
+                ret_suppressed, ret_file, ret_line);
 }

@@ -129,7 +129,16 @@ static void log_write(int level, int error, const char *file, int line, const ch
                 fprintf(stderr, "%s: %s\n", level_names[level & 7], message);
 }
 
-static bool log_ratelimit(const char *file, int line, const LogFields *fields) {
+static void report_suppressed(unsigned suppressed, const char *file, int line) {
+        if (suppressed == 0)
+                return;
+        char m[300];
+        snprintf(m, sizeof(m), "Suppressed %u messages from %s:%d", suppressed, file, line);
+        /* No fields: the suppressed lines may be another key's that shares the bucket. */
+        log_write(LOG_WARNING, 0, __FILE__, __LINE__, __func__, NULL, m);
+}
+
+static bool log_ratelimit(int level, const char *file, int line, const LogFields *fields) {
         uint64_t key =
                 log_ratelimit_key(file, line, fields ? fields->guest : NULL, fields ? fields->nic : NULL);
         const char *suppressed_file = NULL;
@@ -138,18 +147,21 @@ static bool log_ratelimit(const char *file, int line, const LogFields *fields) {
         bool pass;
         uint64_t now = now_usec(CLOCK_MONOTONIC);
 
+        unsigned guest_suppressed = 0;
+        const char *guest_suppressed_file = NULL;
+        int guest_suppressed_line = 0;
+
         pthread_mutex_lock(&ratelimit_lock);
         pass = log_ratelimit_test(
                 &ratelimit, key, file, line, now, &suppressed, &suppressed_file, &suppressed_line);
+        /* Debug lines are the operator's choice of volume: only their call sites' budgets apply. */
+        if (pass && fields && fields->guest && level < LOG_DEBUG)
+                pass = log_ratelimit_test_guest(&ratelimit, fields->guest, file, line, now,
+                        &guest_suppressed, &guest_suppressed_file, &guest_suppressed_line);
         pthread_mutex_unlock(&ratelimit_lock);
 
-        if (suppressed > 0) {
-                char m[300];
-                snprintf(m, sizeof(m), "Suppressed %u messages from %s:%d", suppressed, suppressed_file,
-                        suppressed_line);
-                /* No fields: the suppressed lines may be another key's that shares the bucket. */
-                log_write(LOG_WARNING, 0, __FILE__, __LINE__, __func__, NULL, m);
-        }
+        report_suppressed(suppressed, suppressed_file, suppressed_line);
+        report_suppressed(guest_suppressed, guest_suppressed_file, guest_suppressed_line);
         return pass;
 }
 
@@ -160,7 +172,7 @@ int log_internal(int level, int error, const char *file, int line, const char *f
         va_list ap;
 
         error = error < 0 ? -error : error;
-        if (level > log_max_level || !log_ratelimit(file, line, fields)) {
+        if (level > log_max_level || !log_ratelimit(level, file, line, fields)) {
                 errno = saved_errno;
                 return -error;
         }

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* test-log.c: escaping of peer bytes, the log rate limit, and what a log line looks like on stderr. */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "escape.h"
@@ -88,6 +90,46 @@ TEST(ratelimit_burst_then_count) {
         ASSERT_TRUE(log_ratelimit_test(
                 &rl, k, "nic.c", 10, 2000 + LOG_RATELIMIT_INTERVAL_USEC, &suppressed, &file, &line));
         ASSERT_INT_EQ(suppressed, 0);
+}
+
+/* Found in review: a monitor that makes up new NIC ids gave each a budget of its own (1,400 lines a
+ * second from one guest). The guest has a budget too, over all its call sites and NICs. Through
+ * log_internal(), stderr counted. */
+TEST(ratelimit_guest_budget_over_made_up_nics) {
+        char path[] = "/tmp/test-log-XXXXXX";
+        int fd = mkstemp(path), saved = dup(STDERR_FILENO);
+        ASSERT_TRUE(fd >= 0 && saved >= 0);
+        unlink(path);
+        log_set_ratelimit(LOG_RATELIMIT_INTERVAL_USEC, 10);
+        fflush(stderr);
+        ASSERT_TRUE(dup2(fd, STDERR_FILENO) >= 0);
+        for (unsigned i = 0; i < 500; i++) {
+                char nic[16];
+                snprintf(nic, sizeof(nic), "n%u", i);
+                for (unsigned k = 0; k < 3; k++)
+                        log_internal(LOG_ERR, 0, "guest.c", 100 + k, "f",
+                                &(LogFields){ .guest = "hostile", .nic = nic }, "nic %s line %u", nic, k);
+        }
+        log_internal(LOG_ERR, 0, "guest.c", 100, "f", &(LogFields){ .guest = "other", .nic = "net0" },
+                "another guest is heard");
+        fflush(stderr);
+        ASSERT_TRUE(dup2(saved, STDERR_FILENO) >= 0);
+        log_set_ratelimit(LOG_RATELIMIT_INTERVAL_USEC, LOG_RATELIMIT_BURST);
+
+        char buf[65536];
+        ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+        ASSERT_TRUE(n > 0);
+        buf[n] = '\0';
+        unsigned hostile = 0, other = 0;
+        for (char *p = buf; (p = strstr(p, "nic n")); p++)
+                hostile++;
+        other = strstr(buf, "another guest is heard") != NULL;
+        close(fd);
+        close(saved);
+        printf("# 1,500 lines about 500 made-up NICs of one guest: %u written (burst 10, guest %u bursts)\n",
+                hostile, LOG_RATELIMIT_GUEST_BURSTS);
+        ASSERT_INT_EQ(hostile, 10 * LOG_RATELIMIT_GUEST_BURSTS);
+        ASSERT_INT_EQ(other, 1);
 }
 
 TEST(ratelimit_off) {
