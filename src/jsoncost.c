@@ -41,8 +41,10 @@ size_t json_cost_scan(JsonCost *s, const char *data, size_t size, size_t budget)
                                         return i + 1; /* the message ends here */
                                 break;
                         case ',':
-                        case ':':
                                 s->cost += JSON_COST_VALUE;
+                                break;
+                        case ':':
+                                s->cost += JSON_COST_VALUE + JSON_COST_MEMBER;
                                 break;
                         default:
                                 break;
