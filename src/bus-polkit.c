@@ -8,7 +8,9 @@
 #include "bus-polkit.h"
 
 #include <assert.h>
+#include <inttypes.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,6 +38,7 @@ typedef struct PolkitQuery {
         bool authorized; /* set while the handler runs again */
         bool linked; /* in queries, counted in n_queries */
         uid_t uid; /* the caller's, once known (UID_UNKNOWN before) */
+        char cancellation_id[32]; /* ours, so that a check we stop waiting for is cancelled in polkitd */
 } PolkitQuery;
 
 #define UID_UNKNOWN ((uid_t)-1)
@@ -187,6 +190,11 @@ static int on_check_authorization(sd_bus_message *reply, void *userdata, sd_bus_
                 /* No polkitd, it failed, or nobody answered the authentication in time: the safe answer
                  * is no, and the caller is told which. */
                 bool timed_out = sd_bus_error_has_name(e, SD_BUS_ERROR_NO_REPLY);
+                if (timed_out) /* nobody waits for it any more: polkitd may close its dialog */
+                        (void)sd_bus_call_method_async(sd_bus_message_get_bus(q->message), NULL,
+                                "org.freedesktop.PolicyKit1", "/org/freedesktop/PolicyKit1/Authority",
+                                "org.freedesktop.PolicyKit1.Authority", "CancelCheckAuthorization", NULL,
+                                NULL, "s", q->cancellation_id);
                 log_warning("polkit check for %s by uid %u failed, denying: %s", polkit_query_action(q),
                         (unsigned)q->uid, e->message ? e->message : e->name);
                 polkit_query_reply_error(q, SD_BUS_ERROR_ACCESS_DENIED,
@@ -253,7 +261,7 @@ static int polkit_query_check_authorization(PolkitQuery *q) {
                 sd_bus_message_get_allow_interactive_authorization(q->message) > 0
                         ? POLKIT_ALLOW_USER_INTERACTION
                         : 0u,
-                "" /* no cancellation id */);
+                q->cancellation_id);
         if (r < 0)
                 return r;
         return sd_bus_call_async(bus, &q->slot, pk, on_check_authorization, q, 0);
@@ -376,6 +384,8 @@ int bus_polkit_verify_many_async(sd_bus_message *message, Manager *m, const BusP
         q->handler = handler;
         q->message = sd_bus_message_ref(message);
         q->uid = uid_known ? uid : UID_UNKNOWN;
+        static uint64_t n_checks_made;
+        snprintf(q->cancellation_id, sizeof(q->cancellation_id), "guestnetd-%" PRIu64, ++n_checks_made);
 
         if (uid_known)
                 r = polkit_query_check_authorization(q);

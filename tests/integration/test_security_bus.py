@@ -73,6 +73,13 @@ elif mode == "flood":
     GLib.timeout_add_seconds(110, loop.quit)
     loop.run()
     print(json.dumps(answers), flush=True)
+elif mode == "resync":
+    try:
+        root.Resync(dbus_interface="io.guestnetd.GuestNet1.Manager", timeout=120)
+        out = {"result": "ok"}
+    except dbus.exceptions.DBusException as e:
+        out = {"error": e.get_dbus_name(), "message": e.get_dbus_message()}
+    print(json.dumps(out), flush=True)
 elif mode == "hold":
     # NCONN connections, PER Resync calls each, all at once; what was answered after 3 s, then at the end.
     nconn, per = int(sys.argv[2]), int(sys.argv[3])
@@ -266,6 +273,23 @@ def test_one_user_cannot_fill_the_authorization_table(bus_env, daemon, test_user
     assert root == {"result": []}, root
     assert final[0] == {LIMITS: 40, CHALLENGE: 8}, final
     assert final[1] == {CHALLENGE: 8}, final
+
+
+def test_an_unanswered_authorization_says_so(bus_env, daemon):
+    """A check polkitd never answers (stopped here; an authentication agent nobody answers is the same)
+    is denied after the bus's 25 s with what happened, not "polkit is not available"."""
+    import signal
+    os.kill(bus_env.polkitd.pid, signal.SIGSTOP)
+    t = time.monotonic()
+    try:
+        out = attacker(bus_env, "resync")
+    finally:
+        os.kill(bus_env.polkitd.pid, signal.SIGCONT)
+    print("unanswered check: %r after %.1f s" % (out, time.monotonic() - t))
+    assert out.get("error") == DENIED, out
+    assert "the authorization was not answered in time" in out["message"], out
+    assert "polkit is not available" not in out["message"], out
+    assert bus_env.gcall(ROOT_PATH, MANAGER_IFACE, "Resync") == {"result": []}
 
 
 def test_invalid_utf8_socket_name_does_not_break_listguests(bus_env, daemon):
