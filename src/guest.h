@@ -84,6 +84,7 @@ typedef struct Guest {
         RateLimit net_event_limit; /* relayed events (NetEvent): dropped past it */
         uint64_t n_net_events_relayed, n_net_events_dropped;
         bool net_events_dropping; /* said once per run of drops */
+        uint64_t net_events_last_drop_usec; /* a run of drops ends a second after its last one */
         uint64_t query_timeout_usec; /* for the full query; 0: QMP_TIMEOUT_DEFAULT (tests shorten it) */
         bool full_query_capped_logged;
         uint64_t n_connects; /* connections established (metrics) */

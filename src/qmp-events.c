@@ -19,13 +19,14 @@
 static void relay_event(Guest *g, const char *event, json_object *data, uint64_t timestamp_usec) {
         size_t cost = g->qmp ? qmp_client_get_message_cost(g->qmp) : 0;
         unsigned rate = g->manager->config.max_queries_per_second;
-        const char *why = cost > NET_EVENT_COST_MAX ? "too large"
-                : !rate_limit_try(&g->net_event_limit, rate, NET_EVENTS_BURST, manager_now(g->manager))
-                ? "too many"
-                : NULL;
+        uint64_t now = manager_now(g->manager);
+        const char *why = cost > NET_EVENT_COST_MAX                                 ? "too large"
+                : !rate_limit_try(&g->net_event_limit, rate, NET_EVENTS_BURST, now) ? "too many"
+                                                                                    : NULL;
 
         if (why) {
                 g->n_net_events_dropped++;
+                g->net_events_last_drop_usec = now;
                 if (!g->net_events_dropping)
                         log_guest_id(g, MESSAGE_ID_MONITOR_MISBEHAVING, LOG_WARNING,
                                 "not relaying %s: %s (%zu KiB to parse; at most %u KiB, %u a second): "
@@ -34,10 +35,13 @@ static void relay_event(Guest *g, const char *event, json_object *data, uint64_t
                 g->net_events_dropping = true;
                 return;
         }
-        if (g->net_events_dropping)
+        /* A flood at the limit lets an event through now and then: the run of drops is over only when
+         * a second has passed without one, so a flood is said once, not at every token. */
+        if (g->net_events_dropping && now - g->net_events_last_drop_usec >= 1000000) {
                 log_guest(g, LOG_INFO, "relaying events again (%" PRIu64 " dropped so far)",
                         g->n_net_events_dropped);
-        g->net_events_dropping = false;
+                g->net_events_dropping = false;
+        }
         g->n_net_events_relayed++;
         if (log_max_level >= LOG_DEBUG) /* the text is made only when it is logged */
                 log_guest(g, LOG_DEBUG, "network event %s %s", event,
