@@ -6,6 +6,7 @@
 
 #include "bus-polkit.h"
 #include "bus.h"
+#include "escape.h"
 #include "guest.h"
 #include "log.h"
 #include "manager.h"
@@ -352,9 +353,8 @@ static const char *qmp_socket_invalid_reason(const char *path) {
                 return "too long for a unix socket (at most " SUN_PATH_MAX_TEXT " bytes)";
         if (path[0] != '/')
                 return "not an absolute path";
-        for (const unsigned char *c = (const unsigned char *)path; *c; c++)
-                if (*c < ' ' || *c == 0x7f)
-                        return "the path contains control characters";
+        if (has_control_chars(path))
+                return "the path contains control characters";
         return NULL;
 }
 

@@ -90,12 +90,17 @@ static void sender_uids_forget(sd_bus *bus) {
                 }
 }
 
-static size_t queries_of_uid(uid_t uid) {
+/* 0, or (*error set) < 0 when uid already has as many authorizations in progress as one user may. */
+static int uid_over_limit(uid_t uid, sd_bus_error *error) {
         size_t n = 0;
         for (PolkitQuery *q = queries; q; q = q->next)
                 if (q->uid == uid)
                         n++;
-        return n;
+        if (n < BUS_POLKIT_QUERIES_PER_UID_MAX)
+                return 0;
+        return sd_bus_error_setf(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
+                "Too many authorizations in progress for uid %u (%d); wait for their answers.",
+                (unsigned)uid, BUS_POLKIT_QUERIES_PER_UID_MAX);
 }
 
 static PolkitQuery *polkit_query_free(PolkitQuery *q) {
@@ -284,11 +289,9 @@ static int on_connection_unix_user(sd_bus_message *reply, void *userdata, sd_bus
                         polkit_query_free(q);
                         return 0;
                 }
-                if (queries_of_uid(uid) >= BUS_POLKIT_QUERIES_PER_UID_MAX) {
-                        r = sd_bus_reply_method_errorf(q->message, SD_BUS_ERROR_LIMITS_EXCEEDED,
-                                "Too many authorizations in progress for uid %u (%d); wait for their "
-                                "answers.",
-                                (unsigned)uid, BUS_POLKIT_QUERIES_PER_UID_MAX);
+                _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+                if (uid_over_limit(uid, &error) < 0) {
+                        r = sd_bus_reply_method_error(q->message, &error);
                         if (r < 0)
                                 log_debug_errno(r, "Failed to answer a call over the limit: %m");
                         polkit_query_free(q);
@@ -356,10 +359,8 @@ int bus_polkit_verify_many_async(sd_bus_message *message, Manager *m, const BusP
         bool uid_known = sender_uid_get(sd_bus_message_get_bus(message), sender, &uid);
         if (uid_known && uid == 0)
                 return 1;
-        if (uid_known && queries_of_uid(uid) >= BUS_POLKIT_QUERIES_PER_UID_MAX)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
-                        "Too many authorizations in progress for uid %u (%d); wait for their answers.",
-                        (unsigned)uid, BUS_POLKIT_QUERIES_PER_UID_MAX);
+        if (uid_known && (r = uid_over_limit(uid, error)) < 0)
+                return r;
         if (!uid_known && queries_of_sender(sender) >= BUS_POLKIT_QUERIES_PER_SENDER_MAX)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
                         "Too many authorizations in progress for %s (%d); wait for their answers.", sender,

@@ -15,6 +15,7 @@
 #include <sys/un.h>
 
 #include "cleanup.h"
+#include "escape.h"
 #include "log-ratelimit.h"
 #include "log.h"
 #include "schedslice.h"
@@ -262,13 +263,6 @@ static int config_parse_trust(ConfigParser *p, const char *key, const char *valu
                 return config_invalid(p, key, value, "allowed values are %s", TRUST_CAPABILITIES_ALLOWED);
         *ret = t;
         return 0;
-}
-
-static bool has_control_chars(const char *s) {
-        for (; *s != '\0'; s++)
-                if ((unsigned char)*s < ' ' || *s == 0x7f)
-                        return true;
-        return false;
 }
 
 static int config_parse_path(ConfigParser *p, const char *key, const char *value, size_t max, char **ret) {

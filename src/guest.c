@@ -361,27 +361,16 @@ static void guest_full_query_want(Guest *g, const char *reason) {
                 g->full_query_pending = reason;
 }
 
-static void guest_full_query_kick(Guest *g);
-
-static void guest_send_full_query(Guest *g);
+static void guest_full_query_kick(Guest *g, bool token_held);
 
 static int on_full_query_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Guest *g = userdata;
         g->full_query_timer = sd_event_source_disable_unref(g->full_query_timer);
-        if (!g->full_query_token_held) {
-                guest_full_query_kick(g); /* a retry: it takes a token like any other query */
-                return 0;
-        }
-        /* The rate limit's deferral: the token that accrued meanwhile is this query's. Taking another
-         * would defer it again each time, for as long as events keep coming. */
+        /* A retry takes a token like any other query; the rate limit's deferral already holds the one
+         * that accrued meanwhile. */
+        bool token_held = g->full_query_token_held;
         g->full_query_token_held = false;
-        if (g->full_query_in_flight || !g->full_query_pending)
-                return 0;
-        if (!guest_is_connected(g)) {
-                g->full_query_pending = NULL;
-                return 0;
-        }
-        guest_send_full_query(g);
+        guest_full_query_kick(g, token_held);
         return 0;
 }
 
@@ -485,7 +474,7 @@ static void on_query_all_nics(QmpClient *c, json_object *result, const QmpError 
         guest_set_state(g, GUEST_STATE_READY, "first full query answered");
 
         guest_process_full_reply(g, result, q->reason);
-        guest_full_query_kick(g);
+        guest_full_query_kick(g, false);
 }
 
 static void guest_send_full_query(Guest *g) {
@@ -509,17 +498,21 @@ static void guest_send_full_query(Guest *g) {
         }
 }
 
-static void guest_full_query_kick(Guest *g) {
+static void guest_full_query_kick(Guest *g, bool token_held) {
         if (g->full_query_in_flight || g->full_query_timer || !g->full_query_pending)
                 return;
         if (!guest_is_connected(g)) {
                 g->full_query_pending = NULL;
                 return;
         }
-        /* Paced like a NIC's own queries: a RESET flood costs one query per token, not one per event. */
+        /* Paced like a NIC's own queries: a RESET flood costs one query per token, not one per event.
+         * A query deferred by the limit is sent with the token that accrued meanwhile: taking another
+         * when its timer fires, on time, would defer it again, for as long as events keep coming. */
         unsigned rate = g->manager->config.max_queries_per_second;
-        uint64_t delay = rate_limit_take(&g->full_query_limit, rate,
-                rate > NIC_QUERY_BURST ? rate : NIC_QUERY_BURST, manager_now(g->manager));
+        uint64_t delay = token_held
+                ? 0
+                : rate_limit_take(&g->full_query_limit, rate,
+                          rate > NIC_QUERY_BURST ? rate : NIC_QUERY_BURST, manager_now(g->manager));
         if (delay > 0) {
                 guest_full_query_arm(g, delay);
                 g->full_query_token_held = g->full_query_timer != NULL;
@@ -532,7 +525,7 @@ int guest_query_all_nics(Guest *g, const char *reason) {
         if (!guest_is_connected(g))
                 return -ENOTCONN;
         guest_full_query_want(g, reason);
-        guest_full_query_kick(g);
+        guest_full_query_kick(g, false);
         return 0;
 }
 

@@ -11,15 +11,15 @@
 #include <sys/stat.h>
 
 #include "cleanup.h"
+#include "escape.h"
 
 const char *netns_path_invalid_reason(const char *path) {
         if (path[0] != '/')
                 return "not an absolute path";
         if (strlen(path) > NETNS_PATH_MAX)
                 return "the path is too long";
-        for (const unsigned char *c = (const unsigned char *)path; *c; c++)
-                if (*c < ' ' || *c == 0x7f)
-                        return "the path contains control characters";
+        if (has_control_chars(path))
+                return "the path contains control characters";
         return NULL;
 }
 

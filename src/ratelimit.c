@@ -5,6 +5,8 @@
 #include <math.h>
 
 static void rate_limit_refill(RateLimit *rl, unsigned rate, unsigned burst, uint64_t now) {
+        if (burst < 1)
+                burst = 1;
         if (rl->tokens < 0)
                 rl->tokens = burst;
         else if (now > rl->usec)
@@ -16,7 +18,7 @@ static void rate_limit_refill(RateLimit *rl, unsigned rate, unsigned burst, uint
 uint64_t rate_limit_take(RateLimit *rl, unsigned rate, unsigned burst, uint64_t now) {
         if (rate == 0)
                 return 0;
-        rate_limit_refill(rl, rate, burst < 1 ? 1 : burst, now);
+        rate_limit_refill(rl, rate, burst, now);
 
         if (rl->tokens >= 1.0) {
                 rl->tokens -= 1.0;
@@ -31,7 +33,7 @@ uint64_t rate_limit_take(RateLimit *rl, unsigned rate, unsigned burst, uint64_t 
 bool rate_limit_try(RateLimit *rl, unsigned rate, unsigned burst, uint64_t now) {
         if (rate == 0)
                 return true;
-        rate_limit_refill(rl, rate, burst < 1 ? 1 : burst, now);
+        rate_limit_refill(rl, rate, burst, now);
         if (rl->tokens < 1.0)
                 return false;
         rl->tokens -= 1.0;

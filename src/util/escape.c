@@ -91,3 +91,10 @@ char *utf8_trim_incomplete(char *s) {
         }
         return s;
 }
+
+bool has_control_chars(const char *s) {
+        for (; *s != '\0'; s++)
+                if ((unsigned char)*s < ' ' || *s == 0x7f)
+                        return true;
+        return false;
+}

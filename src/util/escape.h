@@ -2,6 +2,7 @@
 /* escape.h: peer bytes made safe for a log line or a terminal (C-style \xNN for what is not printable). */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Worst case: every byte becomes "\xNN". */
@@ -16,6 +17,10 @@ char *escape_nonprintable(const char *s, char *buf, size_t size);
 
 /* The same into a new string; NULL on OOM. */
 char *escape_nonprintable_dup(const char *s);
+
+/* Whether s has a C0 control character or DEL: refused in names and paths that reach a log, a
+ * terminal or polkit's details. */
+bool has_control_chars(const char *s);
 
 /* The length of the valid UTF-8 sequence at s (1..4) or 0 when it is not one (truncated, overlong,
  * a surrogate, beyond U+10FFFF). *ret_cp gets the code point. */

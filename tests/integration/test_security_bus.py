@@ -113,12 +113,19 @@ def daemon(bus_env):
     d.stop()
 
 
+def start_attacker(env, *args, uid=NOBODY_UID, gid=NOBODY_GID):
+    """The ATTACKER script in MODE (args[0]) as uid, its standard output a pipe of JSON lines."""
+    argv = as_user([PYTHON, "-I", "-c", ATTACKER, args[0], *args[1:], env.address], uid, gid)
+    return subprocess.Popen(argv, env=env.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd="/")
+
+
 def attacker(env, *args, uid=NOBODY_UID, gid=NOBODY_GID):
     import json
-    argv = as_user([PYTHON, "-I", "-c", ATTACKER, args[0], *args[1:], env.address], uid, gid)
-    res = subprocess.run(argv, env=env.env(), capture_output=True, text=True, timeout=150, cwd="/")
-    assert res.returncode == 0, res.stderr
-    return json.loads(res.stdout)
+    p = start_attacker(env, *args, uid=uid, gid=gid)
+    out, err = p.communicate(timeout=150)
+    assert p.returncode == 0, err
+    return json.loads(out)
 
 
 def list_guests_latency(env, stop, samples):
@@ -240,11 +247,6 @@ def test_polkit_flood_from_one_caller_is_limited(bus_env, daemon):
     assert sum(out.values()) == 400, out
     assert out.get(CHALLENGE, 0) >= 1, out  # the ones within the limit got polkit's real answer
     assert bus_env.gcall(ROOT_PATH, MANAGER_IFACE, "Resync") == {"result": []}
-
-
-def start_attacker(env, *args, uid=NOBODY_UID, gid=NOBODY_GID):
-    argv = as_user([PYTHON, "-I", "-c", ATTACKER, args[0], *args[1:], env.address], uid, gid)
-    return subprocess.Popen(argv, env=env.env(), stdout=subprocess.PIPE, text=True, cwd="/")
 
 
 def test_one_user_cannot_fill_the_authorization_table(bus_env, daemon, test_users):
