@@ -260,15 +260,21 @@ def test_one_user_cannot_fill_the_authorization_table(bus_env, daemon, test_user
     os.kill(bus_env.polkitd.pid, signal.SIGSTOP)
     attackers = []
     try:
-        attackers.append(start_attacker(bus_env, "hold", "6", "8"))
-        attackers.append(start_attacker(bus_env, "hold", "1", "8", uid=other[0], gid=other[1]))
-        early = [json.loads(p.stdout.readline()) for p in attackers]
-        root = bus_env.gcall(ROOT_PATH, MANAGER_IFACE, "Resync")
+        try:
+            attackers.append(start_attacker(bus_env, "hold", "6", "8"))
+            attackers.append(start_attacker(bus_env, "hold", "1", "8", uid=other[0], gid=other[1]))
+            early = [json.loads(p.stdout.readline()) for p in attackers]
+            root = bus_env.gcall(ROOT_PATH, MANAGER_IFACE, "Resync")
+        finally:
+            os.kill(bus_env.polkitd.pid, signal.SIGCONT)
+        final = [json.loads(p.stdout.readline()) for p in attackers]
+        for p in attackers:
+            p.wait(timeout=30)
     finally:
-        os.kill(bus_env.polkitd.pid, signal.SIGCONT)
-    final = [json.loads(p.stdout.readline()) for p in attackers]
-    for p in attackers:
-        p.wait(timeout=30)
+        for p in attackers:  # by PID, whatever failed above
+            if p.poll() is None:
+                p.kill()
+                p.wait()
     print("polkit stalled: after 3 s %r; at the end %r; root: %r" % (early, final, root))
     assert early[0] == {LIMITS: 40}, early
     assert early[1] == {}, early  # all 8 waiting for polkit, none refused
